@@ -1,0 +1,69 @@
+"""The one preprocessing step shared by the trainer and the device (Sang et al. 2021).
+
+Each spectrum is min-max normalised on its own measured points, then linearly resampled onto
+the model grid, 30..1599 cm^-1 at 1 cm^-1 (1570 points), with zeros where it was not measured.
+Normalising first matters: the zero fill must not take part in the min-max.
+Checked against the paper's published Dataset_2 vectors (see tests/test_preprocessing.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GRID_START_CM1 = 30
+GRID_STOP_CM1 = 1599
+GRID_STEP_CM1 = 1
+#: The model input grid in Raman shift (cm^-1).
+GRID = np.arange(GRID_START_CM1, GRID_STOP_CM1 + GRID_STEP_CM1, GRID_STEP_CM1, dtype=np.float64)
+GRID_SIZE = GRID.size  # 1570
+
+
+class PreprocessingError(ValueError):
+    """A spectrum that cannot be put on the model grid (says why)."""
+
+
+def normalise_min_max(y: np.ndarray) -> np.ndarray:
+    """Scale intensities to 0..1; a flat spectrum has no shape to classify, so it is an error."""
+    y = np.asarray(y, dtype=np.float64)
+    lo, hi = float(np.min(y)), float(np.max(y))
+    if not hi > lo:
+        raise PreprocessingError("flat spectrum: all intensities are equal")
+    return (y - lo) / (hi - lo)
+
+
+def resample_to_grid(x: np.ndarray, y: np.ndarray, grid: np.ndarray = GRID) -> np.ndarray:
+    """Linear interpolation of (x, y) onto ``grid``; zero outside the measured range of x.
+
+    x may run either way; it must be strictly monotonic (readers check that).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x[0] > x[-1]:
+        x, y = x[::-1], y[::-1]
+    if x[-1] < grid[0] or x[0] > grid[-1]:
+        raise PreprocessingError(
+            f"measured range {x[0]:.1f}..{x[-1]:.1f} cm^-1 lies outside the model grid "
+            f"{grid[0]:.0f}..{grid[-1]:.0f} cm^-1"
+        )
+    return np.interp(grid, x, y, left=0.0, right=0.0)
+
+
+def preprocess(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Raman shift (cm^-1) and intensity of one spectrum -> float32 model input of GRID_SIZE points."""
+    return resample_to_grid(x, normalise_min_max(y)).astype(np.float32)
+
+
+def is_on_grid(x: np.ndarray, y: np.ndarray) -> bool:
+    """True for a spectrum that is already a model input (the paper's published files are).
+
+    Such a spectrum is taken as it is: normalising it again would stretch its interpolated
+    maximum (just under 1) to exactly 1 and no longer match the published vectors.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    return (
+        x.shape == GRID.shape
+        and bool(np.array_equal(x, GRID))
+        and float(np.min(y)) >= 0.0
+        and float(np.max(y)) <= 1.0
+    )

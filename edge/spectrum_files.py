@@ -1,0 +1,169 @@
+"""Readers for spectrum text files: RRUFF's own format and plain two-column CSV/TXT.
+
+RRUFF files carry ``##KEY=value`` header lines (``##NAMES=``, ``##RRUFFID=``, ...), then ``x, y``
+rows, CRLF line ends, ``##END=`` and blank lines. Plain files are two columns separated by
+commas, semicolons, tabs or spaces, optionally under one column-title line. Everything that is
+not a usable spectrum raises :class:`SpectrumFileError`, whose text is one line naming the
+file and the problem, so callers can report it, count it and move on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: Fewer points than this cannot hold a Raman band shape worth classifying.
+MIN_POINTS = 10
+
+_FIELD_SPLIT = re.compile(r"[,;\s]+")
+_SPECIMEN = re.compile(r"^[A-Za-z]+\d+")
+_LASER = re.compile(r"^\d+(\.\d+)?$")
+
+
+class SpectrumFileError(ValueError):
+    """A file that is not a usable spectrum; ``str()`` is one line: ``source: problem``."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """One measured spectrum as it stands in its file, with what the file says about it."""
+
+    x: np.ndarray  # Raman shift, cm^-1, in file order
+    y: np.ndarray  # intensity, arbitrary units
+    source: str
+    mineral: str | None = None
+    rruff_id: str | None = None
+    laser_nm: float | None = None
+    kind: str | None = None  # "raw" or "processed" for RRUFF files
+    header: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def specimen(self) -> str | None:
+        """The RRUFF specimen: the id without its sub-sample suffix (``R040063-4`` -> ``R040063``)."""
+        return specimen_of(self.rruff_id) if self.rruff_id else None
+
+
+def specimen_of(rruff_id: str) -> str:
+    """Base specimen id: letters and digits up to any ``-N``, ``_a``, ``.3`` or ``-3b`` suffix."""
+    match = _SPECIMEN.match(rruff_id)
+    return match.group(0) if match else rruff_id
+
+
+def parse_rruff_filename(name: str) -> dict[str, object]:
+    """What a RRUFF file name says: ``Mineral__RRUFFID__Raman__LASER__...__Raman_Data_KIND__N.txt``.
+
+    Returns the keys it could read (mineral, rruff_id, laser_nm, kind); empty for other names.
+    """
+    parts = Path(name).name.split("__")
+    if len(parts) < 4 or parts[2] != "Raman":
+        return {}
+    info: dict[str, object] = {"mineral": parts[0], "rruff_id": parts[1]}
+    if _LASER.match(parts[3]):
+        info["laser_nm"] = float(parts[3])
+    if "Raman_Data_RAW" in parts:
+        info["kind"] = "raw"
+    elif "Raman_Data_Processed" in parts:
+        info["kind"] = "processed"
+    return info
+
+
+def _decode(data: bytes, source: str) -> str:
+    if not data.strip():
+        raise SpectrumFileError(source, "empty file")
+    if b"\x00" in data:
+        raise SpectrumFileError(source, "binary data, not a text spectrum")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # RRUFF headers hold the odd latin-1 byte; latin-1 never fails
+
+
+def parse_spectrum_text(data: bytes, source: str, mineral: str | None = None) -> Spectrum:
+    """Parse the bytes of a RRUFF or two-column file; ``mineral`` overrides the file's own name.
+
+    ``source`` names the file in every error message.
+    """
+    text = _decode(data, source)
+    header: dict[str, str] = {}
+    rows: list[tuple[float, float]] = []
+    line_numbers: list[int] = []
+    column_title_seen = False
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        if not line:
+            continue
+        if line.startswith("##"):
+            key, _, value = line[2:].partition("=")
+            if key.strip().upper() == "END":
+                break
+            header[key.strip().upper()] = value.strip()
+            continue
+        if line.startswith("#"):
+            continue
+        fields = [f for f in _FIELD_SPLIT.split(line) if f]
+        try:
+            values = [float(f) for f in fields]
+        except ValueError:
+            if not rows and not column_title_seen:
+                column_title_seen = True  # e.g. "wavenumber,intensity"
+                continue
+            raise SpectrumFileError(source, f"line {number}: not numeric: {line[:40]!r}") from None
+        if len(values) != 2:
+            what = "one column" if len(values) == 1 else f"{len(values)} columns"
+            raise SpectrumFileError(source, f"line {number}: {what}; expected two (x, y)")
+        if not all(np.isfinite(values)):
+            raise SpectrumFileError(source, f"line {number}: non-finite value {line[:40]!r}")
+        rows.append((values[0], values[1]))
+        line_numbers.append(number)
+
+    if not rows:
+        raise SpectrumFileError(source, "no numeric rows")
+    if len(rows) < MIN_POINTS:
+        raise SpectrumFileError(source, f"only {len(rows)} data rows; a spectrum needs at least {MIN_POINTS}")
+    xy = np.asarray(rows, dtype=np.float64)
+    x, y = xy[:, 0], xy[:, 1]
+    _check_monotonic(x, line_numbers, source)
+
+    info = parse_rruff_filename(source)
+    return Spectrum(
+        x=x,
+        y=y,
+        source=source,
+        mineral=mineral or header.get("NAMES") or info.get("mineral"),  # type: ignore[arg-type]
+        rruff_id=header.get("RRUFFID") or info.get("rruff_id"),  # type: ignore[arg-type]
+        laser_nm=info.get("laser_nm"),  # type: ignore[arg-type]
+        kind=info.get("kind"),  # type: ignore[arg-type]
+        header=header,
+    )
+
+
+def _check_monotonic(x: np.ndarray, line_numbers: list[int], source: str) -> None:
+    step = np.diff(x)
+    if np.any(step == 0):
+        i = int(np.flatnonzero(step == 0)[0]) + 1
+        raise SpectrumFileError(source, f"line {line_numbers[i]}: duplicate x value {x[i]:g}")
+    direction = np.sign(step[0])
+    turns = np.flatnonzero(np.sign(step) != direction)
+    if turns.size:
+        i = int(turns[0]) + 1
+        raise SpectrumFileError(
+            source, f"line {line_numbers[i]}: x is not monotonic ({x[i - 1]:g} then {x[i]:g})"
+        )
+
+
+def read_spectrum_file(path: str | Path, mineral: str | None = None) -> Spectrum:
+    """Read one RRUFF or two-column file from disk."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpectrumFileError(str(path), exc.strerror or str(exc)) from None
+    return parse_spectrum_text(data, str(path), mineral=mineral)

@@ -1,0 +1,139 @@
+"""``trainer``: prepare RRUFF data, fit the paper's CNN, evaluate it, repeat it over splits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the screen
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from trainer.dataset import DatasetError  # noqa: E402
+from trainer.sources import SourceError, collect  # noqa: E402
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+errors = Console(stderr=True)
+
+#: Errors that are the user's input, not our bug: one line, no traceback.
+EXPECTED = (DatasetError, SourceError, ValueError, OSError)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def prepare(
+    sources: Annotated[list[Path], typer.Argument(help="RRUFF files, zip archives, folders (the paper's layout too) or the published .npz")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset file to write (.npz)")],
+    min_per_class: Annotated[int, typer.Option(help="keep classes with at least this many spectra (10 = Dataset_1)")] = 1,
+    strict: Annotated[bool, typer.Option(help="stop at the first unusable file instead of skipping it")] = False,
+) -> None:
+    """Read, check and preprocess spectra into a dataset file."""
+    try:
+        dataset, report = collect(sources, strict=strict, on_skip=lambda line: errors.print(f"skipped {line}", highlight=False))
+    except EXPECTED as exc:
+        _fail(str(exc))
+    dataset.meta["sources"] = [str(s) for s in sources]
+    full = dataset.summary()
+    dataset = dataset.with_min_per_class(min_per_class)
+    digest = dataset.save(out)
+    console.print(
+        f"read {report.used + len(report.skipped)} spectra: {report.used} used "
+        f"({report.kept_as_published} already on the model grid), {len(report.skipped)} skipped"
+    )
+    console.print(f"all: {full}; with >= {min_per_class} per class: {dataset.summary()}")
+    console.print(f"wrote {out} (sha256 {digest[:16]}…)")
+
+
+@app.command(name="fit")
+def fit_command(
+    dataset: Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")],
+    split: Annotated[str, typer.Option(help="random (the paper's) or grouped (by RRUFF specimen)")] = "random",
+    seed: Annotated[int, typer.Option(help="seed of the split, the initial weights and the batch order")] = 0,
+    width: Annotated[float, typer.Option(help="scale of every layer's width; 1.0 is the paper's network")] = 1.0,
+    epochs: Annotated[int, typer.Option(help="most epochs")] = 200,
+    patience: Annotated[int, typer.Option(help="early-stopping patience on validation accuracy")] = 30,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 32,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Train the paper's CNN (Adam 1e-4, cross-entropy, early stopping) and evaluate it."""
+    from trainer.evaluation import evaluate
+    from trainer.training import FitConfig, fit
+
+    config = FitConfig(protocol=split, seed=seed, width=width, epochs=epochs, patience=patience, batch_size=batch_size)
+    try:
+        run = fit(dataset, out, config, quiet=quiet)
+        record = evaluate(run)
+    except EXPECTED as exc:
+        _fail(str(exc))
+    _print_metrics(record)
+    console.print(f"run written to {run}")
+
+
+@app.command(name="evaluate")
+def evaluate_command(
+    run: Annotated[Path, typer.Argument(help="run folder from `trainer fit`")],
+    dataset: Annotated[Optional[Path], typer.Option(help="dataset file, if it moved since training")] = None,
+) -> None:
+    """Table 3 metrics of a run on its test split, per-class report and figures."""
+    from trainer.evaluation import evaluate
+
+    try:
+        record = evaluate(run, dataset)
+    except EXPECTED as exc:
+        _fail(str(exc))
+    _print_metrics(record)
+    console.print(f"metrics.json, per_class.csv, training_curves.png, confusion_matrix.png in {run}")
+
+
+@app.command(name="repeat")
+def repeat_command(
+    dataset: Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the runs and the summary")],
+    n: Annotated[int, typer.Option("--n", help="splits per protocol")] = 5,
+    protocols: Annotated[str, typer.Option(help="comma-separated: random,grouped")] = "random,grouped",
+    seed: Annotated[int, typer.Option(help="first seed; run i uses seed + i")] = 0,
+    width: Annotated[float, typer.Option(help="scale of every layer's width; 1.0 is the paper's network")] = 1.0,
+    epochs: Annotated[int, typer.Option(help="most epochs")] = 200,
+    patience: Annotated[int, typer.Option(help="early-stopping patience on validation accuracy")] = 30,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Train and evaluate N splits per protocol; mean ± std of every metric."""
+    from trainer.repeat import repeat
+    from trainer.training import FitConfig
+
+    base = FitConfig(seed=seed, width=width, epochs=epochs, patience=patience)
+    try:
+        summary = repeat(dataset, out, n, base, tuple(p.strip() for p in protocols.split(",")), quiet=quiet)
+    except EXPECTED as exc:
+        _fail(str(exc))
+    table = Table(title=f"{n} splits per protocol (mean ± std)")
+    table.add_column("metric")
+    for protocol in summary["summary"]:
+        table.add_column(protocol, justify="right")
+    for metric in next(iter(summary["summary"].values())):
+        table.add_row(metric, *(f"{s[metric]['mean']:.4f} ± {s[metric]['std']:.4f}" for s in summary["summary"].values()))
+    console.print(table)
+    console.print(f"summary.json and repeat_boxplot.png in {out}")
+
+
+def _print_metrics(record: dict) -> None:
+    table = Table(title=f"test split ({record['protocol']}, seed {record['seed']}): {record['n_test']} spectra, {record['n_classes']} classes")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in record["test"].items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+    console.print(
+        f"best validation accuracy {record['best_val_accuracy']:.4f} (epoch {record['best_epoch']} of {record['epochs_run']}); "
+        f"device: {record['device']}",
+        highlight=False,
+    )

@@ -1,0 +1,55 @@
+"""``trainer evaluate``: score a run on its test split in inference mode, write metrics and figures.
+
+Predictions come from ``model.predict`` (BatchNorm on its moving statistics, dropout off),
+exactly what an exported model computes; the run's last training accuracy is shown beside
+it, so a BatchNorm problem shows up as a gap rather than hiding.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from trainer import plots
+from trainer.metrics import classification_metrics, per_class_report
+from trainer.training import load_run
+
+METRICS = "metrics.json"
+PER_CLASS = "per_class.csv"
+
+
+def evaluate(run_dir: str | Path, dataset_path: str | Path | None = None) -> dict:
+    """Compute the Table 3 metrics on the run's test split; write metrics, report and plots."""
+    run = load_run(run_dir)
+    dataset = run.load_dataset(dataset_path)
+    model = run.build_trained_model()
+    labels = dataset.labels(run.classes)
+    rows = run.split.test
+    proba = model.predict(dataset.X[rows, :, None], batch_size=256, verbose=0)
+    y_true = labels[rows]
+
+    metrics = classification_metrics(y_true, proba)
+    record = {
+        "protocol": run.split.protocol,
+        "seed": run.split.seed,
+        "n_classes": len(run.classes),
+        "n_test": int(len(rows)),
+        "test": metrics,
+        "best_val_accuracy": max(run.history.get("val_accuracy", [float("nan")])),
+        "last_train_accuracy_training_mode": run.history["accuracy"][-1],
+        "device": run.config["device"],
+        "epochs_run": run.config["epochs_run"],
+        "best_epoch": run.config["best_epoch"],
+    }
+    (run.path / METRICS).write_text(json.dumps(record, indent=2))
+    with (run.path / PER_CLASS).open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["mineral", "precision", "recall", "f1-score", "support"])
+        writer.writeheader()
+        writer.writerows(per_class_report(y_true, proba, run.classes))
+    title = f"{run.path.name}: {run.split.protocol} split, {len(run.classes)} classes"
+    plots.training_curves(run.history, run.path / "training_curves.png", title)
+    plots.confusion(y_true, proba.argmax(axis=1), run.classes, run.path / "confusion_matrix.png", title)
+    return record

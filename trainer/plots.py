@@ -1,0 +1,75 @@
+"""PNG figures of a run: training curves (the paper's Fig. 4), confusion matrix, repeat box plots (Fig. 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: runs on servers and in CI without a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import confusion_matrix  # noqa: E402
+
+#: Above this many classes the axes carry no names: they would be unreadable.
+MAX_NAMED_CLASSES = 40
+
+
+def training_curves(history: dict[str, list[float]], path: Path, title: str) -> Path:
+    """Loss and accuracy per epoch, training against validation."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, history[metric], label="train")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], linestyle="--", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+    axes[1].set_ylim(0, 1)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], path: Path, title: str) -> Path:
+    """Row-normalised confusion matrix over the classes present in the test set."""
+    present = np.unique(np.concatenate([y_true, y_pred]))
+    matrix = confusion_matrix(y_true, y_pred, labels=present, normalize="true")
+    size = min(4 + 0.25 * len(present), 30)
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(np.nan_to_num(matrix), cmap="Oranges", vmin=0, vmax=1)
+    if len(present) <= MAX_NAMED_CLASSES:
+        names = [classes[i] for i in present]
+        ax.set_xticks(range(len(present)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(present)), names, fontsize=7)
+    ax.set_xlabel("predicted mineral")
+    ax.set_ylabel("actual mineral")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def repeat_boxplot(results: dict[str, list[dict[str, float]]], metrics: tuple[str, ...], path: Path, title: str) -> Path:
+    """One box per metric and protocol over the repeated splits."""
+    protocols = list(results)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(metrics) * len(protocols)), 4.5))
+    positions, data, labels = [], [], []
+    for m, metric in enumerate(metrics):
+        for p, protocol in enumerate(protocols):
+            positions.append(m * (len(protocols) + 1) + p)
+            data.append([r[metric] for r in results[protocol]])
+            labels.append(f"{metric}\n{protocol}")
+    ax.boxplot(data, positions=positions)
+    ax.set_xticks(positions, labels, fontsize=7)
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,114 @@
+"""Train/validation/test splits: the paper's stratified random split and a split grouped by specimen.
+
+The paper splits at random (stratified 70/30, then 20% of the training part for validation:
+0.56/0.14/0.30). RRUFF holds several spectra of one specimen (lasers, orientations,
+sub-samples), so a random split tests on specimens the model has already seen. The grouped
+split keeps every specimen whole in one part; it needs two specimens in a class, so classes
+with a single specimen are left out of it, and the split says how many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PROTOCOLS = ("random", "grouped")
+TEST_FRACTION = 0.30
+VAL_FRACTION = 0.14
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices into a dataset for each part, and which protocol made them."""
+
+    protocol: str
+    seed: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    excluded_classes: tuple[str, ...] = ()
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def _allocate(n: int, test: float, val: float) -> tuple[int, int]:
+    """How many of ``n`` items of one class go to test and to validation.
+
+    Proportional and rounded, but every class with two items or more puts one in test and
+    keeps one for training, so that every class is both learnt and tested.
+    """
+    n_test = min(max(1, round(test * n)), n - 1) if n >= 2 else 0
+    n_val = min(round(val * n), n - n_test - 1)
+    return n_test, max(n_val, 0)
+
+
+def random_split(mineral: np.ndarray, seed: int, test: float = TEST_FRACTION, val: float = VAL_FRACTION) -> Split:
+    """Stratified random split of spectra (the paper's protocol)."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for name in sorted(set(mineral.tolist())):
+        rows = rng.permutation(np.flatnonzero(mineral == name))
+        n_test, n_val = _allocate(len(rows), test, val)
+        parts["test"].append(rows[:n_test])
+        parts["val"].append(rows[n_test : n_test + n_val])
+        parts["train"].append(rows[n_test + n_val :])
+    return Split("random", seed, *(np.sort(np.concatenate(parts[k])) for k in ("train", "val", "test")))
+
+
+def grouped_split(
+    mineral: np.ndarray,
+    specimen: np.ndarray,
+    seed: int,
+    test: float = TEST_FRACTION,
+    val: float = VAL_FRACTION,
+) -> Split:
+    """Split whole specimens, per class: no specimen has spectra in two parts.
+
+    Specimens are allocated like spectra in :func:`random_split` (by count of specimens),
+    so each kept class has at least one specimen in training and one in test.
+    """
+    if np.any(specimen == ""):
+        raise ValueError("grouped split needs a specimen id for every spectrum")
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    excluded = []
+    for name in sorted(set(mineral.tolist())):
+        rows = np.flatnonzero(mineral == name)
+        specimens = rng.permutation(sorted(set(specimen[rows].tolist())))
+        if len(specimens) < 2:
+            excluded.append(name)
+            continue
+        n_test, n_val = _allocate(len(specimens), test, val)
+        groups = {
+            "test": specimens[:n_test],
+            "val": specimens[n_test : n_test + n_val],
+            "train": specimens[n_test + n_val :],
+        }
+        for part, chosen in groups.items():
+            parts[part].append(rows[np.isin(specimen[rows], chosen)])
+    split = Split(
+        "grouped",
+        seed,
+        *(np.sort(np.concatenate(parts[k])) if parts[k] else np.empty(0, np.int64) for k in ("train", "val", "test")),
+        excluded_classes=tuple(excluded),
+    )
+    _check_disjoint_specimens(split, specimen)
+    return split
+
+
+def _check_disjoint_specimens(split: Split, specimen: np.ndarray) -> None:
+    """A specimen listed under two mineral names would cross parts; refuse rather than leak."""
+    seen = [set(specimen[rows].tolist()) for rows in (split.train, split.val, split.test)]
+    shared = (seen[0] & seen[1]) | (seen[0] & seen[2]) | (seen[1] & seen[2])
+    if shared:
+        raise ValueError(f"specimens in two parts (listed under two minerals?): {sorted(shared)[:5]}")
+
+
+def make_split(protocol: str, mineral: np.ndarray, specimen: np.ndarray, seed: int) -> Split:
+    if protocol == "random":
+        return random_split(mineral, seed)
+    if protocol == "grouped":
+        return grouped_split(mineral, specimen, seed)
+    raise ValueError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
