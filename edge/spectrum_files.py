@@ -89,7 +89,10 @@ def _decode(data: bytes, source: str) -> str:
 def parse_spectrum_text(data: bytes, source: str, mineral: str | None = None) -> Spectrum:
     """Parse the bytes of a RRUFF or two-column file; ``mineral`` overrides the file's own name.
 
-    ``source`` names the file in every error message.
+    ``source`` names the file in every error message. Mineral and RRUFF id come from the RRUFF
+    file name where there is one, else from ``##NAMES=`` / ``##RRUFFID=``: the file name spells
+    classes as the paper's dataset does (``AxiniteFe``, not ``Axinite-(Fe)``) and keeps the
+    sub-sample suffix (``R160016-0``) that the header may drop.
     """
     text = _decode(data, source)
     header: dict[str, str] = {}
@@ -137,8 +140,8 @@ def parse_spectrum_text(data: bytes, source: str, mineral: str | None = None) ->
         x=x,
         y=y,
         source=source,
-        mineral=mineral or header.get("NAMES") or info.get("mineral"),  # type: ignore[arg-type]
-        rruff_id=header.get("RRUFFID") or info.get("rruff_id"),  # type: ignore[arg-type]
+        mineral=mineral or info.get("mineral") or header.get("NAMES"),  # type: ignore[arg-type]
+        rruff_id=info.get("rruff_id") or header.get("RRUFFID"),  # type: ignore[arg-type]
         laser_nm=info.get("laser_nm"),  # type: ignore[arg-type]
         kind=info.get("kind"),  # type: ignore[arg-type]
         header=header,

@@ -24,7 +24,7 @@ EXPECTED = (DatasetError, SourceError, ValueError, OSError)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -37,7 +37,7 @@ def prepare(
 ) -> None:
     """Read, check and preprocess spectra into a dataset file."""
     try:
-        dataset, report = collect(sources, strict=strict, on_skip=lambda line: errors.print(f"skipped {line}", highlight=False))
+        dataset, report = collect(sources, strict=strict, on_skip=lambda line: errors.print(f"skipped {line}", highlight=False, soft_wrap=True))
     except EXPECTED as exc:
         _fail(str(exc))
     dataset.meta["sources"] = [str(s) for s in sources]

@@ -1,0 +1,56 @@
+"""Shared fixtures: the read-only RRUFF data beside the checkout, and small hand-made files."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("RAMANEDGE_DATA", REPO.parent / "shared" / "data"))
+DATASET2_NPZ = DATA / "rruff_dataset2_1570.npz"
+SAMPLE_TAR = DATA / "rruff_excellent_sample.tar.xz"
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        pytest.skip(f"shared RRUFF data not found: {path} (set RAMANEDGE_DATA to its folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dataset2_npz() -> Path:
+    return _require(DATASET2_NPZ)
+
+
+@pytest.fixture(scope="session")
+def rruff_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 150 RAW/Processed pairs, unpacked once per test session into a temporary folder."""
+    archive = _require(SAMPLE_TAR)
+    target = tmp_path_factory.mktemp("rruff_sample")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    (folder,) = [p for p in target.iterdir() if p.is_dir()]
+    return folder
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    """Write a small fixture file (text or bytes) and return its path."""
+
+    def _write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_bytes(content)
+        return path
+
+    return _write
+
+
+def two_column(xs, ys, sep: str = ", ", eol: str = "\n") -> str:
+    return "".join(f"{x}{sep}{y}{eol}" for x, y in zip(xs, ys))
