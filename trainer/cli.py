@@ -82,16 +82,17 @@ def fit_command(
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="run folder from `trainer fit`")],
     dataset: Annotated[Optional[Path], typer.Option(help="dataset file, if it moved since training")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="folder for the results (default: the run folder)")] = None,
 ) -> None:
     """Table 3 metrics of a run on its test split, per-class report and figures."""
     from trainer.evaluation import evaluate
 
     try:
-        record = evaluate(run, dataset)
+        record = evaluate(run, dataset, out)
     except EXPECTED as exc:
         _fail(str(exc))
     _print_metrics(record)
-    console.print(f"metrics.json, per_class.csv, training_curves.png, confusion_matrix.png in {run}")
+    console.print(f"metrics.json, per_class.csv, training_curves.png, confusion_matrix.png in {out or run}")
 
 
 @app.command(name="repeat")

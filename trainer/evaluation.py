@@ -21,9 +21,14 @@ METRICS = "metrics.json"
 PER_CLASS = "per_class.csv"
 
 
-def evaluate(run_dir: str | Path, dataset_path: str | Path | None = None) -> dict:
-    """Compute the Table 3 metrics on the run's test split; write metrics, report and plots."""
+def evaluate(run_dir: str | Path, dataset_path: str | Path | None = None, out_dir: str | Path | None = None) -> dict:
+    """Compute the Table 3 metrics on the run's test split; write metrics, report and plots.
+
+    They go into the run folder unless ``out_dir`` is given (a committed reference run stays untouched).
+    """
     run = load_run(run_dir)
+    out = Path(out_dir) if out_dir else run.path
+    out.mkdir(parents=True, exist_ok=True)
     dataset = run.load_dataset(dataset_path)
     model = run.build_trained_model()
     labels = dataset.labels(run.classes)
@@ -44,12 +49,12 @@ def evaluate(run_dir: str | Path, dataset_path: str | Path | None = None) -> dic
         "epochs_run": run.config["epochs_run"],
         "best_epoch": run.config["best_epoch"],
     }
-    (run.path / METRICS).write_text(json.dumps(record, indent=2))
-    with (run.path / PER_CLASS).open("w", newline="") as fh:
+    (out / METRICS).write_text(json.dumps(record, indent=2))
+    with (out / PER_CLASS).open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["mineral", "precision", "recall", "f1-score", "support"])
         writer.writeheader()
         writer.writerows(per_class_report(y_true, proba, run.classes))
     title = f"{run.path.name}: {run.split.protocol} split, {len(run.classes)} classes"
-    plots.training_curves(run.history, run.path / "training_curves.png", title)
-    plots.confusion(y_true, proba.argmax(axis=1), run.classes, run.path / "confusion_matrix.png", title)
+    plots.training_curves(run.history, out / "training_curves.png", title)
+    plots.confusion(y_true, proba.argmax(axis=1), run.classes, out / "confusion_matrix.png", title)
     return record

@@ -27,6 +27,7 @@ LABELS = "labels.json"
 SPLIT = "split.npz"
 WEIGHTS = "model.weights.h5"
 HISTORY = "history.json"
+EPOCH_LOG = "epochs.csv"  # written as training goes, to follow a long run
 
 
 class RunError(ValueError):
@@ -131,7 +132,7 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
         batch_size=config.batch_size,
         epochs=config.epochs,
         validation_data=xy(split.val) if len(split.val) else None,
-        callbacks=[stopper, RichProgress(config.epochs, steps, quiet)],
+        callbacks=[stopper, keras.callbacks.CSVLogger(str(run_dir / EPOCH_LOG)), RichProgress(config.epochs, steps, quiet)],
         shuffle=True,
         verbose=0,
     )

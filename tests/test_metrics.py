@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer.metrics import classification_metrics, per_class_report
+
+# Three classes, six test spectra; every number below is worked out by hand.
+Y_TRUE = np.array([0, 0, 0, 1, 1, 2])
+PROBA = np.array(
+    [
+        [0.7, 0.2, 0.1],  # 0 -> 0
+        [0.6, 0.3, 0.1],  # 0 -> 0
+        [0.2, 0.5, 0.3],  # 0 -> 1 (0 is 2nd)
+        [0.1, 0.8, 0.1],  # 1 -> 1
+        [0.5, 0.1, 0.4],  # 1 -> 0 (1 is 3rd)
+        [0.3, 0.3, 0.4],  # 2 -> 2
+    ]
+)
+
+
+def test_metrics_on_a_hand_worked_case():
+    m = classification_metrics(Y_TRUE, PROBA)
+    # predictions 0,0,1,1,0,2: precision per class 2/3, 1/2, 1; recall 2/3, 1/2, 1; support 3, 2, 1
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["precision_weighted"] == pytest.approx((3 * 2 / 3 + 2 * 1 / 2 + 1 * 1) / 6)
+    assert m["recall_weighted"] == pytest.approx(4 / 6)
+    assert m["f1_weighted"] == pytest.approx((3 * 2 / 3 + 2 * 1 / 2 + 1 * 1) / 6)
+    assert m["top1"] == pytest.approx(4 / 6)
+    assert m["top3"] == pytest.approx(1.0)
+    # top-2 misses only spectrum 5 (true class ranked 3rd), so top3 = 1; top5 clips to 3 classes
+    assert m["top5"] == pytest.approx(1.0)
+    assert 0.5 < m["roc_auc"] <= 1 and 0 < m["pr_auc"] <= 1
+
+
+def test_micro_roc_auc_by_pair_counting():
+    # 6 positives (true-class entries) against 12 negatives: AUC = P(score_pos > score_neg), ties half
+    pos = PROBA[np.arange(6), Y_TRUE]
+    neg = np.delete(PROBA.ravel(), np.arange(6) * 3 + Y_TRUE)
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert classification_metrics(Y_TRUE, PROBA)["roc_auc"] == pytest.approx(pairs / (6 * 12))
+
+
+def test_never_predicted_class_counts_as_precision_zero():
+    proba = np.array([[0.9, 0.1], [0.8, 0.2]])
+    m = classification_metrics(np.array([0, 1]), proba)
+    assert m["precision_weighted"] == pytest.approx(0.5 * 0.5 + 0.5 * 0.0)
+
+
+def test_per_class_report_lists_classes_in_the_test_set():
+    rows = per_class_report(Y_TRUE, PROBA, ["calcite", "quartz", "gypsum"])
+    assert [r["mineral"] for r in rows] == ["calcite", "quartz", "gypsum"]
+    assert rows[1]["recall"] == pytest.approx(0.5) and rows[1]["support"] == 2

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import keras
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from trainer.cli import app
+from trainer.model import build_model, expected_parameter_count
+from trainer.sources import load_published_npz
+
+runner = CliRunner()
+
+
+def test_table2_architecture():
+    model = build_model(192)
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv1D)]
+    assert [c.filters for c in convs] == [64] * 2 + [128] * 2 + [256] * 4 + [512] * 4 + [512] * 4
+    assert all(c.kernel_size == (3,) and c.padding == "valid" for c in convs)
+    assert sum(isinstance(l, keras.layers.MaxPooling1D) for l in model.layers) == 5
+    dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+    assert [d.units for d in dense] == [512, 512, 192]
+    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in model.layers) == 2
+    assert [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)] == [0.5, 0.5]
+    assert model.output_shape == (None, 192)
+    # 1570 -> 783 -> 389 -> 190 -> 91 -> 41 time steps; 41 x 512 features into the first Dense
+    assert model.get_layer("flatten").output.shape[-1] == 41 * 512
+
+
+@pytest.mark.parametrize(("classes", "width"), [(192, 1.0), (1332, 1.0), (192, 0.25)])
+def test_parameter_count_matches_table2_shapes(classes, width):
+    assert build_model(classes, width).count_params() == expected_parameter_count(classes, width)
+
+
+def test_paper_network_size():
+    # 6,678,080 conv + 10,748,416 first Dense + 262,656 second + 4,096 BatchNorm + 98,496 softmax
+    assert expected_parameter_count(192) == 17_791_744
+
+
+def test_small_model_beats_chance_on_dataset1_classes(dataset2_npz, tmp_path):
+    """fit -> evaluate through the CLI on the 8 largest Dataset_1 classes, a narrow model, on the CPU."""
+    full = load_published_npz(dataset2_npz)
+    largest = [m for m, _ in Counter(full.mineral.tolist()).most_common(8)]
+    subset = full.subset(np.flatnonzero(np.isin(full.mineral, largest)))
+    subset.save(tmp_path / "eight.npz")
+
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["fit", str(tmp_path / "eight.npz"), "--out", str(run), "--width", "0.125", "--epochs", "12", "--patience", "12", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    print("8-class test accuracy", metrics["test"]["accuracy"])
+    assert metrics["n_classes"] == 8
+    assert metrics["test"]["accuracy"] > 0.6  # chance is 1/8; measured in inference mode
+    assert metrics["test"]["top3"] >= metrics["test"]["top1"]
+    for name in ("training_curves.png", "confusion_matrix.png", "per_class.csv", "epochs.csv", "model.weights.h5"):
+        assert (run / name).stat().st_size > 0
+
+    again = runner.invoke(app, ["evaluate", str(run)])
+    assert again.exit_code == 0, again.output
+    assert json.loads((run / "metrics.json").read_text())["test"] == metrics["test"]
+
+
+def test_evaluate_refuses_missing_or_incomplete_runs(tmp_path):
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "nothing")])
+    assert result.exit_code == 1 and result.output.strip() == f"error: {tmp_path / 'nothing'}: no such run folder"
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "half")])
+    assert result.exit_code == 1 and "incomplete run folder, missing labels.json" in result.output
