@@ -126,6 +126,35 @@ def repeat_command(
     console.print(f"summary.json and repeat_boxplot.png in {out}")
 
 
+@app.command(name="export")
+def export_command(
+    run: Annotated[Path, typer.Argument(help="run folder from `trainer fit`")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="bundle folder to write")],
+    int8: Annotated[bool, typer.Option("--int8", help="full-integer int8 model (default)")] = False,
+    float16: Annotated[bool, typer.Option("--float16", help="float16 weights")] = False,
+    float32: Annotated[bool, typer.Option("--float32", help="plain float32")] = False,
+    dataset: Annotated[Optional[Path], typer.Option(help="dataset file, if it moved since training")] = None,
+) -> None:
+    """Export a run as a TFLite model bundle for the edge, scored on the run's test split."""
+    chosen = [name for name, flag in (("int8", int8), ("float16", float16), ("float32", float32)) if flag]
+    if len(chosen) > 1:
+        _fail("choose one of --int8, --float16, --float32")
+    from trainer.export import ExportError, export
+
+    try:
+        manifest = export(run, out, chosen[0] if chosen else "int8", dataset, log=lambda line: console.print(line, highlight=False))
+    except (ExportError, *EXPECTED) as exc:
+        _fail(str(exc))
+    metrics = manifest["metrics"]
+    precision = manifest["precision"]
+    if precision != "float32":
+        gap = 100 * (metrics["float32"]["top1"] - metrics[precision]["top1"])
+        verdict = "within" if gap <= 0.5 else "NOT within"
+        console.print(f"{precision} top-1 is {gap:+.2f} points below float32: {verdict} the 0.5-point target", highlight=False)
+    size = (out / "model.tflite").stat().st_size
+    console.print(f"bundle written to {out} (model {size / 1e6:.2f} MB, {manifest['n_classes']} classes)")
+
+
 def _print_metrics(record: dict) -> None:
     table = Table(title=f"test split ({record['protocol']}, seed {record['seed']}): {record['n_test']} spectra, {record['n_classes']} classes")
     table.add_column("metric")

@@ -1,0 +1,103 @@
+"""Run a bundle's TFLite model on the CPU: LiteRT first, tflite-runtime second, tf.lite last.
+
+``ai-edge-litert`` is the maintained runtime (numpy 2, x86-64 and aarch64 wheels);
+``tflite-runtime`` 2.14 is its frozen predecessor (numpy < 2, Python <= 3.11); TensorFlow's own
+interpreter is only a fallback for a host that has TensorFlow and neither of the others.
+Quantised models are fed and read through the scale and zero point stored in the model itself.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from importlib import metadata
+
+import numpy as np
+
+from edge.bundle import Bundle, BundleError
+from edge.preprocessing import GRID_SIZE
+
+
+class RuntimeUnavailable(RuntimeError):
+    """No TFLite interpreter can be imported."""
+
+
+def interpreter_class() -> tuple[type, str]:
+    """The first available interpreter class and a line saying which package it came from."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, f"ai-edge-litert {metadata.version('ai-edge-litert')}"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, f"tflite-runtime {metadata.version('tflite-runtime')}"
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf  # last resort, host only
+
+        return tf.lite.Interpreter, f"tensorflow {tf.__version__} (tf.lite fallback)"
+    except ImportError:
+        raise RuntimeUnavailable("no TFLite interpreter installed: pip install ai-edge-litert") from None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k minerals with probabilities, and how long the model took."""
+
+    top: list[tuple[str, float]]
+    latency_ms: float
+
+
+class Classifier:
+    """A bundle's model, ready to classify preprocessed spectra one at a time."""
+
+    def __init__(self, bundle: Bundle, num_threads: int | None = None) -> None:
+        cls, self.runtime = interpreter_class()
+        try:
+            self.interpreter = cls(model_path=str(bundle.model_path), num_threads=num_threads or os.cpu_count())
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"{bundle.path}: the interpreter cannot load {bundle.model_path.name} ({exc})") from None
+        self.bundle = bundle
+        self.labels = bundle.labels
+        (self._input,) = self.interpreter.get_input_details()
+        (self._output,) = self.interpreter.get_output_details()
+        if tuple(self._input["shape"]) != (1, GRID_SIZE, 1):
+            raise BundleError(f"{bundle.path}: model input shape {tuple(self._input['shape'])} is not (1, {GRID_SIZE}, 1)")
+        if int(self._output["shape"][-1]) != len(self.labels):
+            raise BundleError(
+                f"{bundle.path}: model has {int(self._output['shape'][-1])} outputs but {len(self.labels)} labels"
+            )
+
+    def _quantise(self, x: np.ndarray) -> np.ndarray:
+        dtype = self._input["dtype"]
+        scale, zero_point = self._input["quantization"]
+        if np.issubdtype(dtype, np.integer) and scale:
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
+        return x.astype(dtype).reshape(1, GRID_SIZE, 1)
+
+    def _dequantise(self, y: np.ndarray) -> np.ndarray:
+        scale, zero_point = self._output["quantization"]
+        if np.issubdtype(y.dtype, np.integer) and scale:
+            return (y.astype(np.float32) - zero_point) * scale
+        return y.astype(np.float32)
+
+    def probabilities(self, spectrum: np.ndarray) -> np.ndarray:
+        """Class probabilities for one preprocessed spectrum (GRID_SIZE values)."""
+        self.interpreter.set_tensor(self._input["index"], self._quantise(np.asarray(spectrum, dtype=np.float32)))
+        self.interpreter.invoke()
+        return self._dequantise(self.interpreter.get_tensor(self._output["index"])[0])
+
+    def classify(self, spectrum: np.ndarray, k: int = 3) -> Prediction:
+        """Top-k minerals of one preprocessed spectrum."""
+        started = time.perf_counter()
+        proba = self.probabilities(spectrum)
+        best = np.argsort(-proba, kind="stable")[:k]
+        latency = (time.perf_counter() - started) * 1e3
+        return Prediction(top=[(self.labels[i], float(proba[i])) for i in best], latency_ms=latency)

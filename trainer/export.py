@@ -1,0 +1,200 @@
+"""``trainer export``: a trained run -> a TFLite model bundle the edge can load and trust.
+
+Keras (TensorFlow backend) -> SavedModel with a batch-1 signature -> TFLiteConverter. ``int8``
+is full-integer quantisation (int8 input and output) calibrated on real preprocessed training
+spectra. Weights trained under JAX load here because the run folder stores ``.weights.h5``
+and the model is rebuilt from code; exporting through jax2tf is avoided on purpose.
+
+Before converting, the float model's inference-mode accuracy is checked against its own
+training-mode accuracy: BatchNorm folds its moving statistics into the exported graph, and if
+they lag the batch statistics the exported model is wrong however well training looked.
+After converting, the bundle is scored with the edge interpreter on the run's test split.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from edge.bundle import FORMAT, FORMAT_VERSION, LABELS, MANIFEST, MODEL, REFERENCE, load_bundle, sha256_of
+from edge.preprocessing import GRID, GRID_SIZE
+from edge.runtime import Classifier
+from trainer.dataset import SpectraDataset
+from trainer.training import Run, RunError, load_run
+
+PRECISIONS = ("int8", "float16", "float32")
+REPRESENTATIVE_SPECTRA = 300
+#: Inference-mode accuracy on training spectra below this fraction of the training-mode
+#: accuracy (dropout on, batch statistics) means BatchNorm's moving statistics are off.
+INFERENCE_MODE_FLOOR = 0.8
+
+
+class ExportError(RuntimeError):
+    """Export refused or failed; one line saying why."""
+
+
+def check_inference_mode(model: keras.Model, run: Run, dataset: SpectraDataset, labels: np.ndarray) -> dict[str, float]:
+    """Inference-mode accuracy on training and test spectra, refused if BatchNorm statistics lag."""
+    rng = np.random.default_rng(0)
+    train_rows = rng.choice(run.split.train, size=min(1000, len(run.split.train)), replace=False)
+    train_acc = float(np.mean(model.predict(dataset.X[train_rows, :, None], batch_size=256, verbose=0).argmax(1) == labels[train_rows]))
+    best = run.config["best_epoch"] - 1
+    training_mode = float(run.history["accuracy"][best])
+    if train_acc < INFERENCE_MODE_FLOOR * training_mode:
+        raise ExportError(
+            f"{run.path}: inference-mode accuracy on training spectra is {train_acc:.3f} against {training_mode:.3f} "
+            "in training mode; BatchNorm moving statistics are off (retrain with a lower --bn-momentum), not exporting"
+        )
+    test_proba = model.predict(dataset.X[run.split.test, :, None], batch_size=256, verbose=0)
+    return {
+        "train_inference_accuracy": train_acc,
+        "train_training_mode_accuracy": training_mode,
+        **topk(test_proba, labels[run.split.test]),
+    }
+
+
+def topk(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    rank = (proba > proba[np.arange(len(y)), y][:, None]).sum(axis=1)
+    return {"top1": float(np.mean(rank < 1)), "top3": float(np.mean(rank < 3))}
+
+
+def convert(model: keras.Model, precision: str, representative: np.ndarray) -> bytes:
+    """TFLite flatbuffer of ``model`` with a fixed batch of 1."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "saved_model"
+        model.export(
+            str(saved),
+            format="tf_saved_model",
+            input_signature=[tf.TensorSpec((1, GRID_SIZE, 1), tf.float32, name="spectrum")],
+            verbose=False,
+        )
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        if precision == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif precision == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([x[None, :, None]] for x in representative)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        try:
+            return converter.convert()
+        except Exception as exc:  # the converter raises many types; all mean the same to the user
+            raise ExportError(f"TFLite converter failed for {precision}: {str(exc).splitlines()[0]}") from None
+
+
+def score_bundle(bundle_dir: Path, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Top-1/top-3 of a bundle on preprocessed spectra, through the edge interpreter, one at a time."""
+    classifier = Classifier(load_bundle(bundle_dir), num_threads=1)
+    proba = np.stack([classifier.probabilities(x) for x in X])
+    return topk(proba, y)
+
+
+def reference_library(dataset: SpectraDataset, classes: list[str]) -> np.ndarray:
+    """Median preprocessed spectrum of each class, float16: what a match to that mineral looks like."""
+    return np.stack([np.median(dataset.X[dataset.mineral == c], axis=0) for c in classes]).astype(np.float16)
+
+
+def write_bundle(out: Path, model_bytes: bytes, run: Run, dataset: SpectraDataset, precision: str, io: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MODEL).write_bytes(model_bytes)
+    (out / LABELS).write_text(json.dumps(run.classes, indent=0))
+    with (out / REFERENCE).open("wb") as fh:
+        np.savez_compressed(fh, minerals=np.array(run.classes), spectra=reference_library(dataset, run.classes))
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "precision": precision,
+        "n_classes": len(run.classes),
+        "grid_cm1": {"start": float(GRID[0]), "stop": float(GRID[-1]), "step": float(GRID[1] - GRID[0]), "size": int(GRID.size)},
+        "preprocessing": "edge.preprocessing.preprocess: per-spectrum min-max, linear resampling to the grid, zero outside the measured range",
+        "input": io["input"],
+        "output": io["output"],
+        "training": {
+            "run": run.path.name,
+            "dataset_sha256": run.config["dataset_sha256"],
+            "dataset": run.config["dataset_summary"],
+            "protocol": run.split.protocol,
+            "seed": run.split.seed,
+            "width": run.fit_config.width,
+            "parameters": run.config["parameters"],
+            "device": run.config["device"],
+        },
+        "files": {name: sha256_of(out / name) for name in (MODEL, LABELS, REFERENCE)},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _io_details(model_bytes: bytes) -> dict:
+    from edge.runtime import interpreter_class
+
+    cls, _ = interpreter_class()
+    interpreter = cls(model_content=model_bytes)
+    details = {}
+    for key, (d,) in (("input", interpreter.get_input_details()), ("output", interpreter.get_output_details())):
+        scale, zero_point = d["quantization"]
+        details[key] = {"dtype": np.dtype(d["dtype"]).name, "shape": [int(s) for s in d["shape"]], "scale": float(scale), "zero_point": int(zero_point)}
+    return details
+
+
+def export(run_dir: str | Path, out: str | Path, precision: str = "int8", dataset_path: str | Path | None = None, log=print) -> dict:
+    """Export a run as a bundle in ``out``; returns the manifest (with float vs exported metrics)."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError(f"export needs the TensorFlow backend, not {keras.backend.backend()}: set KERAS_BACKEND=tensorflow")
+    run = load_run(run_dir)
+    dataset = run.load_dataset(dataset_path)
+    labels = dataset.labels(run.classes)
+    if len(run.split.train) == 0:
+        raise ExportError(f"{run.path}: no training spectra to calibrate the quantisation with")
+    model = run.build_trained_model()
+
+    keras_metrics = check_inference_mode(model, run, dataset, labels)
+    log(
+        f"float Keras model, inference mode: test top-1 {keras_metrics['top1']:.4f}, "
+        f"training spectra {keras_metrics['train_inference_accuracy']:.4f} (training mode {keras_metrics['train_training_mode_accuracy']:.4f})"
+    )
+    rng = np.random.default_rng(0)
+    representative = dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not (out / MANIFEST).is_file():
+            raise ExportError(f"{out}: exists and is not a model bundle; not overwriting it")
+        shutil.rmtree(out)
+    X_test, y_test = dataset.X[run.split.test], labels[run.split.test]
+    metrics: dict[str, dict[str, float]] = {}
+    precisions = ["float32"] if precision == "float32" else ["float32", precision]
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in precisions:
+            model_bytes = convert(model, p, representative)
+            target = out if p == precision else Path(tmp) / p
+            write_bundle(target, model_bytes, run, dataset, p, _io_details(model_bytes))
+            metrics[p] = score_bundle(target, X_test, y_test)
+            log(f"{p} TFLite through the edge interpreter: test top-1 {metrics[p]['top1']:.4f}, top-3 {metrics[p]['top3']:.4f}")
+
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["metrics"] = {
+        **metrics,
+        "keras_float": {k: keras_metrics[k] for k in ("top1", "top3")},
+        "test_spectra": int(len(y_test)),
+        "protocol": run.split.protocol,
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    load_bundle(out)  # what we wrote must pass the edge's own checks
+    return manifest
+
+
+__all__ = ["ExportError", "PRECISIONS", "RunError", "export"]
