@@ -1,0 +1,149 @@
+"""Export a small trained run, then load, verify and run the bundle on the edge side."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edge.bundle import BundleError, load_bundle
+from edge.cli import app as edge_app
+from trainer.cli import app as trainer_app
+from trainer.sources import load_published_npz
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small_run(dataset2_npz, tmp_path_factory):
+    """A narrow model on the 6 largest Dataset_1 classes: trained once, shared by these tests."""
+    root = tmp_path_factory.mktemp("export")
+    full = load_published_npz(dataset2_npz)
+    largest = [m for m, _ in Counter(full.mineral.tolist()).most_common(6)]
+    full.subset(np.flatnonzero(np.isin(full.mineral, largest))).save(root / "six.npz")
+    result = runner.invoke(
+        trainer_app,
+        ["fit", str(root / "six.npz"), "--out", str(root / "run"), "--width", "0.125", "--epochs", "8", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(small_run):
+    out = small_run.parent / "bundle"
+    result = runner.invoke(trainer_app, ["export", str(small_run), "--int8", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "0.5-point target" in result.output
+    return out
+
+
+def test_int8_export_writes_a_verified_bundle_with_metrics(int8_bundle):
+    bundle = load_bundle(int8_bundle)
+    m = bundle.manifest
+    assert m["precision"] == "int8" and m["n_classes"] == 6 == len(bundle.labels)
+    assert m["input"]["dtype"] == "int8" and m["output"]["dtype"] == "int8" and m["input"]["shape"] == [1, 1570, 1]
+    assert set(m["metrics"]) >= {"float32", "int8"}
+    assert m["metrics"]["int8"]["top1"] > 0.6 and m["metrics"]["float32"]["top1"] > 0.6  # 6 classes: chance 1/6
+    assert abs(m["metrics"]["float32"]["top1"] - m["metrics"]["int8"]["top1"]) < 0.05
+    minerals, spectra = bundle.reference()
+    assert minerals == bundle.labels and spectra.shape == (6, 1570) and spectra.max() <= 1.0
+
+
+def test_classify_json_keys_and_bad_files(int8_bundle, rruff_sample, tmp_path):
+    good = sorted(rruff_sample.glob("*Processed*.txt"))[:2]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1\n2\n")
+    result = runner.invoke(
+        edge_app, ["classify", *map(str, good), str(bad), "--model", str(int8_bundle), "--json", "--top", "3"]
+    )
+    assert result.exit_code == 1  # a bad file makes the run fail at the end, after the good ones
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["file"] for r in lines] == [str(p) for p in good]
+    for record in lines:
+        assert set(record) == {"file", "top", "model", "latency_ms"}
+        assert len(record["top"]) == 3 and set(record["top"][0]) == {"mineral", "probability"}
+        probabilities = [t["probability"] for t in record["top"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+    assert f"{bad}: line 1: one column" in result.output
+
+
+def test_info_json_carries_the_export_metrics(int8_bundle):
+    result = runner.invoke(edge_app, ["info", "--model", str(int8_bundle), "--json"])
+    assert result.exit_code == 0
+    info = json.loads(result.stdout)
+    assert set(info["metrics"]["float32"]) == {"top1", "top3"} == set(info["metrics"]["int8"])
+    assert info["runtime"].startswith("ai-edge-litert")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: (b / "model.tflite").write_bytes((b / "model.tflite").read_bytes()[:-10]), "model.tflite does not match its sha256"),
+        (lambda b: (b / "labels.json").write_text(json.dumps(["a", "b"])), "labels.json does not match its sha256"),
+        (lambda b: (b / "reference.npz").unlink(), "reference.npz is missing"),
+        (lambda b: _edit_manifest(b, format_version=99), "bundle format version 99 is not supported"),
+        (lambda b: _edit_manifest(b, n_classes=7), "6 labels but the manifest says 7 classes"),
+        (lambda b: (b / "manifest.json").unlink(), "not a model bundle (no manifest.json)"),
+    ],
+)
+def test_damaged_bundles_are_refused_in_one_line(int8_bundle, tmp_path, damage, message):
+    copy = tmp_path / "bundle"
+    shutil.copytree(int8_bundle, copy)
+    damage(copy)
+    with pytest.raises(BundleError, match="^" + str(copy).replace(".", r"\.")):
+        load_bundle(copy)
+    result = runner.invoke(edge_app, ["info", "--model", str(copy)])
+    assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def _edit_manifest(bundle, **changes):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest.update(changes)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_classification_path_never_imports_tensorflow(int8_bundle, rruff_sample):
+    spectrum = sorted(rruff_sample.glob("*Processed*.txt"))[0]
+    code = (
+        "import sys; from edge.cli import app; from typer.testing import CliRunner;"
+        f"r = CliRunner().invoke(app, ['classify', {str(spectrum)!r}, '--model', {str(int8_bundle)!r}, '--json']);"
+        "assert r.exit_code == 0, r.output;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'tensorflow', 'keras'});"
+        "print(','.join(bad)); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, f"imported: {result.stdout} {result.stderr[-500:]}"
+
+
+def test_export_refuses_a_model_whose_batchnorm_statistics_are_off(small_run, tmp_path):
+    """Moving statistics far from the batch statistics: the float model is wrong in inference mode."""
+    from trainer.export import ExportError, export
+    from trainer.training import load_run
+
+    broken = tmp_path / "broken"
+    shutil.copytree(small_run, broken)
+    run = load_run(broken)
+    model = run.build_trained_model()
+    bn = model.get_layer("fc1_bn")
+    gamma, beta, mean, var = bn.get_weights()
+    bn.set_weights([gamma, beta, mean + 50.0 * np.sqrt(var + 1e-3), var])
+    model.save_weights(broken / "model.weights.h5")
+    with pytest.raises(ExportError, match="BatchNorm moving statistics are off"):
+        export(broken, tmp_path / "out", "int8", log=lambda _: None)
+
+
+def test_export_errors_are_one_line(tmp_path, small_run):
+    result = runner.invoke(trainer_app, ["export", str(tmp_path / "none"), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1 and result.output.strip() == f"error: {tmp_path / 'none'}: no such run folder"
+    (tmp_path / "occupied").mkdir()
+    (tmp_path / "occupied" / "notes.txt").write_text("mine")
+    result = runner.invoke(trainer_app, ["export", str(small_run), "--out", str(tmp_path / "occupied")])
+    assert result.exit_code == 1 and "exists and is not a model bundle" in result.output
+    assert (tmp_path / "occupied" / "notes.txt").exists()
