@@ -148,9 +148,12 @@ def export_command(
     metrics = manifest["metrics"]
     precision = manifest["precision"]
     if precision != "float32":
-        gap = 100 * (metrics["float32"]["top1"] - metrics[precision]["top1"])
-        verdict = "within" if gap <= 0.5 else "NOT within"
-        console.print(f"{precision} top-1 is {gap:+.2f} points below float32: {verdict} the 0.5-point target", highlight=False)
+        change = 100 * (metrics[precision]["top1"] - metrics["float32"]["top1"])
+        verdict = "meets" if change >= -0.5 else "MISSES"
+        console.print(
+            f"{precision} top-1 {change:+.2f} points against float32: {verdict} the target (no more than 0.5 points lost)",
+            highlight=False,
+        )
     size = (out / "model.tflite").stat().st_size
     console.print(f"bundle written to {out} (model {size / 1e6:.2f} MB, {manifest['n_classes']} classes)")
 
