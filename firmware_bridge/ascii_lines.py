@@ -1,0 +1,79 @@
+"""Spectra as ASCII lines: one spectrum per line of comma- or space-separated counts.
+
+This is what hobby spectrometer sketches print (GroupGets' C12880MA example: 115200 baud, 288
+values each followed by a comma, then a line end). Such micro-spectrometers resolve about
+10 nm, far too coarse for mineral Raman bands: this protocol is a transport, not a Raman
+instrument, and the calibration comes from a device profile. Lines are validated: the field
+count must be the profile's pixel count (one popular sketch reads past its array and prints
+extra values) and every value an integer within the detector's range.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+
+_FIELDS = re.compile(rb"[,\s]+")
+#: No honest spectrum line is longer: 4096 values of 10 characters.
+MAX_LINE = 48 * 1024
+
+
+def encode_ascii_line(counts: np.ndarray) -> bytes:
+    """The C12880MA sketch's format: every value followed by a comma, then CR LF."""
+    return b"".join(b"%d," % int(v) for v in counts) + b"\r\n"
+
+
+class AsciiLineDecoder:
+    """Incremental line decoder: ``feed(data)`` returns the valid spectra (uint32 arrays) completed."""
+
+    def __init__(self, pixels: int, max_count: int = 65535) -> None:
+        self.pixels = pixels
+        self.max_count = max_count
+        self._buffer = bytearray()
+        self.frames_ok = 0
+        self.rejected: Counter[str] = Counter()
+        self.bytes_discarded = 0
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def feed(self, data: bytes) -> list[np.ndarray]:
+        self._buffer += data
+        spectra = []
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > MAX_LINE:
+                    self.rejected["line too long"] += 1
+                    self.bytes_discarded += len(self._buffer)
+                    self._buffer.clear()
+                return spectra
+            line = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            spectrum = self._parse(line)
+            if spectrum is not None:
+                spectra.append(spectrum)
+
+    def _parse(self, line: bytes) -> np.ndarray | None:
+        fields = [f for f in _FIELDS.split(line.strip()) if f]
+        if not fields:
+            return None  # blank line: sketches print them between spectra
+        if len(fields) != self.pixels:
+            self.rejected[f"field count {'above' if len(fields) > self.pixels else 'below'} {self.pixels}"] += 1
+            self.bytes_discarded += len(line)
+            return None
+        try:
+            values = np.array([int(f) for f in fields], dtype=np.int64)
+        except ValueError:
+            self.rejected["not an integer"] += 1
+            self.bytes_discarded += len(line)
+            return None
+        if values.min() < 0 or values.max() > self.max_count:
+            self.rejected["value out of range"] += 1
+            self.bytes_discarded += len(line)
+            return None
+        self.frames_ok += 1
+        return values.astype(np.uint32)
