@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from edge.bundle import BundleError, load_bundle
+from edge.bundle import Bundle, BundleError, load_bundle
 from edge.preprocessing import GRID, PreprocessingError, preprocess
+from edge.raw_spectra import clean_raman
 from edge.spectrum_files import SpectrumFileError, read_spectrum_file
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -27,11 +33,16 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _read(path: Path):
-    """Spectrum and its model input, or a one-line reason naming the file."""
+def _read(path: Path, raw: bool = False):
+    """Spectrum and its model input, or a one-line reason naming the file.
+
+    ``raw``: the file holds uncorrected counts in Raman shift (a RRUFF RAW file, a `listen`
+    capture), so spikes and baseline are removed first, as on the device.
+    """
     spectrum = read_spectrum_file(path)
     try:
-        return spectrum, preprocess(spectrum.x, spectrum.y)
+        y = clean_raman(spectrum.x, spectrum.y)[0] if raw else spectrum.y
+        return spectrum, preprocess(spectrum.x, y)
     except PreprocessingError as exc:
         raise SpectrumFileError(str(path), str(exc)) from None
 
@@ -82,6 +93,7 @@ def classify(
     top: Annotated[int, typer.Option(help="how many minerals to list per spectrum")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line instead of tables")] = False,
     threads: Annotated[Optional[int], typer.Option(help="interpreter threads (default: all cores)")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="files hold raw counts in Raman shift: remove spikes and baseline first")] = False,
 ) -> None:
     """Identify the mineral of each spectrum file with the model bundle."""
     from edge.runtime import Classifier, RuntimeUnavailable
@@ -94,7 +106,7 @@ def classify(
     bad = 0
     for path in files:
         try:
-            _, vector = _read(path)
+            _, vector = _read(path, raw)
         except SpectrumFileError as exc:
             bad += 1
             errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)
@@ -160,3 +172,218 @@ def info(
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def _library(bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
+    """Spectra for the emulator to play: RRUFF files given, else part of the bundle's reference library."""
+    if files:
+        library = []
+        for path in files:
+            try:
+                spectrum, vector = _read(path)
+            except SpectrumFileError as exc:
+                _fail(str(exc))
+            library.append((spectrum.mineral or path.stem, vector))
+        return library
+    minerals, spectra = bundle.reference()
+    chosen = np.random.default_rng(0).choice(len(minerals), size=min(24, len(minerals)), replace=False)
+    return [(minerals[i], spectra[i]) for i in chosen]
+
+
+@dataclass
+class EmulatorOptions:
+    """What `emulate` and `demo` set up the virtual spectrometer with."""
+
+    protocol: str = "frame"
+    profile: Optional[str] = None
+    interval: float = 0.3
+    garbage: float = 0.0
+    bitflip: float = 0.0
+    truncate: float = 0.0
+    stall: float = 0.0
+    unplug_every: float = 0.0
+    seed: int = 0
+
+
+def _emulator(bundle, files: list[Path], options: EmulatorOptions, link_path: Path | None):
+    from edge.preprocessing import GRID
+    from firmware_bridge.emulator import Emulator, Faults
+    from firmware_bridge.profiles import DEFAULT_PROFILES, ProfileError, load_profile
+
+    try:
+        profile = load_profile(options.profile or DEFAULT_PROFILES[options.protocol])
+    except (ProfileError, KeyError) as exc:
+        _fail(str(exc) if isinstance(exc, ProfileError) else f"unknown protocol {options.protocol!r}")
+    faults = Faults(options.garbage, options.bitflip, options.truncate, options.stall, unplug_every_s=options.unplug_every)
+    return Emulator(
+        profile, _library(bundle, files), GRID, protocol=options.protocol, interval_s=options.interval,
+        faults=faults, seed=options.seed, link_path=link_path,
+    )
+
+
+
+Protocol = Annotated[str, typer.Option(help="wire protocol: frame, ascii or obp")]
+Profile = Annotated[Optional[str], typer.Option(help="device profile: a bundled name (emulator-785, emulator-532, c12880ma-ascii, ocean-sts-785) or a TOML file")]
+Interval = Annotated[float, typer.Option(help="emulator: seconds between streamed frames")]
+Garbage = Annotated[float, typer.Option(help="emulator fault: probability of garbage bytes before a frame")]
+Bitflip = Annotated[float, typer.Option(help="emulator fault: probability of a flipped bit in a frame")]
+Truncate = Annotated[float, typer.Option(help="emulator fault: probability of a truncated frame")]
+Stall = Annotated[float, typer.Option(help="emulator fault: probability of a 1.5 s stall before a frame")]
+UnplugEvery = Annotated[float, typer.Option(help="emulator fault: unplug for 1 s every this many seconds (0: never)")]
+Seed = Annotated[int, typer.Option(help="emulator: seed of the noise and the faults")]
+SpectraArg = Annotated[Optional[list[Path]], typer.Argument(help="RRUFF files to play (default: minerals from the bundle's reference library)")]
+
+
+def _stop_on_signals() -> threading.Event:
+    """Ctrl-C and SIGTERM end the run cleanly: the loops poll this event."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@app.command()
+def emulate(
+    spectra: SpectraArg = None,
+    model: ModelOption = None,
+    link: Annotated[Optional[Path], typer.Option(help="a stable symlink to the pseudo-terminal, kept across unplugs")] = None,
+    protocol: Protocol = "frame",
+    profile: Profile = None,
+    interval: Interval = 0.3,
+    garbage: Garbage = 0.0,
+    bitflip: Bitflip = 0.0,
+    truncate: Truncate = 0.0,
+    stall: Stall = 0.0,
+    unplug_every: UnplugEvery = 0.0,
+    seed: Seed = 0,
+) -> None:
+    """A virtual spectrometer on a pseudo-terminal: prints its path first, runs until stopped."""
+    try:
+        bundle = load_bundle(model)
+    except BundleError as exc:
+        _fail(str(exc))
+    options = EmulatorOptions(protocol, profile, interval, garbage, bitflip, truncate, stall, unplug_every, seed)
+    emulator = _emulator(bundle, spectra or [], options, link)
+    stop = _stop_on_signals()
+    print(emulator.start(), flush=True)
+    errors.print(f"{emulator.profile.name}, {protocol} protocol, playing {len(emulator.library)} spectra; Ctrl-C to stop", highlight=False)
+    stop.wait()
+    emulator.stop()
+    errors.print(f"sent {len(emulator.played)} spectra, {sum(1 for p in emulator.played if p.faulted)} with a fault", highlight=False)
+
+
+def _listen(
+    port: str,
+    bundle: Bundle,
+    protocol: str,
+    baud: Optional[int],
+    profile: Optional[str],
+    log: Optional[Path],
+    save_spectra: Optional[Path],
+    as_json: bool,
+    count: Optional[int],
+    confidence: float,
+    stop: threading.Event,
+):
+    """Connect and run the listen loop with the live screen or JSON lines; returns the listener."""
+    from rich.live import Live
+
+    from edge.listen import Listener, PortError
+    from edge.live_view import render
+    from edge.runtime import Classifier, RuntimeUnavailable
+    from firmware_bridge.link import LinkError
+    from firmware_bridge.profiles import ProfileError, load_profile
+
+    try:
+        device_profile = load_profile(profile) if profile else None
+        classifier = Classifier(bundle)
+    except (ProfileError, BundleError, RuntimeUnavailable) as exc:
+        _fail(str(exc))
+    listener = Listener(port, classifier, protocol, baud, device_profile, log, save_spectra, confidence)
+    try:
+        info = listener.connect()
+    except (PortError, LinkError) as exc:
+        _fail(str(exc))
+    if as_json:
+        errors.print(f"connected: {info.name} {info.serial} ({listener.protocol})", highlight=False)
+
+        def emit(result, record):
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+
+        listener.run(emit, stop.is_set, count)
+    else:
+        minerals, spectra = bundle.reference()
+        reference = dict(zip(minerals, spectra))
+        with Live(render(listener, reference), console=console, refresh_per_second=8, transient=False) as live:
+            listener.run(lambda *_: live.update(render(listener, reference)), stop.is_set, count)
+            live.update(render(listener, reference))
+    listener.close()
+    return listener
+
+
+@app.command()
+def listen(
+    port: Annotated[str, typer.Argument(help="serial port of the spectrometer, e.g. /dev/ttyUSB0")],
+    protocol: Annotated[str, typer.Option(help="auto, frame, ascii or obp")] = "auto",
+    baud: Annotated[Optional[int], typer.Option(help="baud rate (default: the profile's)")] = None,
+    profile: Profile = None,
+    model: ModelOption = None,
+    log: Annotated[Optional[Path], typer.Option(help="append every identification to this JSON-lines file (fsynced)")] = None,
+    save_spectra: Annotated[Optional[Path], typer.Option(help="keep every raw frame here, as CSV in Raman shift")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON line per identification instead of the live screen")] = False,
+    count: Annotated[Optional[int], typer.Option(help="stop after this many identifications")] = None,
+    confidence: Annotated[float, typer.Option(help="top-1 probability below which there is no confident match")] = 0.5,
+) -> None:
+    """Identify minerals live from a spectrometer on a serial port."""
+    try:
+        bundle = load_bundle(model)
+    except BundleError as exc:
+        _fail(str(exc))
+    listener = _listen(port, bundle, protocol, baud, profile, log, save_spectra, as_json, count, confidence, _stop_on_signals())
+    s = listener.stats
+    errors.print(
+        f"{s.identifications} identifications; frames ok {s.frames_ok}, rejected {s.frames_rejected}; reconnects {s.reconnects}",
+        highlight=False,
+    )
+
+
+@app.command()
+def demo(
+    spectra: SpectraArg = None,
+    model: ModelOption = None,
+    count: Annotated[int, typer.Option(help="stop after this many identifications (0: run until Ctrl-C)")] = 30,
+    protocol: Protocol = "frame",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of the live screen")] = False,
+    interval: Interval = 0.3,
+    garbage: Garbage = 0.02,
+    bitflip: Bitflip = 0.02,
+    truncate: Truncate = 0.0,
+    stall: Stall = 0.0,
+    unplug_every: UnplugEvery = 0.0,
+    seed: Seed = 0,
+) -> None:
+    """The emulated spectrometer and `listen` on it, with the bundled model: no hardware needed."""
+    try:
+        bundle = load_bundle(model)
+    except BundleError as exc:
+        _fail(str(exc))
+    options = EmulatorOptions(protocol, None, interval, garbage, bitflip, truncate, stall, unplug_every, seed)
+    with tempfile.TemporaryDirectory(prefix="ramanedge-demo-") as tmp:
+        emulator = _emulator(bundle, spectra or [], options, Path(tmp) / "spectrometer")
+        port = emulator.start()
+        try:
+            listener = _listen(port, bundle, protocol, None, None, Path(tmp) / "log.jsonl", None, as_json, count or None, 0.5, _stop_on_signals())
+        finally:
+            emulator.stop()
+        played = {p.counter: p.mineral for p in emulator.played}
+        results = [json.loads(line) for line in (Path(tmp) / "log.jsonl").read_text().splitlines()]
+    named = [r for r in results if r["top"]]
+    right = sum(1 for r in named if r["top"][0]["mineral"] == played.get(r["seq"]))
+    s = listener.stats
+    errors.print(
+        f"demo: {len(emulator.played)} spectra sent ({sum(1 for p in emulator.played if p.faulted)} with an injected fault), "
+        f"frames ok {s.frames_ok}, rejected {s.frames_rejected}; {len(results)} identifications, "
+        f"top-1 = mineral played for {right} of {len(named)}",
+        highlight=False,
+    )

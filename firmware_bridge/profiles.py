@@ -16,6 +16,8 @@ import numpy as np
 PROFILES = Path(__file__).resolve().parent / "profiles"
 PROTOCOLS = ("frame", "ascii", "obp")
 DARK_MODES = ("frame", "none")
+#: The bundled profile used for each protocol when none is given.
+DEFAULT_PROFILES = {"frame": "emulator-785", "obp": "ocean-sts-785", "ascii": "c12880ma-ascii"}
 
 
 class ProfileError(ValueError):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import tarfile
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RAMANEDGE_DATA", REPO.parent / "shared" / "data"))
@@ -54,3 +57,34 @@ def write(tmp_path: Path):
 
 def two_column(xs, ys, sep: str = ", ", eol: str = "\n") -> str:
     return "".join(f"{x}{sep}{y}{eol}" for x, y in zip(xs, ys))
+
+
+@pytest.fixture(scope="session")
+def small_run(dataset2_npz, tmp_path_factory):
+    """A narrow model on the 6 largest Dataset_1 classes: trained once, shared by the tests."""
+    root = tmp_path_factory.mktemp("export")
+    from trainer.cli import app as trainer_app
+    from trainer.sources import load_published_npz
+
+    full = load_published_npz(dataset2_npz)
+    largest = [m for m, _ in Counter(full.mineral.tolist()).most_common(6)]
+    full.subset(np.flatnonzero(np.isin(full.mineral, largest))).save(root / "six.npz")
+    result = CliRunner().invoke(
+        trainer_app,
+        ["fit", str(root / "six.npz"), "--out", str(root / "run"), "--width", "0.125", "--epochs", "8", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def int8_bundle(small_run):
+    from trainer.cli import app as trainer_app
+
+    out = small_run.parent / "bundle"
+    result = CliRunner().invoke(trainer_app, ["export", str(small_run), "--int8", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "points against float32" in result.output
+    return out
+
+

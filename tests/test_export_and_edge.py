@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -15,33 +14,8 @@ from typer.testing import CliRunner
 from edge.bundle import BundleError, load_bundle
 from edge.cli import app as edge_app
 from trainer.cli import app as trainer_app
-from trainer.sources import load_published_npz
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def small_run(dataset2_npz, tmp_path_factory):
-    """A narrow model on the 6 largest Dataset_1 classes: trained once, shared by these tests."""
-    root = tmp_path_factory.mktemp("export")
-    full = load_published_npz(dataset2_npz)
-    largest = [m for m, _ in Counter(full.mineral.tolist()).most_common(6)]
-    full.subset(np.flatnonzero(np.isin(full.mineral, largest))).save(root / "six.npz")
-    result = runner.invoke(
-        trainer_app,
-        ["fit", str(root / "six.npz"), "--out", str(root / "run"), "--width", "0.125", "--epochs", "8", "--quiet"],
-    )
-    assert result.exit_code == 0, result.output
-    return root / "run"
-
-
-@pytest.fixture(scope="module")
-def int8_bundle(small_run):
-    out = small_run.parent / "bundle"
-    result = runner.invoke(trainer_app, ["export", str(small_run), "--int8", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "points against float32" in result.output
-    return out
 
 
 def test_int8_export_writes_a_verified_bundle_with_metrics(int8_bundle):

@@ -1,0 +1,250 @@
+"""``ramanedge listen``: read raw frames from a spectrometer, identify each, log it, survive faults.
+
+The loop owns the serial port and the link (firmware_bridge); each good frame goes through
+:mod:`edge.raw_spectra` and the shared preprocessing into the classifier, and comes out as an
+:class:`Identification` that is appended to a JSON-lines log (flushed and fsynced: a field
+record survives a pulled battery), printed, or shown live. Bad frames are the decoder's to
+count; an unplugged device is waited for and reopened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import serial
+
+from edge.preprocessing import PreprocessingError, preprocess
+from edge.raw_spectra import counts_to_raman
+from edge.runtime import Classifier
+from firmware_bridge.link import LINKS, DeviceInfo, Link, LinkError, RawFrame
+from firmware_bridge.profiles import DEFAULT_PROFILES, DeviceProfile, load_profile
+
+#: Below this top-1 probability the screen says "no confident match" rather than a name.
+CONFIDENCE = 0.5
+#: Peak height over noise below which there is no Raman signal worth classifying.
+MIN_SNR = 8.0
+
+
+class PortError(RuntimeError):
+    """The port cannot be opened; one line naming it and what to do."""
+
+
+def open_port(port: str, baud: int) -> serial.Serial:
+    try:
+        return serial.Serial(port, baudrate=baud, timeout=0.05, write_timeout=1.0)
+    except serial.SerialException as exc:
+        code = getattr(exc, "errno", None)
+        if code == errno.ENOENT or "No such file" in str(exc) or "could not open port" in str(exc) and not Path(port).exists():
+            raise PortError(f"{port}: no such port (is the spectrometer plugged in? `ls /dev/ttyUSB* /dev/ttyACM*`)") from None
+        if code == errno.EACCES or "Permission denied" in str(exc):
+            raise PortError(
+                f"{port}: permission denied (add yourself to the dialout group: sudo usermod -aG dialout $USER, then log in again)"
+            ) from None
+        raise PortError(f"{port}: cannot open ({exc})") from None
+
+
+@dataclass
+class Identification:
+    time: str
+    seq: int
+    state: str  # identified | no confident match | signal too weak | saturated
+    top: list[tuple[str, float]]
+    latency_ms: float
+    spectrum: np.ndarray | None = None  # the model input, for the live sketch
+
+    def record(self, source: str, model: str, device: str) -> dict:
+        """The JSON line: ``classify --json`` keys plus seq, time, state and device."""
+        return {
+            "file": source,
+            "top": [{"mineral": m, "probability": round(p, 6)} for m, p in self.top],
+            "model": model,
+            "latency_ms": round(self.latency_ms, 3),
+            "seq": self.seq,
+            "time": self.time,
+            "state": self.state,
+            "device": device,
+        }
+
+
+@dataclass
+class Stats:
+    frames_ok: int = 0  # filled in when the loop ends; Listener.frame_counts() while it runs
+    frames_rejected: int = 0
+    identifications: int = 0
+    reconnects: int = 0
+    status: str = "connecting"
+    device: DeviceInfo | None = None
+    last: Identification | None = None
+    latencies: list[float] = field(default_factory=list)
+
+
+def snr(y: np.ndarray) -> float:
+    """Tallest band over the noise (robust: MAD of the first difference)."""
+    noise = 1.4826 * np.median(np.abs(np.diff(y) - np.median(np.diff(y)))) / np.sqrt(2)
+    return float(np.max(y) / noise) if noise > 0 else float("inf")
+
+
+class Listener:
+    def __init__(
+        self,
+        port: str,
+        classifier: Classifier,
+        protocol: str = "auto",
+        baud: int | None = None,
+        profile: DeviceProfile | None = None,
+        log_path: Path | None = None,
+        save_spectra: Path | None = None,
+        confidence: float = CONFIDENCE,
+    ) -> None:
+        self.port_name = port
+        self.classifier = classifier
+        self.protocol = protocol if protocol != "auto" else (profile.protocol if profile else "auto")
+        self.profile = profile
+        self.baud = baud or (profile.baud if profile else 921600)
+        self.log_path = log_path
+        self.save_spectra = save_spectra
+        self.confidence = confidence
+        self.stats = Stats()
+        self._port: serial.Serial | None = None
+        self._link: Link | None = None
+        self._dark: np.ndarray | None = None
+        self._past_ok = self._past_rejected = 0  # frames of earlier connections (before an unplug)
+        if save_spectra:
+            save_spectra.mkdir(parents=True, exist_ok=True)
+
+    # --- connection ---------------------------------------------------------------------------
+
+    def connect(self) -> DeviceInfo:
+        """Open the port and run the handshake, trying protocols in turn for ``auto``."""
+        self._port = open_port(self.port_name, self.baud)
+        candidates = [self.protocol] if self.protocol != "auto" else ["frame", "obp", "ascii"]
+        last_error: Exception | None = None
+        for protocol in candidates:
+            profile = self.profile if self.profile and self.profile.protocol == protocol else load_profile(DEFAULT_PROFILES[protocol])
+            link = LINKS[protocol](self._port, profile)
+            try:
+                info, self._dark = link.open()
+            except LinkError as exc:
+                last_error = exc
+                continue
+            self._link, self.protocol = link, protocol
+            self.stats.device, self.stats.status = info, "listening"
+            return info
+        self._port.close()
+        raise LinkError(f"{self.port_name}: {last_error}")
+
+    def close(self) -> None:
+        if self._link:
+            self._link.close()
+        if self._port:
+            self._port.close()
+
+    def _reconnect(self, should_stop: Callable[[], bool]) -> bool:
+        """Wait for an unplugged device to come back; False if told to stop first."""
+        self.stats.status = "device lost: waiting for it to come back"
+        self.stats.reconnects += 1
+        self._past_ok, self._past_rejected = self.frame_counts()
+        try:
+            if self._port:
+                self._port.close()
+        except OSError:
+            pass
+        self._link = None
+        while not should_stop():
+            try:
+                self.connect()
+                return True
+            except (PortError, LinkError, serial.SerialException, OSError):
+                time.sleep(0.3)
+        return False
+
+    # --- one frame ----------------------------------------------------------------------------
+
+    def identify(self, frame: RawFrame) -> Identification:
+        started = time.perf_counter()
+        profile = self._link.profile
+        x, y, _ = counts_to_raman(frame.counts, self._dark, profile.wavelength_coefficients, profile.laser_nm, profile.usable_pixels)
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+        if frame.saturated:
+            state, top, vector = "saturated", [], None
+        elif snr(y) < MIN_SNR:
+            state, top, vector = "signal too weak", [], None
+        else:
+            try:
+                vector = preprocess(x, y)
+            except PreprocessingError:
+                vector = None
+            if vector is None:
+                state, top = "signal too weak", []
+            else:
+                top = self.classifier.classify(vector, k=3).top
+                state = "identified" if top[0][1] >= self.confidence else "no confident match"
+        if self.save_spectra:
+            self._save(frame, x, now)
+        return Identification(now, frame.counter, state, top, (time.perf_counter() - started) * 1e3, vector)
+
+    def _save(self, frame: RawFrame, x: np.ndarray, when: str) -> None:
+        """The raw frame, dark-subtracted, in Raman shift: readable by `ramanedge classify --raw`."""
+        profile = self._link.profile
+        counts = frame.counts.astype(np.float64) - (self._dark if self._dark is not None else 0)
+        lo, hi = profile.usable_pixels
+        shift = 1e7 / profile.laser_nm - 1e7 / np.polynomial.polynomial.polyval(np.arange(frame.counts.size), profile.wavelength_coefficients)
+        keep = np.arange(frame.counts.size)
+        keep = keep[(keep >= lo) & (keep <= hi) & (shift > 0)]
+        path = self.save_spectra / f"capture_{frame.counter:08d}.csv"
+        with path.open("w") as fh:
+            fh.write(f"# device={self.stats.device.name} serial={self.stats.device.serial} seq={frame.counter} time={when}\n")
+            fh.write(f"# laser_nm={profile.laser_nm} integration_us={frame.integration_us} saturated={frame.saturated} dark_subtracted={self._dark is not None}\n")
+            fh.write("raman_shift_cm1,counts\n")
+            for i in keep:
+                fh.write(f"{shift[i]:.3f},{counts[i]:.1f}\n")
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self, on_result: Callable[[Identification, dict], None], should_stop: Callable[[], bool], count: int | None = None) -> Stats:
+        log = self.log_path.open("a") if self.log_path else None
+        model = self.classifier.bundle.model_id
+        try:
+            while not should_stop():
+                try:
+                    frames = self._link.frames() if self._link else []
+                except (serial.SerialException, OSError, TypeError):
+                    # TypeError: pyserial reading a port whose fd vanished under it
+                    if not self._reconnect(should_stop):
+                        break
+                    continue
+                for frame in frames:
+                    if frame.dark:
+                        continue
+                    result = self.identify(frame)
+                    device = f"{self.stats.device.name} {self.stats.device.serial}"
+                    record = result.record(self.port_name, model, device)
+                    if log:
+                        log.write(json.dumps(record) + "\n")
+                        log.flush()
+                        os.fsync(log.fileno())
+                    self.stats.identifications += 1
+                    self.stats.last = result
+                    self.stats.latencies.append(result.latency_ms)
+                    on_result(result, record)
+                    if count and self.stats.identifications >= count:
+                        return self.stats
+            self.stats.status = "stopped"
+        finally:
+            self.stats.frames_ok, self.stats.frames_rejected = self.frame_counts()
+            if log:
+                log.close()
+        return self.stats
+
+    def frame_counts(self) -> tuple[int, int]:
+        """Frames decoded ok / rejected so far, over every connection."""
+        link = self._link
+        return self._past_ok + (link.frames_ok if link else 0), self._past_rejected + (link.rejected if link else 0)

@@ -1,0 +1,60 @@
+"""The live screen of ``ramanedge listen``: top-3 with bars, a sketch of the spectrum, the link's health."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from edge.listen import Identification, Listener
+
+BLOCKS = " ▁▂▃▄▅▆▇█"
+STATE_STYLE = {
+    "identified": "bold green",
+    "no confident match": "bold yellow",
+    "signal too weak": "bold yellow",
+    "saturated": "bold red",
+}
+
+
+def sparkline(values: np.ndarray, width: int = 72) -> str:
+    """A spectrum as one line of block characters (max of each bin, so bands survive)."""
+    bins = np.array_split(np.asarray(values, dtype=np.float64), width)
+    peaks = np.array([b.max() if b.size else 0.0 for b in bins])
+    top = peaks.max() or 1.0
+    return "".join(BLOCKS[int(round(v / top * (len(BLOCKS) - 1)))] for v in np.clip(peaks, 0, None))
+
+
+def bar(probability: float, width: int = 30) -> str:
+    filled = int(round(probability * width))
+    return "█" * filled + "░" * (width - filled)
+
+
+def render(listener: Listener, reference: dict[str, np.ndarray]) -> Panel:
+    stats = listener.stats
+    ok, rejected = listener.frame_counts()
+    device = stats.device
+    head = Table.grid(padding=(0, 2))
+    head.add_row(
+        Text(f"{device.name} ({device.serial})" if device else listener.port_name, style="bold"),
+        Text(f"{listener.protocol} on {listener.port_name}"),
+        Text(f"frames ok {ok}  rejected {rejected}  reconnects {stats.reconnects}"),
+    )
+    parts: list = [head, Text(stats.status, style="dim")]
+    last: Identification | None = stats.last
+    if last:
+        parts.append(Text(f"#{last.seq}  {last.state}", style=STATE_STYLE.get(last.state, "")))
+        table = Table(show_header=False, box=None, padding=(0, 1))
+        for rank, (mineral, p) in enumerate(last.top, start=1):
+            style = "green" if rank == 1 and last.state == "identified" else ""
+            table.add_row(f"{rank}.", Text(mineral, style=style), bar(p), f"{100 * p:5.1f} %")
+        parts.append(table)
+        if last.spectrum is not None:
+            parts.append(Text("measured   " + sparkline(last.spectrum), style="cyan"))
+            if last.top and last.top[0][0] in reference:
+                parts.append(Text(f"best match " + sparkline(reference[last.top[0][0]]), style="magenta"))
+        median = float(np.median(stats.latencies[-50:]))
+        parts.append(Text(f"latency {last.latency_ms:.1f} ms (median {median:.1f} ms)  identifications {stats.identifications}", style="dim"))
+    return Panel(Group(*parts), title="ramanedge listen", subtitle="Ctrl-C to stop")
