@@ -296,13 +296,14 @@ def _listen(
 
     try:
         device_profile = load_profile(profile) if profile else None
-        classifier = Classifier(bundle)
-    except (ProfileError, BundleError, RuntimeUnavailable) as exc:
+    except ProfileError as exc:
         _fail(str(exc))
-    listener = Listener(port, classifier, protocol, baud, device_profile, log, save_spectra, confidence)
+    listener = Listener(port, None, protocol, baud, device_profile, log, save_spectra, confidence)
     try:
-        info = listener.connect()
-    except (PortError, LinkError) as exc:
+        info = listener.connect()  # the port first: its errors are the likeliest, and say what to do
+        listener.classifier = Classifier(bundle)
+    except (PortError, LinkError, BundleError, RuntimeUnavailable) as exc:
+        listener.close()
         _fail(str(exc))
     if as_json:
         errors.print(f"connected: {info.name} {info.serial} ({listener.protocol})", highlight=False)

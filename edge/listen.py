@@ -42,12 +42,12 @@ def open_port(port: str, baud: int) -> serial.Serial:
         return serial.Serial(port, baudrate=baud, timeout=0.05, write_timeout=1.0)
     except serial.SerialException as exc:
         code = getattr(exc, "errno", None)
-        if code == errno.ENOENT or "No such file" in str(exc) or "could not open port" in str(exc) and not Path(port).exists():
-            raise PortError(f"{port}: no such port (is the spectrometer plugged in? `ls /dev/ttyUSB* /dev/ttyACM*`)") from None
-        if code == errno.EACCES or "Permission denied" in str(exc):
+        if code in (errno.EACCES, errno.EPERM) or "Permission denied" in str(exc):
             raise PortError(
                 f"{port}: permission denied (add yourself to the dialout group: sudo usermod -aG dialout $USER, then log in again)"
             ) from None
+        if code == errno.ENOENT or not Path(port).exists():
+            raise PortError(f"{port}: no such port (is the spectrometer plugged in? `ls /dev/ttyUSB* /dev/ttyACM*`)") from None
         raise PortError(f"{port}: cannot open ({exc})") from None
 
 
@@ -96,7 +96,7 @@ class Listener:
     def __init__(
         self,
         port: str,
-        classifier: Classifier,
+        classifier: Classifier | None,
         protocol: str = "auto",
         baud: int | None = None,
         profile: DeviceProfile | None = None,

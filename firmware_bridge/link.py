@@ -60,6 +60,10 @@ class Link:
     def rejected(self) -> int:
         return self.decoder.rejected_total
 
+    #: spectra the device numbered but that never arrived whole (gaps in its frame counter);
+    #: a frame whose sync word was hit is not seen as a frame at all, only as a gap
+    missing = 0
+
     def _read_available(self) -> bytes:
         return self.port.read(max(1, getattr(self.port, "in_waiting", 0) or 1))
 
@@ -115,6 +119,10 @@ class FrameLink(Link):
             if s.counts.size != self.profile.pixels:
                 self.decoder.rejected["wrong pixel count"] += 1
                 continue
+            last = getattr(self, "_last_counter", None)
+            if last is not None and s.counter > last + 1:
+                self.missing += s.counter - last - 1
+            self._last_counter = s.counter
             out.append(
                 RawFrame(s.counts, s.counter, s.integration_us, bool(s.flags & framing.Flags.SATURATED), bool(s.flags & framing.Flags.DARK), time.monotonic())
             )

@@ -1,0 +1,5 @@
+"""``python -m edge`` is ``ramanedge``."""
+
+from edge.cli import app
+
+app()

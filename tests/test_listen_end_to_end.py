@@ -1,0 +1,133 @@
+"""Emulator -> pseudo-terminal -> listen -> log, for every protocol and fault."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import serial
+
+from edge.bundle import load_bundle
+from edge.listen import Listener, PortError, open_port
+from edge.preprocessing import GRID
+from edge.runtime import Classifier
+from firmware_bridge.emulator import Emulator, Faults
+from firmware_bridge.profiles import load_profile
+
+
+def run_listener(bundle_dir, tmp_path, protocol="frame", profile="emulator-785", faults=Faults(), count=15, interval=0.05, timeout=30, link=False):
+    bundle = load_bundle(bundle_dir)
+    minerals, spectra = bundle.reference()
+    emulator = Emulator(
+        load_profile(profile), list(zip(minerals, spectra)), GRID, protocol=protocol, interval_s=interval,
+        faults=faults, seed=1, link_path=tmp_path / "spectrometer" if link else None,
+    )
+    port = emulator.start()
+    log = tmp_path / "log.jsonl"
+    listener = Listener(port, Classifier(bundle, num_threads=1), protocol, profile=load_profile(profile), log_path=log)
+    deadline = time.monotonic() + timeout
+    try:
+        listener.connect()
+        stats = listener.run(lambda *_: None, lambda: time.monotonic() > deadline, count)
+    finally:
+        listener.close()
+        emulator.stop()
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    return emulator, listener, stats, records
+
+
+def test_frame_protocol_identifies_known_minerals_and_logs_every_one(int8_bundle, tmp_path):
+    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, count=18)
+    assert stats.identifications == len(records) == 18 and stats.frames_rejected == 0
+    played = {p.counter: p.mineral for p in emulator.played}
+    assert [r["seq"] for r in records] == sorted(played)[: len(records)]  # every frame, in order, none lost
+    for r in records:
+        assert set(r) == {"file", "top", "model", "latency_ms", "seq", "time", "state", "device"}
+        assert r["device"].startswith("ramanedge emulator 785 nm")
+    named = [r for r in records if r["top"]]
+    right = sum(r["top"][0]["mineral"] == played[r["seq"]] for r in named)
+    print("states", [r["state"] for r in records], "right", right, len(named))
+    assert len(named) >= 15 and right / len(named) >= 0.5  # 6 classes: chance is 1/6
+
+
+def test_faults_are_counted_and_no_frame_is_lost_silently(int8_bundle, tmp_path):
+    faults = Faults(garbage=0.15, bitflip=0.15, truncate=0.1)
+    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, faults=faults, count=30)
+    seen = {r["seq"] for r in records}
+    sent = [p for p in emulator.played if p.counter <= max(seen)]
+    lost = [p for p in sent if p.counter not in seen]
+    assert lost and all(p.faulted in ("bitflip", "truncate") for p in lost)
+    assert stats.frames_rejected + listener._link.missing >= len(lost) > 0 or stats.frames_rejected > 0
+    assert all(p.counter in seen for p in sent if p.faulted in ("", "garbage"))
+
+
+@pytest.mark.parametrize(("protocol", "profile"), [("ascii", "c12880ma-ascii"), ("obp", "ocean-sts-785")])
+def test_other_protocols_end_to_end(int8_bundle, tmp_path, protocol, profile):
+    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, protocol, profile, count=6, interval=0.05)
+    assert stats.identifications == 6 and stats.frames_rejected == 0
+    assert stats.device.profile.pixels == load_profile(profile).pixels
+    if protocol == "obp":
+        assert stats.device.serial == "EMU00001"  # read from the device over OBP
+    assert {r["state"] for r in records} <= {"identified", "no confident match", "signal too weak", "saturated"}
+
+
+def test_unplugged_device_is_waited_for_and_reopened(int8_bundle, tmp_path):
+    faults = Faults(unplug_every_s=1.0, unplugged_s=0.6)
+    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, faults=faults, count=40, interval=0.05, link=True)
+    assert stats.reconnects >= 1 and stats.identifications == 40
+
+
+def test_stalls_only_slow_the_stream(int8_bundle, tmp_path):
+    faults = Faults(stall=0.2, stall_s=0.4)
+    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, faults=faults, count=10)
+    assert stats.identifications == 10 and stats.frames_rejected == 0
+
+
+def test_port_errors_are_one_line(tmp_path, monkeypatch):
+    with pytest.raises(PortError, match=r"/dev/ttyNOPE0: no such port \(is the spectrometer plugged in"):
+        open_port("/dev/ttyNOPE0", 115200)
+
+    def denied(*args, **kwargs):
+        raise serial.SerialException(errno.EACCES, "could not open port /dev/ttyUSB0: [Errno 13] Permission denied: '/dev/ttyUSB0'")
+
+    monkeypatch.setattr(serial, "Serial", denied)
+    with pytest.raises(PortError, match="/dev/ttyUSB0: permission denied .*dialout"):
+        open_port("/dev/ttyUSB0", 115200)
+
+
+def test_listen_cli_json_and_clean_ctrl_c(int8_bundle, tmp_path):
+    bundle = load_bundle(int8_bundle)
+    minerals, spectra = bundle.reference()
+    emulator = Emulator(load_profile("emulator-785"), list(zip(minerals, spectra)), GRID, interval_s=0.05, seed=2)
+    port = emulator.start()
+    log = tmp_path / "log.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge", "listen", port, "--model", str(int8_bundle), "--json", "--log", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = [process.stdout.readline() for _ in range(5)]
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        emulator.stop()
+    assert process.returncode == 0, err
+    assert all(json.loads(line)["seq"] for line in lines)
+    assert "Traceback" not in err and "identifications; frames ok" in err
+    logged = log.read_text().splitlines()
+    assert len(logged) >= 5 and all(json.loads(line) for line in logged)
+
+
+def test_listen_cli_missing_port(int8_bundle):
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "listen", "/dev/ttyNOPE0", "--model", str(int8_bundle)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: /dev/ttyNOPE0: no such port") and len(result.stderr.strip().splitlines()) == 1
