@@ -137,7 +137,10 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    model.save_weights(run_dir / WEIGHTS)
+    # save from an uncompiled twin: the weights alone, without the optimizer's slots (a third of the size)
+    plain = build_model(len(classes), config.width, config.bn_momentum)
+    plain.set_weights(model.get_weights())
+    plain.save_weights(run_dir / WEIGHTS)
 
     epochs_run = len(history.history["loss"])
     record = {
