@@ -73,3 +73,20 @@ def test_evaluate_refuses_missing_or_incomplete_runs(tmp_path):
     (tmp_path / "half" / "config.json").write_text("{}")
     result = runner.invoke(app, ["evaluate", str(tmp_path / "half")])
     assert result.exit_code == 1 and "incomplete run folder, missing labels.json" in result.output
+
+
+def test_grouped_fit_leaves_out_single_specimen_classes(dataset2_npz, tmp_path):
+    full = load_published_npz(dataset2_npz)
+    largest = [m for m, _ in Counter(full.mineral.tolist()).most_common(4)]
+    single = next(m for m in sorted(set(full.mineral.tolist())) if len(set(full.specimen[full.mineral == m])) == 1)
+    full.subset(np.flatnonzero(np.isin(full.mineral, largest + [single]))).save(tmp_path / "five.npz")
+    run = tmp_path / "grouped"
+    result = runner.invoke(
+        app,
+        ["fit", str(tmp_path / "five.npz"), "--out", str(run), "--split", "grouped", "--width", "0.0625", "--epochs", "2", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["excluded_classes"] == [single] and config["n_classes"] == 4
+    assert single not in json.loads((run / "labels.json").read_text())
+    assert json.loads((run / "metrics.json").read_text())["protocol"] == "grouped"

@@ -55,9 +55,13 @@ class SpectraDataset:
         return sorted(set(self.mineral.tolist()))
 
     def labels(self, classes: list[str] | None = None) -> np.ndarray:
-        """Integer label of each spectrum in ``classes`` order (default: this dataset's)."""
+        """Integer label of each spectrum in ``classes`` order (default: this dataset's); -1 if not a class.
+
+        A grouped split leaves out classes with a single specimen: their spectra get -1 and
+        are in no part of the split.
+        """
         index = {name: i for i, name in enumerate(classes or self.classes)}
-        return np.array([index[m] for m in self.mineral], dtype=np.int64)
+        return np.array([index.get(m, -1) for m in self.mineral], dtype=np.int64)
 
     def subset(self, rows: np.ndarray) -> "SpectraDataset":
         return SpectraDataset(
