@@ -62,6 +62,7 @@ class Emulator:
     seed: int = 0
     link_path: Path | None = None  # a stable symlink to the current pseudo-terminal
     serial: str = "EMU00001"
+    baud: int = 0  # pace writes as a UART at this rate would (10 bits a byte, 8N1); 0: as fast as the pty takes
     played: list[Played] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -154,9 +155,12 @@ class Emulator:
             _, writable, _ = select.select([], [self._master], [], 0.1)
             if writable:
                 try:
-                    view = view[os.write(self._master, view[:4096]) :]
+                    written = os.write(self._master, view[:4096])
                 except OSError:
                     return  # unplugged under us
+                view = view[written:]
+                if self.baud:
+                    time.sleep(written * 10 / self.baud)
 
     def _inject(self, data: bytes) -> tuple[bytes, str]:
         f, rng = self.faults, self.rng
