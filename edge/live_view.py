@@ -9,8 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from edge.listen import Identification, Listener
+from edge.preprocessing import GRID
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
+SKETCH_WIDTH = 80
 STATE_STYLE = {
     "identified": "bold green",
     "no confident match": "bold yellow",
@@ -52,9 +54,10 @@ def render(listener: Listener, reference: dict[str, np.ndarray]) -> Panel:
             table.add_row(f"{rank}.", Text(mineral, style=style), bar(p), f"{100 * p:5.1f} %")
         parts.append(table)
         if last.spectrum is not None:
-            parts.append(Text("measured   " + sparkline(last.spectrum), style="cyan"))
+            parts.append(Text("measured   " + sparkline(last.spectrum, SKETCH_WIDTH), style="cyan"))
             if last.top and last.top[0][0] in reference:
-                parts.append(Text(f"best match " + sparkline(reference[last.top[0][0]]), style="magenta"))
+                parts.append(Text("best match " + sparkline(reference[last.top[0][0]], SKETCH_WIDTH), style="magenta"))
+            parts.append(Text(f"{'':11}{GRID[0]:.0f}{'Raman shift, cm^-1':^{SKETCH_WIDTH - 6}}{GRID[-1]:.0f}", style="dim"))
         median = float(np.median(stats.latencies[-50:]))
         parts.append(Text(f"latency {last.latency_ms:.1f} ms (median {median:.1f} ms)  identifications {stats.identifications}", style="dim"))
     return Panel(Group(*parts), title="ramanedge listen", subtitle="Ctrl-C to stop")

@@ -8,8 +8,11 @@ Quantised models are fed and read through the scale and zero point stored in the
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -45,6 +48,21 @@ def interpreter_class() -> tuple[type, str]:
         raise RuntimeUnavailable("no TFLite interpreter installed: pip install ai-edge-litert") from None
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what the C++ runtime prints on fd 2 (an INFO line about its XNNPACK delegate)
+    from the live screen; failures still arrive as Python exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """Top-k minerals with probabilities, and how long the model took."""
@@ -60,7 +78,8 @@ class Classifier:
         cls, self.runtime = interpreter_class()
         try:
             self.interpreter = cls(model_path=str(bundle.model_path), num_threads=num_threads or os.cpu_count())
-            self.interpreter.allocate_tensors()
+            with _native_stderr_silenced():
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"{bundle.path}: the interpreter cannot load {bundle.model_path.name} ({exc})") from None
         self.bundle = bundle
