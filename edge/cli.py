@@ -7,7 +7,6 @@ import signal
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -190,36 +189,21 @@ def _library(bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
     return [(minerals[i], spectra[i]) for i in chosen]
 
 
-@dataclass
-class EmulatorOptions:
-    """What `emulate` and `demo` set up the virtual spectrometer with."""
-
-    protocol: str = "frame"
-    profile: Optional[str] = None
-    interval: float = 0.3
-    garbage: float = 0.0
-    bitflip: float = 0.0
-    truncate: float = 0.0
-    stall: float = 0.0
-    unplug_every: float = 0.0
-    seed: int = 0
-
-
-def _emulator(bundle, files: list[Path], options: EmulatorOptions, link_path: Path | None):
+def _emulator(bundle, files: list[Path], protocol: str, profile_name: Optional[str], interval: float, faults, seed: int, link_path: Path | None):
+    """The virtual spectrometer `emulate` and `demo` run."""
     from edge.preprocessing import GRID
-    from firmware_bridge.emulator import Emulator, Faults
+    from firmware_bridge.emulator import Emulator
     from firmware_bridge.profiles import DEFAULT_PROFILES, ProfileError, load_profile
 
+    if protocol not in DEFAULT_PROFILES:
+        _fail(f"unknown protocol {protocol!r}; choose one of {', '.join(DEFAULT_PROFILES)}")
     try:
-        profile = load_profile(options.profile or DEFAULT_PROFILES[options.protocol])
-    except (ProfileError, KeyError) as exc:
-        _fail(str(exc) if isinstance(exc, ProfileError) else f"unknown protocol {options.protocol!r}")
-    faults = Faults(options.garbage, options.bitflip, options.truncate, options.stall, unplug_every_s=options.unplug_every)
+        profile = load_profile(profile_name or DEFAULT_PROFILES[protocol])
+    except ProfileError as exc:
+        _fail(str(exc))
     return Emulator(
-        profile, _library(bundle, files), GRID, protocol=options.protocol, interval_s=options.interval,
-        faults=faults, seed=options.seed, link_path=link_path,
+        profile, _library(bundle, files), GRID, protocol=protocol, interval_s=interval, faults=faults, seed=seed, link_path=link_path
     )
-
 
 
 Protocol = Annotated[str, typer.Option(help="wire protocol: frame, ascii or obp")]
@@ -262,8 +246,10 @@ def emulate(
         bundle = load_bundle(model)
     except BundleError as exc:
         _fail(str(exc))
-    options = EmulatorOptions(protocol, profile, interval, garbage, bitflip, truncate, stall, unplug_every, seed)
-    emulator = _emulator(bundle, spectra or [], options, link)
+    from firmware_bridge.emulator import Faults
+
+    faults = Faults(garbage, bitflip, truncate, stall, unplug_every_s=unplug_every)
+    emulator = _emulator(bundle, spectra or [], protocol, profile, interval, faults, seed, link)
     stop = _stop_on_signals()
     print(emulator.start(), flush=True)
     errors.print(f"{emulator.profile.name}, {protocol} protocol, playing {len(emulator.library)} spectra; Ctrl-C to stop", highlight=False)
@@ -369,9 +355,11 @@ def demo(
         bundle = load_bundle(model)
     except BundleError as exc:
         _fail(str(exc))
-    options = EmulatorOptions(protocol, None, interval, garbage, bitflip, truncate, stall, unplug_every, seed)
+    from firmware_bridge.emulator import Faults
+
+    faults = Faults(garbage, bitflip, truncate, stall, unplug_every_s=unplug_every)
     with tempfile.TemporaryDirectory(prefix="ramanedge-demo-") as tmp:
-        emulator = _emulator(bundle, spectra or [], options, Path(tmp) / "spectrometer")
+        emulator = _emulator(bundle, spectra or [], protocol, None, interval, faults, seed, Path(tmp) / "spectrometer")
         port = emulator.start()
         try:
             listener = _listen(port, bundle, protocol, None, None, Path(tmp) / "log.jsonl", None, as_json, count or None, 0.5, _stop_on_signals())

@@ -11,9 +11,9 @@ extra values) and every value an integer within the detector's range.
 from __future__ import annotations
 
 import re
-from collections import Counter
-
 import numpy as np
+
+from firmware_bridge.decoding import CountingDecoder
 
 _FIELDS = re.compile(rb"[,\s]+")
 #: No honest spectrum line is longer: 4096 values of 10 characters.
@@ -25,20 +25,13 @@ def encode_ascii_line(counts: np.ndarray) -> bytes:
     return b"".join(b"%d," % int(v) for v in counts) + b"\r\n"
 
 
-class AsciiLineDecoder:
+class AsciiLineDecoder(CountingDecoder):
     """Incremental line decoder: ``feed(data)`` returns the valid spectra (uint32 arrays) completed."""
 
     def __init__(self, pixels: int, max_count: int = 65535) -> None:
+        super().__init__()
         self.pixels = pixels
         self.max_count = max_count
-        self._buffer = bytearray()
-        self.frames_ok = 0
-        self.rejected: Counter[str] = Counter()
-        self.bytes_discarded = 0
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
 
     def feed(self, data: bytes) -> list[np.ndarray]:
         self._buffer += data
@@ -47,33 +40,28 @@ class AsciiLineDecoder:
             end = self._buffer.find(b"\n")
             if end < 0:
                 if len(self._buffer) > MAX_LINE:
-                    self.rejected["line too long"] += 1
-                    self.bytes_discarded += len(self._buffer)
-                    self._buffer.clear()
+                    self._reject("line too long", len(self._buffer))
                 return spectra
-            line = bytes(self._buffer[:end])
+            counts, problem = self._parse(bytes(self._buffer[:end]))
+            if problem:
+                self._reject(problem, end + 1)
+                continue
             del self._buffer[: end + 1]
-            spectrum = self._parse(line)
-            if spectrum is not None:
-                spectra.append(spectrum)
+            if counts is not None:
+                self.frames_ok += 1
+                spectra.append(counts)
 
-    def _parse(self, line: bytes) -> np.ndarray | None:
+    def _parse(self, line: bytes) -> tuple[np.ndarray | None, str | None]:
+        """(counts, None) for a good line, (None, None) for a blank one, (None, reason) otherwise."""
         fields = [f for f in _FIELDS.split(line.strip()) if f]
         if not fields:
-            return None  # blank line: sketches print them between spectra
+            return None, None  # blank line: sketches print them between spectra
         if len(fields) != self.pixels:
-            self.rejected[f"field count {'above' if len(fields) > self.pixels else 'below'} {self.pixels}"] += 1
-            self.bytes_discarded += len(line)
-            return None
+            return None, f"field count {'above' if len(fields) > self.pixels else 'below'} {self.pixels}"
         try:
             values = np.array([int(f) for f in fields], dtype=np.int64)
         except ValueError:
-            self.rejected["not an integer"] += 1
-            self.bytes_discarded += len(line)
-            return None
+            return None, "not an integer"
         if values.min() < 0 or values.max() > self.max_count:
-            self.rejected["value out of range"] += 1
-            self.bytes_discarded += len(line)
-            return None
-        self.frames_ok += 1
-        return values.astype(np.uint32)
+            return None, "value out of range"
+        return values.astype(np.uint32), None

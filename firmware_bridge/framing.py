@@ -20,10 +20,11 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+
+from firmware_bridge.decoding import CountingDecoder
 
 SYNC = b"\xa5\x5a\x52\x45"
 VERSION = 1
@@ -69,27 +70,8 @@ def encode_frame(message_type: int, sequence: int, payload: bytes = b"") -> byte
     return SYNC + body + CRC.pack(zlib.crc32(body))
 
 
-class FrameDecoder:
+class FrameDecoder(CountingDecoder):
     """Incremental decoder: ``feed(data)`` returns the frames completed by ``data``."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self.frames_ok = 0
-        self.rejected: Counter[str] = Counter()
-        self.bytes_discarded = 0
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-    def _discard(self, n: int) -> None:
-        del self._buffer[:n]
-        self.bytes_discarded += n
-
-    def _reject(self, reason: str) -> None:
-        """Drop this sync word and look for the next one."""
-        self.rejected[reason] += 1
-        self._discard(1)
 
     def feed(self, data: bytes) -> list[Frame]:
         self._buffer += data

@@ -48,6 +48,10 @@ class Link:
         self.port = port
         self.profile = profile
         self.decoder = self._make_decoder()
+        self._counter = 0  # the device's frame counter, or ours (from 1) where frames carry none
+        #: spectra the device numbered but that never arrived whole (gaps in its frame counter);
+        #: a frame whose sync word was hit is not seen as a frame at all, only as a gap
+        self.missing = 0
 
     def _make_decoder(self):
         raise NotImplementedError
@@ -59,10 +63,6 @@ class Link:
     @property
     def rejected(self) -> int:
         return self.decoder.rejected_total
-
-    #: spectra the device numbered but that never arrived whole (gaps in its frame counter);
-    #: a frame whose sync word was hit is not seen as a frame at all, only as a gap
-    missing = 0
 
     def _read_available(self) -> bytes:
         return self.port.read(max(1, getattr(self.port, "in_waiting", 0) or 1))
@@ -119,10 +119,9 @@ class FrameLink(Link):
             if s.counts.size != self.profile.pixels:
                 self.decoder.rejected["wrong pixel count"] += 1
                 continue
-            last = getattr(self, "_last_counter", None)
-            if last is not None and s.counter > last + 1:
-                self.missing += s.counter - last - 1
-            self._last_counter = s.counter
+            if self._counter and s.counter > self._counter + 1:
+                self.missing += s.counter - self._counter - 1
+            self._counter = s.counter
             out.append(
                 RawFrame(s.counts, s.counter, s.integration_us, bool(s.flags & framing.Flags.SATURATED), bool(s.flags & framing.Flags.DARK), time.monotonic())
             )
@@ -152,7 +151,7 @@ class AsciiLink(Link):
         now = time.monotonic()
         out = []
         for counts in self.decoder.feed(self._read_available()):
-            self._counter = getattr(self, "_counter", 0) + 1
+            self._counter += 1
             out.append(RawFrame(counts, self._counter, 0, bool(counts.max() >= self.profile.max_count), False, now))
         return out
 
@@ -207,7 +206,7 @@ class OBPLink(Link):
                 self.decoder.rejected["wrong pixel count"] += 1
                 continue
             counts = np.frombuffer(message.data, "<u2").astype(np.uint16)
-            self._counter = getattr(self, "_counter", 0) + 1
+            self._counter += 1
             out.append(RawFrame(counts, self._counter, 0, bool(counts.max() >= self.profile.max_count), False, time.monotonic()))
         if self._pending and time.monotonic() - self._asked > self.reply_timeout:
             self.decoder.rejected["no reply"] += 1  # lost or mangled on the wire: ask again

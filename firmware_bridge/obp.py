@@ -16,8 +16,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import struct
-from collections import Counter
 from dataclasses import dataclass
+
+from firmware_bridge.decoding import CountingDecoder
 
 START = b"\xc1\xc0"
 FOOTER = b"\xc5\xc4\xc3\xc2"
@@ -75,23 +76,8 @@ def encode(message: Message, md5: bool = False) -> bytes:
     return head + payload + checksum + FOOTER
 
 
-class OBPDecoder:
+class OBPDecoder(CountingDecoder):
     """Incremental decoder with resynchronisation and counted rejections, like FrameDecoder."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self.frames_ok = 0
-        self.rejected: Counter[str] = Counter()
-        self.bytes_discarded = 0
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-    def _reject(self, reason: str) -> None:
-        self.rejected[reason] += 1
-        del self._buffer[:1]
-        self.bytes_discarded += 1
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += data
@@ -99,13 +85,10 @@ class OBPDecoder:
         while True:
             start = self._buffer.find(START)
             if start < 0:
-                keep = 1 if self._buffer.endswith(START[:1]) else 0
-                self.bytes_discarded += len(self._buffer) - keep
-                del self._buffer[: len(self._buffer) - keep]
+                self._discard(len(self._buffer) - (1 if self._buffer.endswith(START[:1]) else 0))
                 return messages
             if start:
-                self.bytes_discarded += start
-                del self._buffer[:start]
+                self._discard(start)
             if len(self._buffer) < HEADER.size:
                 return messages
             _, version, flags, error, mtype, regarding, _, checksum_type, n_immediate, immediate, remaining = HEADER.unpack_from(self._buffer)

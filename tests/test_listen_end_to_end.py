@@ -131,3 +131,40 @@ def test_listen_cli_missing_port(int8_bundle):
     )
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: /dev/ttyNOPE0: no such port") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_emulate_prints_its_port_first_and_serves_it(int8_bundle):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge", "emulate", "--model", str(int8_bundle), "--interval", "0.05"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        port = process.stdout.readline().strip()
+        assert port.startswith("/dev/pts/")
+        with serial.Serial(port, 921600, timeout=0.05) as s:
+            from firmware_bridge.link import FrameLink
+
+            link = FrameLink(s, load_profile("emulator-785"))
+            info, dark = link.open()
+            frames = []
+            deadline = time.monotonic() + 5
+            while len(frames) < 3 and time.monotonic() < deadline:
+                frames += link.frames()
+        assert info.serial == "EMU00001" and dark is not None and len(frames) >= 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 0 and "spectra, " in err
+
+
+def test_demo_runs_on_the_bundled_model():
+    from edge.bundle import DEFAULT_BUNDLE
+
+    if not DEFAULT_BUNDLE.is_dir():
+        pytest.skip("no bundled model in edge/models/default")
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "demo", "--count", "6", "--json", "--interval", "0.05"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 6 and "demo: " in result.stderr and "top-1 = mineral played for" in result.stderr

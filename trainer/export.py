@@ -26,7 +26,7 @@ from edge.bundle import FORMAT, FORMAT_VERSION, LABELS, MANIFEST, MODEL, REFEREN
 from edge.preprocessing import GRID, GRID_SIZE
 from edge.runtime import Classifier
 from trainer.dataset import SpectraDataset
-from trainer.training import Run, RunError, load_run
+from trainer.training import Run, load_run
 
 PRECISIONS = ("int8", "float16", "float32")
 REPRESENTATIVE_SPECTRA = 300
@@ -196,5 +196,3 @@ def export(run_dir: str | Path, out: str | Path, precision: str = "int8", datase
     load_bundle(out)  # what we wrote must pass the edge's own checks
     return manifest
 
-
-__all__ = ["ExportError", "PRECISIONS", "RunError", "export"]
