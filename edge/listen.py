@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +135,15 @@ class Listener:
             except LinkError as exc:
                 last_error = exc
                 continue
+            if self.profile and self.profile.protocol == protocol:
+                # a profile given by the user overrides what the device says of itself
+                if self.profile.pixels != link.profile.pixels:
+                    self._port.close()
+                    raise LinkError(
+                        f"{self.port_name}: profile {self.profile.name!r} has {self.profile.pixels} pixels, the device {link.profile.pixels}"
+                    )
+                link.profile = self.profile
+                info = replace(info, profile=self.profile)
             self._link, self.protocol = link, protocol
             self.stats.device, self.stats.status = info, "listening"
             return info

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import serial
@@ -168,3 +169,51 @@ def test_demo_runs_on_the_bundled_model():
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 6 and "demo: " in result.stderr and "top-1 = mineral played for" in result.stderr
+
+
+def test_auto_protocol_finds_obp_and_profile_overrides_the_device(int8_bundle, tmp_path):
+    bundle = load_bundle(int8_bundle)
+    minerals, spectra = bundle.reference()
+    emulator = Emulator(load_profile("ocean-sts-785"), list(zip(minerals, spectra)), GRID, protocol="obp", seed=4)
+    port = emulator.start()
+    try:
+        listener = Listener(port, Classifier(bundle, num_threads=1), "auto")
+        info = listener.connect()
+        assert listener.protocol == "obp" and info.serial == "EMU00001" and info.profile.pixels == 1024
+        # the device's float32 coefficients were read over OBP
+        assert info.profile.wavelength_coefficients[1] == pytest.approx(0.155, rel=1e-6)
+        listener.close()
+
+        mine = replace(load_profile("ocean-sts-785"), wavelength_coefficients=(791.0, 0.15, -1e-5, 0.0))
+        listener = Listener(port, Classifier(bundle, num_threads=1), "obp", profile=mine)
+        assert listener.connect().profile.wavelength_coefficients == (791.0, 0.15, -1e-5, 0.0)
+        listener.close()
+    finally:
+        emulator.stop()
+
+
+def test_saved_captures_classify_as_they_did_live(int8_bundle, tmp_path):
+    bundle = load_bundle(int8_bundle)
+    minerals, spectra = bundle.reference()
+    emulator = Emulator(load_profile("emulator-785"), list(zip(minerals, spectra)), GRID, interval_s=0.05, seed=5)
+    port = emulator.start()
+    captures = tmp_path / "captures"
+    try:
+        listener = Listener(port, Classifier(bundle, num_threads=1), "frame", save_spectra=captures)
+        listener.connect()
+        results = []
+        listener.run(lambda r, record: results.append(record), lambda: False, count=4)
+        listener.close()
+    finally:
+        emulator.stop()
+    files = sorted(captures.glob("capture_*.csv"))
+    assert [f.name for f in files] == [f"capture_{r['seq']:08d}.csv" for r in results]
+    from edge.cli import app
+    from typer.testing import CliRunner
+
+    again = CliRunner().invoke(app, ["classify", "--raw", "--json", "--model", str(int8_bundle), *map(str, files)])
+    assert again.exit_code == 0, again.output
+    offline = [json.loads(line) for line in again.stdout.splitlines()]
+    for live, later in zip(results, offline):
+        if live["top"]:
+            assert later["top"][0]["mineral"] == live["top"][0]["mineral"]
