@@ -115,3 +115,16 @@ def test_unreadable_sources_are_one_line_errors(tmp_path):
         collect([tmp_path / "other.npz"])
     with pytest.raises(DatasetError, match="no such dataset file"):
         SpectraDataset.load(tmp_path / "none.npz")
+
+
+def test_rruff_raw_files_are_reported_or_cleaned(rruff_sample, tmp_path):
+    result = runner.invoke(app, ["prepare", str(rruff_sample), "--out", str(tmp_path / "p.npz")])
+    assert result.exit_code == 0 and "150 used" in result.output and "150 skipped" in result.output
+    assert "Raman_Data_RAW__28065.txt: RRUFF RAW file, not baseline-corrected" in result.output
+    result = runner.invoke(app, ["prepare", str(rruff_sample), "--raw", "clean", "--out", str(tmp_path / "c.npz")])
+    assert result.exit_code == 0 and "300 used" in result.output
+    ds = SpectraDataset.load(tmp_path / "c.npz")
+    raw_row = next(i for i, s in enumerate(ds.source) if "Eudialyte__R050230__Raman__532" in s and "RAW" in s)
+    twin_row = next(i for i, s in enumerate(ds.source) if "Eudialyte__R050230__Raman__532" in s and "Processed" in s)
+    cosine = ds.X[raw_row] @ ds.X[twin_row] / np.linalg.norm(ds.X[raw_row]) / np.linalg.norm(ds.X[twin_row])
+    assert cosine > 0.9  # cleaned on the device's path, the RAW spectrum looks like RRUFF's own processing

@@ -34,10 +34,13 @@ def prepare(
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset file to write (.npz)")],
     min_per_class: Annotated[int, typer.Option(help="keep classes with at least this many spectra (10 = Dataset_1)")] = 1,
     strict: Annotated[bool, typer.Option(help="stop at the first unusable file instead of skipping it")] = False,
+    raw: Annotated[str, typer.Option(help="RRUFF RAW files: skip (reported) or clean (spike and baseline removal, as on the device)")] = "skip",
 ) -> None:
     """Read, check and preprocess spectra into a dataset file."""
     try:
-        dataset, report = collect(sources, strict=strict, on_skip=lambda line: errors.print(f"skipped {line}", highlight=False, soft_wrap=True))
+        dataset, report = collect(
+            sources, strict=strict, raw=raw, on_skip=lambda line: errors.print(f"skipped {line}", highlight=False, soft_wrap=True)
+        )
     except EXPECTED as exc:
         _fail(str(exc))
     dataset.meta["sources"] = [str(s) for s in sources]

@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.preprocessing import GRID, PreprocessingError, is_on_grid, preprocess
+from edge.raw_spectra import clean_raman
 from edge.spectrum_files import Spectrum, SpectrumFileError, parse_spectrum_text, specimen_of
 from trainer.dataset import SpectraDataset
 
 SPECTRUM_SUFFIXES = {".txt", ".csv", ".tsv", ".dat"}
+RAW_MODES = ("skip", "clean")
 
 
 class SourceError(ValueError):
@@ -45,12 +47,15 @@ class _Row:
     on_grid: bool  # already a model input: taken as it is
 
 
-def _spectrum_row(spectrum: Spectrum) -> _Row:
+def _spectrum_row(spectrum: Spectrum, raw: str) -> _Row:
     if not spectrum.mineral:
         raise SpectrumFileError(spectrum.source, "no mineral name (no ##NAMES= header, RRUFF file name or class folder)")
+    if spectrum.kind == "raw" and raw == "skip":
+        raise SpectrumFileError(spectrum.source, "RRUFF RAW file, not baseline-corrected (use --raw clean to clean it as the device does)")
     on_grid = is_on_grid(spectrum.x, spectrum.y)
     try:
-        x = spectrum.y.astype(np.float32) if on_grid else preprocess(spectrum.x, spectrum.y)
+        y = clean_raman(spectrum.x, spectrum.y)[0] if spectrum.kind == "raw" else spectrum.y
+        x = y.astype(np.float32) if on_grid else preprocess(spectrum.x, y)
     except PreprocessingError as exc:
         raise SpectrumFileError(spectrum.source, str(exc)) from None
     return _Row(
@@ -138,11 +143,16 @@ def collect(
     sources: list[str | Path],
     strict: bool = False,
     on_skip: Callable[[str], None] | None = None,
+    raw: str = "skip",
 ) -> tuple[SpectraDataset, PrepareReport]:
     """Read and preprocess every spectrum in ``sources`` into one dataset.
 
-    ``on_skip`` is told each skipped file as it happens (the CLI prints them).
+    ``on_skip`` is told each skipped file as it happens (the CLI prints them). RRUFF RAW files
+    (detector baseline and fluorescence still in) are skipped and reported, or with
+    ``raw="clean"`` cleaned by the device's own spike and baseline removal first.
     """
+    if raw not in RAW_MODES:
+        raise SourceError(f"--raw must be one of {', '.join(RAW_MODES)}, not {raw!r}")
     report = PrepareReport()
     parts: list[SpectraDataset] = []
     rows: list[_Row] = []
@@ -161,7 +171,7 @@ def collect(
     for data, name, folder_class in _iter_files(files):
         try:
             spectrum = parse_spectrum_text(data, name, mineral=folder_class)
-            row = _spectrum_row(spectrum)
+            row = _spectrum_row(spectrum, raw)
         except SpectrumFileError as exc:
             if strict:
                 raise
