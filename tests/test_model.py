@@ -90,3 +90,19 @@ def test_grouped_fit_leaves_out_single_specimen_classes(dataset2_npz, tmp_path):
     assert config["excluded_classes"] == [single] and config["n_classes"] == 4
     assert single not in json.loads((run / "labels.json").read_text())
     assert json.loads((run / "metrics.json").read_text())["protocol"] == "grouped"
+
+
+def test_a_run_can_continue_from_another(small_run, tmp_path):
+    config = json.loads((small_run / "config.json").read_text())
+    dataset = config["dataset"]
+    base = json.loads((small_run / "metrics.json").read_text())["test"]["accuracy"]
+    result = runner.invoke(
+        app,
+        ["fit", dataset, "--out", str(tmp_path / "more"), "--width", "0.125", "--epochs", "1", "--init-from", str(small_run), "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "more" / "metrics.json").read_text())["test"]["accuracy"] >= base - 0.1  # not from scratch
+    other = runner.invoke(
+        app, ["fit", dataset, "--out", str(tmp_path / "x"), "--width", "0.125", "--seed", "9", "--init-from", str(small_run), "--quiet"]
+    )
+    assert other.exit_code == 1 and "not the same dataset, classes, width, split and seed" in other.output

@@ -66,6 +66,7 @@ def fit_command(
     patience: Annotated[int, typer.Option(help="early-stopping patience on validation accuracy")] = 30,
     batch_size: Annotated[int, typer.Option(help="batch size")] = 32,
     bn_momentum: Annotated[float, typer.Option(help="BatchNorm moving-average momentum (Keras' default 0.99 lags on RRUFF-sized runs)")] = 0.9,
+    init_from: Annotated[Optional[Path], typer.Option(help="start from this run's weights (same dataset, split, seed and width)")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
 ) -> None:
     """Train the paper's CNN (Adam 1e-4, cross-entropy, early stopping) and evaluate it."""
@@ -73,7 +74,8 @@ def fit_command(
     from trainer.training import FitConfig, fit
 
     config = FitConfig(
-        protocol=split, seed=seed, width=width, epochs=epochs, patience=patience, batch_size=batch_size, bn_momentum=bn_momentum
+        protocol=split, seed=seed, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
+        bn_momentum=bn_momentum, init_from=str(init_from) if init_from else None,
     )
     try:
         run = fit(dataset, out, config, quiet=quiet)

@@ -46,6 +46,8 @@ class FitConfig:
     batch_size: int = 32
     epochs: int = 200
     patience: int = 30
+    #: a run folder to start from (same dataset, split and width): continues a run cut short
+    init_from: str | None = None
 
 
 class RichProgress(keras.callbacks.Callback):
@@ -116,6 +118,12 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
 
     keras.utils.set_random_seed(config.seed)
     model = compile_model(build_model(len(classes), config.width, config.bn_momentum), config.learning_rate)
+    if config.init_from:
+        start = load_run(config.init_from)
+        same = (start.classes, start.config["dataset_sha256"], start.fit_config.width, start.split.protocol, start.split.seed)
+        if same != (classes, dataset.meta["content_sha256"], config.width, config.protocol, config.seed):
+            raise RunError(f"{config.init_from}: not the same dataset, classes, width, split and seed as this run; cannot start from it")
+        model.load_weights(start.path / WEIGHTS)
 
     def xy(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return dataset.X[rows, :, None], keras.utils.to_categorical(labels[rows], len(classes))
