@@ -117,13 +117,14 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     (run_dir / LABELS).write_text(json.dumps(classes, indent=0))
 
     keras.utils.set_random_seed(config.seed)
-    model = compile_model(build_model(len(classes), config.width, config.bn_momentum), config.learning_rate)
+    model = build_model(len(classes), config.width, config.bn_momentum)
     if config.init_from:
         start = load_run(config.init_from)
         same = (start.classes, start.config["dataset_sha256"], start.fit_config.width, start.split.protocol, start.split.seed)
         if same != (classes, dataset.meta["content_sha256"], config.width, config.protocol, config.seed):
             raise RunError(f"{config.init_from}: not the same dataset, classes, width, split and seed as this run; cannot start from it")
         model.load_weights(start.path / WEIGHTS)
+    compile_model(model, config.learning_rate)
 
     def xy(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return dataset.X[rows, :, None], keras.utils.to_categorical(labels[rows], len(classes))
