@@ -22,7 +22,7 @@ import numpy as np
 import serial
 
 from edge.preprocessing import PreprocessingError, preprocess
-from edge.raw_spectra import counts_to_raman
+from edge.raw_spectra import clean_raman, frame_to_raman
 from edge.runtime import Classifier
 from firmware_bridge.link import LINKS, DeviceInfo, Link, LinkError, RawFrame
 from firmware_bridge.profiles import DEFAULT_PROFILES, DeviceProfile, load_profile
@@ -180,8 +180,11 @@ class Listener:
     def identify(self, frame: RawFrame) -> Identification:
         """Classify one frame. Its latency runs from the frame's last byte being decoded to the result."""
         profile = self._link.profile
-        x, y, _ = counts_to_raman(frame.counts, self._dark, profile.wavelength_coefficients, profile.laser_nm, profile.usable_pixels)
+        x, counts = frame_to_raman(frame.counts, self._dark, profile.wavelength_coefficients, profile.laser_nm, profile.usable_pixels)
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+        if self.save_spectra:
+            self._save(frame, x, counts, now)
+        y, _ = clean_raman(x, counts)
         if frame.saturated:
             state, top, vector = "saturated", [], None
         elif snr(y) < MIN_SNR:
@@ -196,25 +199,20 @@ class Listener:
             else:
                 top = self.classifier.classify(vector, k=3).top
                 state = "identified" if top[0][1] >= self.confidence else "no confident match"
-        if self.save_spectra:
-            self._save(frame, x, now)
         return Identification(now, frame.counter, state, top, (time.monotonic() - frame.received) * 1e3, vector)
 
-    def _save(self, frame: RawFrame, x: np.ndarray, when: str) -> None:
+    def _save(self, frame: RawFrame, x: np.ndarray, counts: np.ndarray, when: str) -> None:
         """The raw frame, dark-subtracted, in Raman shift: readable by `ramanedge classify --raw`."""
         profile = self._link.profile
-        counts = frame.counts.astype(np.float64) - (self._dark if self._dark is not None else 0)
-        lo, hi = profile.usable_pixels
-        shift = 1e7 / profile.laser_nm - 1e7 / np.polynomial.polynomial.polyval(np.arange(frame.counts.size), profile.wavelength_coefficients)
-        keep = np.arange(frame.counts.size)
-        keep = keep[(keep >= lo) & (keep <= hi) & (shift > 0)]
         path = self.save_spectra / f"capture_{frame.counter:08d}.csv"
         with path.open("w") as fh:
             fh.write(f"# device={self.stats.device.name} serial={self.stats.device.serial} seq={frame.counter} time={when}\n")
-            fh.write(f"# laser_nm={profile.laser_nm} integration_us={frame.integration_us} saturated={frame.saturated} dark_subtracted={self._dark is not None}\n")
+            fh.write(
+                f"# laser_nm={profile.laser_nm} integration_us={frame.integration_us} saturated={frame.saturated} "
+                f"dark_subtracted={self._dark is not None}\n"
+            )
             fh.write("raman_shift_cm1,counts\n")
-            for i in keep:
-                fh.write(f"{shift[i]:.3f},{counts[i]:.1f}\n")
+            fh.writelines(f"{xi:.3f},{yi:.1f}\n" for xi, yi in zip(x, counts))
 
     # --- the loop -----------------------------------------------------------------------------
 

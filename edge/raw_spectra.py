@@ -3,8 +3,9 @@
 dark subtraction -> pixel -> wavelength (calibration polynomial) -> Raman shift
 (1e7/laser - 1e7/wavelength) -> cosmic-spike removal -> baseline (fluorescence) removal;
 then :func:`edge.preprocessing.preprocess`, as for any file. Each step is a small pure
-function so it can be timed and tested alone; :func:`clean_raman` is the part that also
-applies to a RAW file already in Raman shift (``ramanedge classify --raw``).
+function so it can be timed and tested alone: :func:`frame_to_raman` does the detector
+steps, :func:`clean_raman` the rest, which also applies to a RAW file already in Raman shift
+(``ramanedge classify --raw``).
 """
 
 from __future__ import annotations
@@ -68,18 +69,17 @@ def clean_raman(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
     return remove_baseline(x, y), spikes
 
 
-def counts_to_raman(
+def frame_to_raman(
     counts: np.ndarray,
     dark: np.ndarray | None,
     coefficients: tuple[float, ...],
     laser_nm: float,
     usable: tuple[int, int],
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Raw detector frame -> (Raman shift, cleaned intensity, spike count), Stokes side only."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw detector frame -> (Raman shift, dark-subtracted counts) over the usable Stokes pixels, not yet cleaned."""
     y = subtract_dark(counts, dark)
     x = raman_shift(pixel_wavelengths(y.size, coefficients), laser_nm)
     lo, hi = usable
     x, y = x[lo : hi + 1], y[lo : hi + 1]
     stokes = x > 0
-    y, spikes = clean_raman(x[stokes], y[stokes])
-    return x[stokes], y, spikes
+    return x[stokes], y[stokes]
