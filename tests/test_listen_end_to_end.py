@@ -23,12 +23,17 @@ from firmware_bridge.emulator import Emulator, Faults
 from firmware_bridge.profiles import load_profile
 
 
+def emulator_for(bundle_dir, profile="emulator-785", **kwargs) -> Emulator:
+    """An emulator playing a bundle's reference spectra (not started)."""
+    minerals, spectra = load_bundle(bundle_dir).reference()
+    return Emulator(load_profile(profile), list(zip(minerals, spectra)), GRID, **kwargs)
+
+
 def run_listener(bundle_dir, tmp_path, protocol="frame", profile="emulator-785", faults=Faults(), count=15, interval=0.05, timeout=30, link=False):
     bundle = load_bundle(bundle_dir)
-    minerals, spectra = bundle.reference()
-    emulator = Emulator(
-        load_profile(profile), list(zip(minerals, spectra)), GRID, protocol=protocol, interval_s=interval,
-        faults=faults, seed=1, link_path=tmp_path / "spectrometer" if link else None,
+    emulator = emulator_for(
+        bundle_dir, profile, protocol=protocol, interval_s=interval, faults=faults, seed=1,
+        link_path=tmp_path / "spectrometer" if link else None,
     )
     port = emulator.start()
     log = tmp_path / "log.jsonl"
@@ -104,9 +109,7 @@ def test_port_errors_are_one_line(tmp_path, monkeypatch):
 
 
 def test_listen_cli_json_and_clean_ctrl_c(int8_bundle, tmp_path):
-    bundle = load_bundle(int8_bundle)
-    minerals, spectra = bundle.reference()
-    emulator = Emulator(load_profile("emulator-785"), list(zip(minerals, spectra)), GRID, interval_s=0.05, seed=2)
+    emulator = emulator_for(int8_bundle, interval_s=0.05, seed=2)
     port = emulator.start()
     log = tmp_path / "log.jsonl"
     process = subprocess.Popen(
@@ -173,8 +176,7 @@ def test_demo_runs_on_the_bundled_model():
 
 def test_auto_protocol_finds_obp_and_profile_overrides_the_device(int8_bundle, tmp_path):
     bundle = load_bundle(int8_bundle)
-    minerals, spectra = bundle.reference()
-    emulator = Emulator(load_profile("ocean-sts-785"), list(zip(minerals, spectra)), GRID, protocol="obp", seed=4)
+    emulator = emulator_for(int8_bundle, "ocean-sts-785", protocol="obp", seed=4)
     port = emulator.start()
     try:
         listener = Listener(port, Classifier(bundle, num_threads=1), "auto")
@@ -194,8 +196,7 @@ def test_auto_protocol_finds_obp_and_profile_overrides_the_device(int8_bundle, t
 
 def test_saved_captures_classify_as_they_did_live(int8_bundle, tmp_path):
     bundle = load_bundle(int8_bundle)
-    minerals, spectra = bundle.reference()
-    emulator = Emulator(load_profile("emulator-785"), list(zip(minerals, spectra)), GRID, interval_s=0.05, seed=5)
+    emulator = emulator_for(int8_bundle, interval_s=0.05, seed=5)
     port = emulator.start()
     captures = tmp_path / "captures"
     try:
