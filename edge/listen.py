@@ -22,7 +22,7 @@ import numpy as np
 import serial
 
 from edge.preprocessing import PreprocessingError, preprocess
-from edge.raw_spectra import clean_raman, frame_to_raman
+from edge.raw_spectra import clean_raman, frame_to_raman, noise_sigma
 from edge.runtime import Classifier
 from firmware_bridge.link import LINKS, DeviceInfo, Link, LinkError, RawFrame
 from firmware_bridge.profiles import DEFAULT_PROFILES, DeviceProfile, load_profile
@@ -88,7 +88,7 @@ class Stats:
 
 def snr(y: np.ndarray) -> float:
     """Tallest band over the noise (robust: MAD of the first difference)."""
-    noise = 1.4826 * np.median(np.abs(np.diff(y) - np.median(np.diff(y)))) / np.sqrt(2)
+    noise = noise_sigma(y)
     return float(np.max(y) / noise) if noise > 0 else float("inf")
 
 

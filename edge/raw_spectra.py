@@ -39,6 +39,12 @@ def raman_shift(wavelength_nm: np.ndarray, laser_nm: float) -> np.ndarray:
     return 1e7 / laser_nm - 1e7 / np.asarray(wavelength_nm, dtype=np.float64)
 
 
+def noise_sigma(y: np.ndarray) -> float:
+    """Robust noise level: MAD of the first difference, scaled to a Gaussian sigma of one point."""
+    step = np.diff(np.asarray(y, dtype=np.float64))
+    return float(1.4826 * np.median(np.abs(step - np.median(step))) / np.sqrt(2))
+
+
 def remove_spikes(y: np.ndarray, threshold: float = SPIKE_THRESHOLD, window: int = 7) -> tuple[np.ndarray, int]:
     """Replace cosmic-ray spikes by the local median; returns (y, spike pixels).
 
@@ -50,7 +56,7 @@ def remove_spikes(y: np.ndarray, threshold: float = SPIKE_THRESHOLD, window: int
     y = np.asarray(y, dtype=np.float64)
     local = median_filter(y, size=window, mode="nearest")
     excess = y - local
-    noise = 1.4826 * np.median(np.abs(np.diff(y) - np.median(np.diff(y)))) / np.sqrt(2)
+    noise = noise_sigma(y)
     height = y - minimum_filter(y, size=window, mode="nearest")
     spikes = (excess > threshold * max(noise, 1e-12)) & (excess > SPIKE_SHARPNESS * height)
     cleaned = np.where(spikes, local, y)

@@ -26,6 +26,7 @@ from edge.bundle import FORMAT, FORMAT_VERSION, LABELS, MANIFEST, MODEL, REFEREN
 from edge.preprocessing import GRID, GRID_SIZE
 from edge.runtime import Classifier
 from trainer.dataset import SpectraDataset
+from trainer.metrics import top_k_accuracy
 from trainer.training import Run, load_run
 
 PRECISIONS = ("int8", "float16", "float32")
@@ -60,8 +61,7 @@ def check_inference_mode(model: keras.Model, run: Run, dataset: SpectraDataset, 
 
 
 def topk(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    rank = (proba > proba[np.arange(len(y)), y][:, None]).sum(axis=1)
-    return {"top1": float(np.mean(rank < 1)), "top3": float(np.mean(rank < 3))}
+    return {"top1": top_k_accuracy(y, proba, 1), "top3": top_k_accuracy(y, proba, 3)}
 
 
 def convert(model: keras.Model, precision: str, representative: np.ndarray) -> bytes:

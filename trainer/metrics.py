@@ -30,6 +30,13 @@ METRIC_NAMES = (
 )
 
 
+def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int) -> float:
+    """Share of spectra whose true class is among the k most probable."""
+    # classes scored strictly above the true one: top-k hits have fewer than k of them
+    rank = (proba > proba[np.arange(len(y_true)), y_true][:, None]).sum(axis=1)
+    return float(np.mean(rank < k))
+
+
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """All Table 3 metrics for integer labels ``y_true`` and probabilities ``proba`` (n, classes)."""
     n_classes = proba.shape[1]
@@ -46,10 +53,8 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
         "roc_auc": roc_auc_score(onehot.ravel(), proba.ravel()),
         "pr_auc": average_precision_score(onehot.ravel(), proba.ravel()),
     }
-    # classes scored strictly above the true one: top-k hits have fewer than k of them
-    rank = (proba > proba[np.arange(len(y_true)), y_true][:, None]).sum(axis=1)
     for k in (1, 3, 5):
-        result[f"top{k}"] = np.mean(rank < k)
+        result[f"top{k}"] = top_k_accuracy(y_true, proba, k)
     return {name: float(result[name]) for name in METRIC_NAMES}
 
 
