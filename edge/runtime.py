@@ -20,6 +20,7 @@ import numpy as np
 
 from edge.bundle import Bundle, BundleError
 from edge.preprocessing import GRID_SIZE
+from edge.ranking import rank
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -117,6 +118,6 @@ class Classifier:
         """Top-k minerals of one preprocessed spectrum."""
         started = time.perf_counter()
         proba = self.probabilities(spectrum)
-        best = np.argsort(-proba, kind="stable")[:k]
+        best = rank(proba)[:k]
         latency = (time.perf_counter() - started) * 1e3
         return Prediction(top=[(self.labels[i], float(proba[i])) for i in best], latency_ms=latency)

@@ -51,3 +51,36 @@ def test_per_class_report_lists_classes_in_the_test_set():
     rows = per_class_report(Y_TRUE, PROBA, ["calcite", "quartz", "gypsum"])
     assert [r["mineral"] for r in rows] == ["calcite", "quartz", "gypsum"]
     assert rows[1]["recall"] == pytest.approx(0.5) and rows[1]["support"] == 2
+
+
+def test_ties_are_ranked_as_the_device_ranks_them():
+    """int8 outputs tie often: a tie is a hit only where the device's stable order shows the true class first."""
+    from edge.ranking import rank
+
+    y_true = np.array([1, 0, 2, 3])
+    proba = np.array(
+        [
+            [0.5, 0.5, 0.0, 0.0],  # tie for first; the device shows class 0 first: a top-1 miss, a top-2 hit
+            [0.5, 0.5, 0.0, 0.0],  # the same tie, true class 0: a hit
+            [0.4, 0.2, 0.2, 0.2],  # true class 2 tied for second with 1 and 3: ranked 3rd (after 0 and 1)
+            [0.1, 0.3, 0.3, 0.3],  # true class 3 tied for first with 1 and 2: ranked 3rd
+        ]
+    )
+    assert rank(proba).tolist() == [[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3], [1, 2, 3, 0]]
+    m = classification_metrics(y_true, proba)
+    assert m["top1"] == pytest.approx(1 / 4)
+    assert m["accuracy"] == m["top1"]
+    assert m["top3"] == pytest.approx(4 / 4)
+    # top-2 (not reported, same code): rows 0 and 1 hit, rows 2 and 3 (true class 3rd) miss
+    from trainer.metrics import top_k_accuracy
+
+    assert top_k_accuracy(y_true, proba, 2) == pytest.approx(2 / 4)
+
+
+def test_top3_and_top5_count_rank_not_just_membership():
+    """Eight classes; in row r the true class is ranked r-th (0-based): top-k must follow that rank."""
+    from trainer.metrics import top_k_accuracy
+
+    proba = np.tile(np.linspace(0.3, 0.01, 8), (8, 1))  # class i is always ranked i-th
+    y_true = np.arange(8)
+    assert [top_k_accuracy(y_true, proba, k) for k in (1, 3, 5)] == pytest.approx([1 / 8, 3 / 8, 5 / 8])

@@ -61,10 +61,15 @@ def fit_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")],
     split: Annotated[str, typer.Option(help="random (the paper's) or grouped (by RRUFF specimen)")] = "random",
     seed: Annotated[int, typer.Option(help="seed of the split, the initial weights and the batch order")] = 0,
+    arch: Annotated[str, typer.Option(help="sang2021 (the paper's Table 2 network) or resnet1d (compact, for the CPU)")] = "sang2021",
     width: Annotated[float, typer.Option(help="scale of every layer's width; 1.0 is the paper's network")] = 1.0,
     epochs: Annotated[int, typer.Option(help="most epochs")] = 200,
     patience: Annotated[int, typer.Option(help="early-stopping patience on validation accuracy")] = 30,
     batch_size: Annotated[int, typer.Option(help="batch size")] = 32,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate (the paper's: 1e-4)")] = 1e-4,
+    schedule: Annotated[str, typer.Option(help="learning rate: constant (the paper's) or cosine (decays to 0 over --epochs)")] = "constant",
+    label_smoothing: Annotated[float, typer.Option(help="label smoothing of the cross-entropy (the paper's: 0)")] = 0.0,
+    augment: Annotated[str, typer.Option(help="none, physical (trainer/augment.py), physical-no-NAME, or physical,key=value,...")] = "none",
     bn_momentum: Annotated[float, typer.Option(help="BatchNorm moving-average momentum (Keras' default 0.99 lags on RRUFF-sized runs)")] = 0.9,
     init_from: Annotated[Optional[Path], typer.Option(help="start from this run's weights (same dataset, split, seed and width)")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
@@ -74,8 +79,9 @@ def fit_command(
     from trainer.training import FitConfig, fit
 
     config = FitConfig(
-        protocol=split, seed=seed, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
-        bn_momentum=bn_momentum, init_from=str(init_from) if init_from else None,
+        protocol=split, seed=seed, arch=arch, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
+        bn_momentum=bn_momentum, learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing,
+        augment=augment, init_from=str(init_from) if init_from else None,
     )
     try:
         run = fit(dataset, out, config, quiet=quiet)
@@ -157,9 +163,10 @@ def export_command(
     precision = manifest["precision"]
     if precision != "float32":
         change = 100 * (metrics[precision]["top1"] - metrics["float32"]["top1"])
-        verdict = "meets" if change >= -0.5 else "MISSES"
+        verdict = "meets" if abs(change) <= 0.5 else "MISSES"
         console.print(
-            f"{precision} top-1 {change:+.2f} points against float32: {verdict} the target (no more than 0.5 points lost)",
+            f"{precision} top-1 {change:+.2f} points against float32 (ties ranked as the device ranks): "
+            f"{verdict} the target (within 0.5 points either way)",
             highlight=False,
         )
     size = (out / "model.tflite").stat().st_size

@@ -31,6 +31,11 @@ from trainer.training import Run, load_run
 
 PRECISIONS = ("int8", "float16", "float32")
 REPRESENTATIVE_SPECTRA = 300
+#: Most top-1 points an exported model may differ from float32, either way, before export refuses it.
+MAX_TOP1_CHANGE = 0.02
+#: Refuse an exported model whose first place is tied (two classes at the same output) for more
+#: than this share of test spectra: its answers would be decided by class order, not by the model.
+MAX_TIED_SHARE = 0.5
 #: Inference-mode accuracy on training spectra below this fraction of the training-mode
 #: accuracy (dropout on, batch statistics) means BatchNorm's moving statistics are off.
 INFERENCE_MODE_FLOOR = 0.8
@@ -92,11 +97,34 @@ def convert(model: keras.Model, precision: str, representative: np.ndarray) -> b
             raise ExportError(f"TFLite converter failed for {precision}: {str(exc).splitlines()[0]}") from None
 
 
-def score_bundle(bundle_dir: Path, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Top-1/top-3 of a bundle on preprocessed spectra, through the edge interpreter, one at a time."""
+def bundle_probabilities(bundle_dir: Path, X: np.ndarray) -> np.ndarray:
+    """(n, classes) outputs of a bundle on preprocessed spectra (n, GRID_SIZE), through the edge interpreter, one at a time."""
     classifier = Classifier(load_bundle(bundle_dir), num_threads=1)
-    proba = np.stack([classifier.probabilities(x) for x in X])
-    return topk(proba, y)
+    return np.stack([classifier.probabilities(x) for x in X])
+
+
+def check_exported(precision: str, proba: np.ndarray, metrics: dict[str, float], float_metrics: dict[str, float]) -> None:
+    """Refuse an exported model that is degenerate or that moved too far from the float model.
+
+    ``proba``: (n, classes) outputs of the exported model on the test spectra. A model that
+    outputs the same vector for every spectrum, or whose first place is mostly a tie, can still
+    "score" by luck of the class order; neither is a classifier.
+    """
+    if len(proba) > 1 and float(np.ptp(proba, axis=0).max()) == 0.0:
+        raise ExportError(f"{precision} model gives the same outputs for every test spectrum (degenerate); not exporting")
+    ordered = np.sort(proba, axis=1)
+    tied = float(np.mean(ordered[:, -1] == ordered[:, -2])) if proba.shape[1] > 1 else 0.0
+    if tied > MAX_TIED_SHARE:
+        raise ExportError(
+            f"{precision} model ties for first place on {100 * tied:.0f} % of the test spectra "
+            f"(more than {100 * MAX_TIED_SHARE:.0f} %: degenerate outputs); not exporting"
+        )
+    change = metrics["top1"] - float_metrics["top1"]
+    if abs(change) > MAX_TOP1_CHANGE:
+        raise ExportError(
+            f"{precision} top-1 {metrics['top1']:.4f} differs from float32 {float_metrics['top1']:.4f} by "
+            f"{100 * change:+.2f} points (more than {100 * MAX_TOP1_CHANGE:.0f} either way); not exporting"
+        )
 
 
 def reference_library(dataset: SpectraDataset, classes: list[str]) -> np.ndarray:
@@ -181,8 +209,15 @@ def export(run_dir: str | Path, out: str | Path, precision: str = "int8", datase
             model_bytes = convert(model, p, representative)
             target = out if p == precision else Path(tmp) / p
             write_bundle(target, model_bytes, run, dataset, p, _io_details(model_bytes))
-            metrics[p] = score_bundle(target, X_test, y_test)
+            proba = bundle_probabilities(target, X_test)
+            metrics[p] = topk(proba, y_test)
             log(f"{p} TFLite through the edge interpreter: test top-1 {metrics[p]['top1']:.4f}, top-3 {metrics[p]['top3']:.4f}")
+            if p != "float32":
+                try:
+                    check_exported(p, proba, metrics[p], metrics["float32"])
+                except ExportError:
+                    shutil.rmtree(out, ignore_errors=True)
+                    raise
 
     manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text())

@@ -65,11 +65,30 @@ def expected_parameter_count(n_classes: int, width: float = 1.0, input_length: i
     return total + features * n_classes + n_classes
 
 
-def compile_model(model: keras.Model, learning_rate: float = 1e-4) -> keras.Model:
-    """Adam(1e-4, 0.9, 0.999) and categorical cross-entropy, as in the paper."""
+#: ``trainer fit --arch``: the paper's network (the reproduction default) and our compact one.
+ARCHITECTURES = ("sang2021", "resnet1d")
+
+
+def make_model(arch: str, n_classes: int, width: float = 1.0, bn_momentum: float = BN_MOMENTUM) -> keras.Model:
+    """Build (uncompiled) the named architecture for ``n_classes`` minerals."""
+    if arch == "sang2021":
+        return build_model(n_classes, width, bn_momentum)
+    if arch == "resnet1d":
+        from trainer import resnet
+
+        return resnet.build_model(n_classes, width, bn_momentum)
+    raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+def compile_model(
+    model: keras.Model,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-4,
+    label_smoothing: float = 0.0,
+) -> keras.Model:
+    """Adam(learning_rate, 0.9, 0.999) and categorical cross-entropy; the paper's is 1e-4, no smoothing."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9, beta_2=0.999),
-        loss=keras.losses.CategoricalCrossentropy(),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     return model

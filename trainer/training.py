@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import keras
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from trainer.augment import Augmentation, augment_batch
 from trainer.dataset import SpectraDataset
-from trainer.model import BN_MOMENTUM, build_model, compile_model
+from trainer.model import BN_MOMENTUM, compile_model, make_model
 from trainer.splits import Split, make_split
 
 CONFIG = "config.json"
@@ -40,12 +42,18 @@ class FitConfig:
 
     protocol: str = "random"
     seed: int = 0
+    arch: str = "sang2021"
     width: float = 1.0
     bn_momentum: float = BN_MOMENTUM
     learning_rate: float = 1e-4
+    #: "constant" (the paper's) or "cosine": decay to zero over ``epochs``
+    schedule: str = "constant"
+    label_smoothing: float = 0.0
     batch_size: int = 32
     epochs: int = 200
     patience: int = 30
+    #: on-the-fly physical augmentation of training spectra (trainer.augment): "none", "physical", ...
+    augment: str = "none"
     #: a run folder to start from (same dataset, split and width): continues a run cut short
     init_from: str | None = None
 
@@ -84,6 +92,68 @@ class RichProgress(keras.callbacks.Callback):
         self.progress.stop()
 
 
+def epoch_batches(
+    X: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    batch_size: int,
+    augmentation: Augmentation | None,
+    seed: int,
+    epoch: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of shuffled training batches ``(x (b, GRID_SIZE, 1), one-hot y (b, n_classes))``.
+
+    With an augmentation, every spectrum of the epoch is a fresh perturbed copy (seeded by the
+    run's seed and the epoch); mixing partners come from ``X`` itself. Only training rows are
+    ever passed here, so no copy of a training spectrum reaches validation.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(X))
+    x = X[order] if augmentation is None else augment_batch(X[order], labels[order], augmentation, rng, X, labels)
+    y = keras.utils.to_categorical(labels[order], n_classes).astype(np.float32)
+    for start in range(0, len(X), batch_size):
+        yield x[start : start + batch_size, :, None], y[start : start + batch_size]
+
+
+def train_loop(
+    model: keras.Model,
+    batches: Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    epochs: int,
+    callbacks: list[keras.callbacks.Callback],
+) -> dict[str, list[float]]:
+    """``model.fit`` for data that change every epoch, driving the same Keras callbacks; returns the history.
+
+    Keras' own route for such data (a ``PyDataset``) doubled the time per epoch on the 2-core CPU
+    under TensorFlow (7 -> 14 ms per spectrum, measured); ``train_on_batch`` on arrays made
+    afresh each epoch costs what ``fit`` on fixed arrays costs.
+    """
+    history = keras.callbacks.History()
+    callback_list = keras.callbacks.CallbackList([*callbacks, history], model=model, epochs=epochs)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(epochs):
+        callback_list.on_epoch_begin(epoch)
+        sums: dict[str, float] = {}
+        seen = 0
+        for step, (x, y) in enumerate(batches(epoch)):
+            callback_list.on_train_batch_begin(step)
+            logs = model.train_on_batch(x, y, return_dict=True)
+            for name, value in logs.items():
+                sums[name] = sums.get(name, 0.0) + float(value) * len(x)
+            seen += len(x)
+            callback_list.on_train_batch_end(step, logs)
+        epoch_logs = {name: total / seen for name, total in sums.items()}
+        if validation is not None:
+            scores = model.evaluate(*validation, batch_size=256, verbose=0, return_dict=True)
+            epoch_logs.update({f"val_{name}": float(value) for name, value in scores.items()})
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    return history.history
+
+
 def device_description() -> str:
     """Backend and the device it computes on, for the run record and the results table."""
     backend = keras.backend.backend()
@@ -116,42 +186,42 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     np.savez(run_dir / SPLIT, **split.as_arrays())
     (run_dir / LABELS).write_text(json.dumps(classes, indent=0))
 
+    augmentation = Augmentation.parse(config.augment)
     keras.utils.set_random_seed(config.seed)
-    model = build_model(len(classes), config.width, config.bn_momentum)
+    model = make_model(config.arch, len(classes), config.width, config.bn_momentum)
     if config.init_from:
-        start = load_run(config.init_from)
-        same = (start.classes, start.config["dataset_sha256"], start.fit_config.width, start.split.protocol, start.split.seed)
-        if same != (classes, dataset.meta["content_sha256"], config.width, config.protocol, config.seed):
-            raise RunError(f"{config.init_from}: not the same dataset, classes, width, split and seed as this run; cannot start from it")
-        model.load_weights(start.path / WEIGHTS)
-    compile_model(model, config.learning_rate)
+        _check_same_run(load_run(config.init_from), classes, dataset, config)
+        model.load_weights(Path(config.init_from) / WEIGHTS)
+    steps = int(np.ceil(len(split.train) / config.batch_size))
+    learning_rate = config.learning_rate
+    if config.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps * config.epochs)
+    elif config.schedule != "constant":
+        raise ValueError(f"unknown learning-rate schedule {config.schedule!r}; choose constant or cosine")
+    compile_model(model, learning_rate, config.label_smoothing)
 
     def xy(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return dataset.X[rows, :, None], keras.utils.to_categorical(labels[rows], len(classes))
 
-    x_train, y_train = xy(split.train)
-    steps = int(np.ceil(len(split.train) / config.batch_size))
+    X_train, y_train = dataset.X[split.train], labels[split.train]
     stopper = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True
     )
     started = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
+    history = train_loop(
+        model,
+        lambda epoch: epoch_batches(X_train, y_train, len(classes), config.batch_size, augmentation, config.seed, epoch),
+        validation=xy(split.val) if len(split.val) else None,
         epochs=config.epochs,
-        validation_data=xy(split.val) if len(split.val) else None,
         callbacks=[stopper, keras.callbacks.CSVLogger(str(run_dir / EPOCH_LOG)), RichProgress(config.epochs, steps, quiet)],
-        shuffle=True,
-        verbose=0,
     )
     seconds = time.perf_counter() - started
     # save from an uncompiled twin: the weights alone, without the optimizer's slots (a third of the size)
-    plain = build_model(len(classes), config.width, config.bn_momentum)
+    plain = make_model(config.arch, len(classes), config.width, config.bn_momentum)
     plain.set_weights(model.get_weights())
     plain.save_weights(run_dir / WEIGHTS)
 
-    epochs_run = len(history.history["loss"])
+    epochs_run = len(history["loss"])
     record = {
         "dataset": str(Path(dataset_path).resolve()),
         "dataset_sha256": dataset.meta["content_sha256"],
@@ -165,11 +235,19 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
         "train_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / max(epochs_run, 1), 2),
         "parameters": int(model.count_params()),
+        "augmentation": augmentation.as_dict() if augmentation else None,
         "device": device_description(),
     }
     (run_dir / CONFIG).write_text(json.dumps(record, indent=2))
-    (run_dir / HISTORY).write_text(json.dumps({k: [float(v) for v in vals] for k, vals in history.history.items()}))
+    (run_dir / HISTORY).write_text(json.dumps({k: [float(v) for v in vals] for k, vals in history.items()}))
     return run_dir
+
+
+def _check_same_run(start: "Run", classes: list[str], dataset: SpectraDataset, config: FitConfig) -> None:
+    """``--init-from`` continues a run only on the same data, classes, network and split."""
+    same = (start.classes, start.config["dataset_sha256"], start.fit_config.arch, start.fit_config.width, start.split.protocol, start.split.seed)
+    if same != (classes, dataset.meta["content_sha256"], config.arch, config.width, config.protocol, config.seed):
+        raise RunError(f"{start.path}: not the same dataset, classes, architecture, width, split and seed as this run; cannot start from it")
 
 
 @dataclass
@@ -187,7 +265,7 @@ class Run:
         return FitConfig(**self.config["fit"])
 
     def build_trained_model(self) -> keras.Model:
-        model = build_model(len(self.classes), self.fit_config.width, self.fit_config.bn_momentum)
+        model = make_model(self.fit_config.arch, len(self.classes), self.fit_config.width, self.fit_config.bn_momentum)
         model.load_weights(self.path / WEIGHTS)
         return model
 
