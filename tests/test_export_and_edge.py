@@ -121,3 +121,25 @@ def test_export_errors_are_one_line(tmp_path, small_run):
     result = runner.invoke(trainer_app, ["export", str(small_run), "--out", str(tmp_path / "occupied")])
     assert result.exit_code == 1 and "exists and is not a model bundle" in result.output
     assert (tmp_path / "occupied" / "notes.txt").exists()
+
+
+def test_export_refuses_degenerate_or_drifted_quantised_models():
+    """int8 top-1 1.0000 against float 0.0833 once passed as "meets the target": each way it can lie is refused."""
+    from trainer.export import ExportError, check_exported
+
+    rng = np.random.default_rng(0)
+    good = rng.dirichlet(np.ones(6), size=40)
+    ok = {"top1": 0.80, "top3": 0.95}
+    check_exported("int8", good, ok, {"top1": 0.81, "top3": 0.95})  # a sound model passes
+    with pytest.raises(ExportError, match="same outputs for every test spectrum"):
+        check_exported("int8", np.tile(good[0], (40, 1)), ok, ok)
+    tied = good.copy()
+    tied[:30] = [0.4, 0.4, 0.05, 0.05, 0.05, 0.05]  # 30 of 40 spectra tie for first place
+    with pytest.raises(ExportError, match="ties for first place on 75 %"):
+        check_exported("int8", tied, ok, ok)
+    with pytest.raises(ExportError, match=r"differs from float32 0.0833 by \+91.67 points"):
+        check_exported("int8", good, {"top1": 1.0, "top3": 1.0}, {"top1": 0.0833, "top3": 0.2})
+    with pytest.raises(ExportError, match=r"by -2.50 points"):
+        check_exported("int8", good, {"top1": 0.775, "top3": 0.9}, ok)
+
+

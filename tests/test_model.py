@@ -106,3 +106,47 @@ def test_a_run_can_continue_from_another(small_run, tmp_path):
         app, ["fit", dataset, "--out", str(tmp_path / "x"), "--width", "0.125", "--seed", "9", "--init-from", str(small_run), "--quiet"]
     )
     assert other.exit_code == 1 and "not the same dataset, classes, width, split and seed" in other.output
+
+
+def test_resnet1d_is_compact_and_names_its_embedding():
+    from trainer import resnet
+    from trainer.model import make_model
+
+    model = make_model("resnet1d", 192)
+    softmax = model.get_layer("predictions")
+    body = model.count_params() - softmax.count_params()
+    assert 500_000 < body < 1_000_000  # "well under 1 M parameters" besides the softmax
+    embedding = model.get_layer(resnet.EMBEDDING_LAYER)
+    assert embedding.output.shape[-1] == resnet.EMBEDDING
+    # the embedding is the penultimate representation: only dropout lies between it and the softmax
+    assert model.layers[-2].name == "embedding_dropout" and model.layers[-3] is embedding
+    # position kept: the head flattens 50 positions of 16 channels, no global pooling anywhere
+    assert model.get_layer("flatten").output.shape[-1] == 50 * resnet.HEAD_CHANNELS
+    assert not any("pooling" in type(layer).__name__.lower() for layer in model.layers)
+    assert model.output_shape == (None, 192)
+
+
+def test_unknown_architecture_is_one_line():
+    from trainer.model import make_model
+
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'; choose one of sang2021, resnet1d"):
+        make_model("vgg", 3)
+
+
+def test_compact_model_with_augmentation_beats_chance_on_new_specimens(dataset2_npz, tmp_path):
+    """resnet1d with physical augmentation, grouped split, 6 large Dataset_1 classes, a few CPU epochs."""
+    full = load_published_npz(dataset2_npz)
+    largest = [m for m, _ in Counter(full.mineral.tolist()).most_common(6)]
+    full.subset(np.flatnonzero(np.isin(full.mineral, largest))).save(tmp_path / "six.npz")
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["fit", str(tmp_path / "six.npz"), "--out", str(run), "--arch", "resnet1d", "--width", "0.5", "--split", "grouped",
+         "--epochs", "6", "--batch-size", "32", "--learning-rate", "2e-3", "--schedule", "cosine", "--augment", "physical", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    print("6-class grouped test accuracy", metrics["test"]["accuracy"])
+    assert config["fit"]["arch"] == "resnet1d" and config["augmentation"]["noise_snr_min"] > 0
+    assert metrics["test"]["accuracy"] > 0.6  # chance is 1/6, on specimens the model never saw

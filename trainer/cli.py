@@ -180,6 +180,12 @@ def _print_metrics(record: dict) -> None:
     for name, value in record["test"].items():
         table.add_row(name, f"{value:.4f}")
     console.print(table)
+    field = record["test_field_degraded"]
+    console.print(
+        f"same test spectra degraded as in the field (trainer/augment.py field_degrade): "
+        f"top-1 {field['top1']:.4f}, top-3 {field['top3']:.4f}, top-5 {field['top5']:.4f}",
+        highlight=False,
+    )
     console.print(
         f"best validation accuracy {record['best_val_accuracy']:.4f} (epoch {record['best_epoch']} of {record['epochs_run']}); "
         f"device: {record['device']}",
