@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,11 @@ class Bundle:
 
     def reference(self) -> tuple[list[str], np.ndarray]:
         """Minerals and their median spectra (float32, on the model grid)."""
-        with np.load(self.path / REFERENCE, allow_pickle=False) as data:
-            return data["minerals"].tolist(), data["spectra"].astype(np.float32)
+        try:
+            with np.load(self.path / REFERENCE, allow_pickle=False) as data:
+                return data["minerals"].tolist(), data["spectra"].astype(np.float32)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise BundleError(f"{self.path}: unreadable {REFERENCE} ({exc})") from None
 
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
@@ -79,6 +83,8 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         raise BundleError(f"{path}: not a model bundle (no {MANIFEST})") from None
     except (OSError, ValueError) as exc:
         raise BundleError(f"{path}: unreadable {MANIFEST} ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: {MANIFEST} is not a JSON object (got {type(manifest).__name__})")
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{path}: not a ramanedge model bundle (format {manifest.get('format')!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -100,7 +106,10 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         raise BundleError(f"{path}: unreadable {LABELS} ({exc})") from None
     if len(labels) != manifest.get("n_classes"):
         raise BundleError(f"{path}: {len(labels)} labels but the manifest says {manifest.get('n_classes')} classes")
+    bundle = Bundle(path=path, manifest=manifest, labels=labels)
+    if REFERENCE in manifest["files"]:
+        bundle.reference()  # a damaged library is refused now, not in the middle of a live session
     grid = manifest.get("grid_cm1", {})
     if (grid.get("start"), grid.get("stop"), grid.get("size")) != (GRID[0], GRID[-1], GRID.size):
         raise BundleError(f"{path}: model grid {grid} is not this ramanedge's {GRID[0]:.0f}..{GRID[-1]:.0f} cm^-1")
-    return Bundle(path=path, manifest=manifest, labels=labels)
+    return bundle

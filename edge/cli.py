@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import signal
 import sys
@@ -46,8 +47,35 @@ def _read(path: Path, raw: bool = False):
         raise SpectrumFileError(str(path), str(exc)) from None
 
 
+class WireProtocol(str, enum.Enum):
+    """The wire protocols the edge speaks (``--protocol`` accepts any letter case)."""
+
+    frame = "frame"
+    ascii = "ascii"
+    obp = "obp"
+
+
+class ListenProtocol(str, enum.Enum):
+    """``listen --protocol``: a wire protocol, or ``auto`` to try them in turn."""
+
+    auto = "auto"
+    frame = "frame"
+    ascii = "ascii"
+    obp = "obp"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"ramanedge {version('ramanedge')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
     """Mineral identification from Raman spectra on a field computer."""
 
 
@@ -89,7 +117,7 @@ def check(
 def classify(
     files: Annotated[list[Path], typer.Argument(help="RRUFF text or two-column CSV/TXT spectrum files")],
     model: ModelOption = None,
-    top: Annotated[int, typer.Option(help="how many minerals to list per spectrum")] = 3,
+    top: Annotated[int, typer.Option(min=1, help="how many minerals to list per spectrum (at most the model's classes)")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line instead of tables")] = False,
     threads: Annotated[Optional[int], typer.Option(help="interpreter threads (default: all cores)")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="files hold raw counts in Raman shift: remove spikes and baseline first")] = False,
@@ -102,6 +130,8 @@ def classify(
         classifier = Classifier(bundle, num_threads=threads)
     except (BundleError, RuntimeUnavailable) as exc:
         _fail(str(exc))
+    if top > len(bundle.labels):
+        _fail(f"--top {top}: the model knows {len(bundle.labels)} minerals")
     bad = 0
     for path in files:
         try:
@@ -206,7 +236,7 @@ def _emulator(bundle, files: list[Path], protocol: str, profile_name: Optional[s
     )
 
 
-Protocol = Annotated[str, typer.Option(help="wire protocol: frame, ascii or obp")]
+Protocol = Annotated[WireProtocol, typer.Option(case_sensitive=False, help="wire protocol: frame, ascii or obp")]
 Profile = Annotated[Optional[str], typer.Option(help="device profile: a bundled name (emulator-785, emulator-532, c12880ma-ascii, ocean-sts-785) or a TOML file")]
 Interval = Annotated[float, typer.Option(help="emulator: seconds between streamed frames")]
 Garbage = Annotated[float, typer.Option(help="emulator fault: probability of garbage bytes before a frame")]
@@ -231,7 +261,7 @@ def emulate(
     spectra: SpectraArg = None,
     model: ModelOption = None,
     link: Annotated[Optional[Path], typer.Option(help="a stable symlink to the pseudo-terminal, kept across unplugs")] = None,
-    protocol: Protocol = "frame",
+    protocol: Protocol = WireProtocol.frame,
     profile: Profile = None,
     interval: Interval = 0.3,
     garbage: Garbage = 0.0,
@@ -249,10 +279,10 @@ def emulate(
     from firmware_bridge.emulator import Faults
 
     faults = Faults(garbage, bitflip, truncate, stall, unplug_every_s=unplug_every)
-    emulator = _emulator(bundle, spectra or [], protocol, profile, interval, faults, seed, link)
+    emulator = _emulator(bundle, spectra or [], protocol.value, profile, interval, faults, seed, link)
     stop = _stop_on_signals()
     print(emulator.start(), flush=True)
-    errors.print(f"{emulator.profile.name}, {protocol} protocol, playing {len(emulator.library)} spectra; Ctrl-C to stop", highlight=False)
+    errors.print(f"{emulator.profile.name}, {protocol.value} protocol, playing {len(emulator.library)} spectra; Ctrl-C to stop", highlight=False)
     stop.wait()
     emulator.stop()
     errors.print(f"sent {len(emulator.played)} spectra, {sum(1 for p in emulator.played if p.faulted)} with a fault", highlight=False)
@@ -312,7 +342,7 @@ def _listen(
 @app.command()
 def listen(
     port: Annotated[str, typer.Argument(help="serial port of the spectrometer, e.g. /dev/ttyUSB0")],
-    protocol: Annotated[str, typer.Option(help="auto, frame, ascii or obp")] = "auto",
+    protocol: Annotated[ListenProtocol, typer.Option(case_sensitive=False, help="auto, frame, ascii or obp")] = ListenProtocol.auto,
     baud: Annotated[Optional[int], typer.Option(help="baud rate (default: the profile's)")] = None,
     profile: Profile = None,
     model: ModelOption = None,
@@ -327,7 +357,7 @@ def listen(
         bundle = load_bundle(model)
     except BundleError as exc:
         _fail(str(exc))
-    listener = _listen(port, bundle, protocol, baud, profile, log, save_spectra, as_json, count, confidence, _stop_on_signals())
+    listener = _listen(port, bundle, protocol.value, baud, profile, log, save_spectra, as_json, count, confidence, _stop_on_signals())
     s = listener.stats
     errors.print(
         f"{s.identifications} identifications; frames ok {s.frames_ok}, rejected {s.frames_rejected}; reconnects {s.reconnects}",
@@ -340,7 +370,7 @@ def demo(
     spectra: SpectraArg = None,
     model: ModelOption = None,
     count: Annotated[int, typer.Option(help="stop after this many identifications (0: run until Ctrl-C)")] = 30,
-    protocol: Protocol = "frame",
+    protocol: Protocol = WireProtocol.frame,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of the live screen")] = False,
     interval: Interval = 0.3,
     garbage: Garbage = 0.02,
@@ -359,10 +389,10 @@ def demo(
 
     faults = Faults(garbage, bitflip, truncate, stall, unplug_every_s=unplug_every)
     with tempfile.TemporaryDirectory(prefix="ramanedge-demo-") as tmp:
-        emulator = _emulator(bundle, spectra or [], protocol, None, interval, faults, seed, Path(tmp) / "spectrometer")
+        emulator = _emulator(bundle, spectra or [], protocol.value, None, interval, faults, seed, Path(tmp) / "spectrometer")
         port = emulator.start()
         try:
-            listener = _listen(port, bundle, protocol, None, None, Path(tmp) / "log.jsonl", None, as_json, count or None, 0.5, _stop_on_signals())
+            listener = _listen(port, bundle, protocol.value, None, None, Path(tmp) / "log.jsonl", None, as_json, count or None, 0.5, _stop_on_signals())
         finally:
             emulator.stop()
         played = {p.counter: p.mineral for p in emulator.played}

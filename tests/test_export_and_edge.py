@@ -56,6 +56,13 @@ def test_info_json_carries_the_export_metrics(int8_bundle):
     assert info["runtime"].startswith("ai-edge-litert")
 
 
+def _corrupt_reference_with_matching_hash(bundle):
+    from edge.bundle import sha256_of
+
+    (bundle / "reference.npz").write_bytes(b"PK\x03\x04 not really a zip archive")
+    _edit_manifest(bundle, files={**json.loads((bundle / "manifest.json").read_text())["files"], "reference.npz": sha256_of(bundle / "reference.npz")})
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -65,6 +72,8 @@ def test_info_json_carries_the_export_metrics(int8_bundle):
         (lambda b: _edit_manifest(b, format_version=99), "bundle format version 99 is not supported"),
         (lambda b: _edit_manifest(b, n_classes=7), "6 labels but the manifest says 7 classes"),
         (lambda b: (b / "manifest.json").unlink(), "not a model bundle (no manifest.json)"),
+        (lambda b: (b / "manifest.json").write_text("[]"), "manifest.json is not a JSON object (got list)"),
+        (_corrupt_reference_with_matching_hash, "unreadable reference.npz"),
     ],
 )
 def test_damaged_bundles_are_refused_in_one_line(int8_bundle, tmp_path, damage, message):
@@ -143,3 +152,23 @@ def test_export_refuses_degenerate_or_drifted_quantised_models():
         check_exported("int8", good, {"top1": 0.775, "top3": 0.9}, ok)
 
 
+
+
+def test_version_and_argument_checks_are_one_line(int8_bundle, rruff_sample):
+    from importlib.metadata import version
+
+    assert runner.invoke(edge_app, ["--version"]).stdout.strip() == f"ramanedge {version('ramanedge')}"
+    assert runner.invoke(trainer_app, ["--version"]).stdout.strip() == f"trainer (ramanedge) {version('ramanedge')}"
+    spectrum = str(sorted(rruff_sample.glob("*Processed*.txt"))[0])
+    for top, message in (("-1", "Invalid value for '--top'"), ("5000", "--top 5000: the model knows 6 minerals")):
+        result = runner.invoke(edge_app, ["classify", spectrum, "--model", str(int8_bundle), "--top", top])
+        assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+def test_trainer_fit_on_a_spectrum_file_says_what_to_do(tmp_path):
+    csv = tmp_path / "quartz.csv"
+    csv.write_text("100, 1\n200, 2\n")
+    result = runner.invoke(trainer_app, ["fit", str(csv), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "not a dataset file from `trainer prepare`" in result.output and "trainer prepare quartz.csv" in result.output
+    assert "pickled" not in result.output

@@ -113,7 +113,8 @@ def test_listen_cli_json_and_clean_ctrl_c(int8_bundle, tmp_path):
     port = emulator.start()
     log = tmp_path / "log.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge", "listen", port, "--model", str(int8_bundle), "--json", "--log", str(log)],
+        # --protocol in capitals: choices are case-insensitive (it was a KeyError traceback)
+        [sys.executable, "-m", "edge", "listen", port, "--protocol", "FRAME", "--model", str(int8_bundle), "--json", "--log", str(log)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -23,6 +23,21 @@ errors = Console(stderr=True)
 EXPECTED = (DatasetError, SourceError, ValueError, OSError)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"trainer (ramanedge) {version('ramanedge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    """Prepare RRUFF data, fit the paper's CNN or the compact one, evaluate, repeat, export."""
+
+
 def _fail(message: str, code: int = 1) -> None:
     errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -140,6 +155,42 @@ def repeat_command(
     console.print(f"summary.json and repeat_boxplot.png in {out}")
 
 
+@app.command(name="ablation")
+def ablation_command(
+    dataset: Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the runs and ablation.json (finished runs are reused)")],
+    split: Annotated[str, typer.Option(help="grouped (by RRUFF specimen, the protocol to choose on) or random")] = "grouped",
+    seed: Annotated[int, typer.Option(help="seed of the split and the training")] = 0,
+    arch: Annotated[str, typer.Option(help="sang2021 or resnet1d")] = "resnet1d",
+    width: Annotated[float, typer.Option(help="scale of every layer's width")] = 1.0,
+    epochs: Annotated[int, typer.Option(help="epochs per run")] = 30,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 64,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate")] = 2e-3,
+    schedule: Annotated[str, typer.Option(help="constant or cosine")] = "cosine",
+    label_smoothing: Annotated[float, typer.Option(help="label smoothing")] = 0.1,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Physical augmentation with each perturbation switched off in turn: validation, test and field accuracy."""
+    from trainer.ablation import ablation
+    from trainer.training import FitConfig
+
+    base = FitConfig(
+        protocol=split, seed=seed, arch=arch, width=width, epochs=epochs, patience=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing,
+    )
+    try:
+        rows = ablation(dataset, out, base, quiet=quiet)
+    except EXPECTED as exc:
+        _fail(str(exc))
+    table = Table(title=f"augmentation ablation, {split} split, seed {seed}")
+    for column in ("variant", "best val top-1", "test top-1", "test top-3", "field-degraded top-1"):
+        table.add_column(column, justify="right")
+    for row, r in rows.items():
+        table.add_row(row, *(f"{100 * r[k]:.2f}" for k in ("best_val_accuracy", "test_top1", "test_top3", "field_top1")))
+    console.print(table)
+    console.print(f"ablation.json and one run folder per variant in {out}")
+
+
 @app.command(name="export")
 def export_command(
     run: Annotated[Path, typer.Argument(help="run folder from `trainer fit`")],
@@ -148,6 +199,7 @@ def export_command(
     float16: Annotated[bool, typer.Option("--float16", help="float16 weights")] = False,
     float32: Annotated[bool, typer.Option("--float32", help="plain float32")] = False,
     dataset: Annotated[Optional[Path], typer.Option(help="dataset file, if it moved since training")] = None,
+    other_protocol_run: Annotated[Optional[Path], typer.Option(help="the same recipe trained on the other split protocol: scored too, its metrics recorded in the manifest")] = None,
 ) -> None:
     """Export a run as a TFLite model bundle for the edge, scored on the run's test split."""
     chosen = [name for name, flag in (("int8", int8), ("float16", float16), ("float32", float32)) if flag]
@@ -156,7 +208,10 @@ def export_command(
     from trainer.export import ExportError, export
 
     try:
-        manifest = export(run, out, chosen[0] if chosen else "int8", dataset, log=lambda line: console.print(line, highlight=False))
+        manifest = export(
+            run, out, chosen[0] if chosen else "int8", dataset, log=lambda line: console.print(line, highlight=False),
+            other_protocol_run=other_protocol_run,
+        )
     except (ExportError, *EXPECTED) as exc:
         _fail(str(exc))
     metrics = manifest["metrics"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,11 @@ class SpectraDataset:
     def load(cls, path: str | Path) -> "SpectraDataset":
         """Read a dataset written by :meth:`save`, checking its format and content hash."""
         path = Path(path)
+        if path.is_file() and not zipfile.is_zipfile(path):
+            raise DatasetError(
+                f"{path}: not a dataset file from `trainer prepare` (an .npz archive); "
+                f"for spectrum files run `trainer prepare {path.name} --out dataset.npz` first"
+            )
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))

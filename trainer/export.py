@@ -25,6 +25,7 @@ import numpy as np
 from edge.bundle import FORMAT, FORMAT_VERSION, LABELS, MANIFEST, MODEL, REFERENCE, load_bundle, sha256_of
 from edge.preprocessing import GRID, GRID_SIZE
 from edge.runtime import Classifier
+from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
 from trainer.metrics import top_k_accuracy
 from trainer.training import Run, load_run
@@ -154,7 +155,12 @@ def write_bundle(out: Path, model_bytes: bytes, run: Run, dataset: SpectraDatase
             "dataset": run.config["dataset_summary"],
             "protocol": run.split.protocol,
             "seed": run.split.seed,
+            "arch": run.fit_config.arch,
             "width": run.fit_config.width,
+            "recipe": {k: v for k, v in run.config["fit"].items() if k not in ("protocol", "seed", "init_from")},
+            "augmentation": run.config.get("augmentation"),
+            "epochs_run": run.config.get("epochs_run"),
+            "train_seconds": run.config.get("train_seconds"),
             "parameters": run.config["parameters"],
             "device": run.config["device"],
         },
@@ -175,59 +181,89 @@ def _io_details(model_bytes: bytes) -> dict:
     return details
 
 
-def export(run_dir: str | Path, out: str | Path, precision: str = "int8", dataset_path: str | Path | None = None, log=print) -> dict:
-    """Export a run as a bundle in ``out``; returns the manifest (with float vs exported metrics)."""
-    if precision not in PRECISIONS:
-        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if keras.backend.backend() != "tensorflow":
-        raise ExportError(f"export needs the TensorFlow backend, not {keras.backend.backend()}: set KERAS_BACKEND=tensorflow")
-    run = load_run(run_dir)
+def _convert_and_score(run: Run, dataset_path: str | Path | None, precision: str, out: Path, scratch: Path, log) -> dict:
+    """Convert one run, write its bundle to ``out``, score float32 and ``precision`` through the edge interpreter.
+
+    Returns the metrics block of the manifest: each precision's top-1/top-3 on the run's test
+    split (ranked as the device ranks) and on the same spectra degraded as in the field.
+    """
     dataset = run.load_dataset(dataset_path)
     labels = dataset.labels(run.classes)
     if len(run.split.train) == 0:
         raise ExportError(f"{run.path}: no training spectra to calibrate the quantisation with")
     model = run.build_trained_model()
-
     keras_metrics = check_inference_mode(model, run, dataset, labels)
     log(
-        f"float Keras model, inference mode: test top-1 {keras_metrics['top1']:.4f}, "
+        f"{run.path.name}: float Keras model, inference mode: test top-1 {keras_metrics['top1']:.4f}, "
         f"training spectra {keras_metrics['train_inference_accuracy']:.4f} (training mode {keras_metrics['train_training_mode_accuracy']:.4f})"
     )
     rng = np.random.default_rng(0)
     representative = dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
+    X_test, y_test = dataset.X[run.split.test], labels[run.split.test]
+    X_field = field_degrade(X_test, seed=run.split.seed)
+    metrics: dict = {}
+    for p in ["float32"] if precision == "float32" else ["float32", precision]:
+        model_bytes = convert(model, p, representative)
+        target = out if p == precision else scratch / f"{run.path.name}-{p}"
+        write_bundle(target, model_bytes, run, dataset, p, _io_details(model_bytes))
+        proba = bundle_probabilities(target, X_test)
+        metrics[p] = topk(proba, y_test)
+        metrics[f"{p}_field_degraded"] = topk(bundle_probabilities(target, X_field), y_test)
+        log(
+            f"{run.path.name}: {p} TFLite through the edge interpreter: test top-1 {metrics[p]['top1']:.4f}, "
+            f"top-3 {metrics[p]['top3']:.4f}; field-degraded top-1 {metrics[f'{p}_field_degraded']['top1']:.4f}"
+        )
+        if p != "float32":
+            check_exported(p, proba, metrics[p], metrics["float32"])
+    return {
+        **metrics,
+        "keras_float": {k: keras_metrics[k] for k in ("top1", "top3")},
+        "test_spectra": int(len(y_test)),
+        "n_classes": len(run.classes),
+        "protocol": run.split.protocol,
+        "run": run.path.name,
+    }
 
+
+def export(
+    run_dir: str | Path,
+    out: str | Path,
+    precision: str = "int8",
+    dataset_path: str | Path | None = None,
+    log=print,
+    other_protocol_run: str | Path | None = None,
+) -> dict:
+    """Export a run as a bundle in ``out``; returns the manifest (with float vs exported metrics).
+
+    ``other_protocol_run``: the same recipe trained on the other split protocol (e.g. grouped by
+    specimen); it is converted and scored the same way, and its metrics go into the manifest
+    beside the exported run's, so the bundle says what to expect on a new specimen.
+    """
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError(f"export needs the TensorFlow backend, not {keras.backend.backend()}: set KERAS_BACKEND=tensorflow")
+    run = load_run(run_dir)
+    other = load_run(other_protocol_run) if other_protocol_run else None
+    if other is not None and other.split.protocol == run.split.protocol:
+        raise ExportError(f"{other.path}: uses the same split protocol ({run.split.protocol}) as {run.path}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not (out / MANIFEST).is_file():
             raise ExportError(f"{out}: exists and is not a model bundle; not overwriting it")
         shutil.rmtree(out)
-    X_test, y_test = dataset.X[run.split.test], labels[run.split.test]
-    metrics: dict[str, dict[str, float]] = {}
-    precisions = ["float32"] if precision == "float32" else ["float32", precision]
     with tempfile.TemporaryDirectory() as tmp:
-        for p in precisions:
-            model_bytes = convert(model, p, representative)
-            target = out if p == precision else Path(tmp) / p
-            write_bundle(target, model_bytes, run, dataset, p, _io_details(model_bytes))
-            proba = bundle_probabilities(target, X_test)
-            metrics[p] = topk(proba, y_test)
-            log(f"{p} TFLite through the edge interpreter: test top-1 {metrics[p]['top1']:.4f}, top-3 {metrics[p]['top3']:.4f}")
-            if p != "float32":
-                try:
-                    check_exported(p, proba, metrics[p], metrics["float32"])
-                except ExportError:
-                    shutil.rmtree(out, ignore_errors=True)
-                    raise
-
+        try:
+            metrics = _convert_and_score(run, dataset_path, precision, out, Path(tmp), log)
+            other_metrics = _convert_and_score(other, None, precision, Path(tmp) / "other", Path(tmp), log) if other else None
+        except ExportError:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
     manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text())
-    manifest["metrics"] = {
-        **metrics,
-        "keras_float": {k: keras_metrics[k] for k in ("top1", "top3")},
-        "test_spectra": int(len(y_test)),
-        "protocol": run.split.protocol,
-    }
+    manifest["metrics"] = metrics
+    if other_metrics:
+        manifest["metrics_other_protocol"] = other_metrics
     manifest_path.write_text(json.dumps(manifest, indent=2))
     load_bundle(out)  # what we wrote must pass the edge's own checks
     return manifest
-
