@@ -307,6 +307,7 @@ def _listen(
     from edge.listen import Listener, PortError
     from edge.live_view import render
     from edge.runtime import Classifier, RuntimeUnavailable
+    from edge.session_log import SessionLogError
     from firmware_bridge.link import LinkError
     from firmware_bridge.profiles import ProfileError, load_profile
 
@@ -314,7 +315,10 @@ def _listen(
         device_profile = load_profile(profile) if profile else None
     except ProfileError as exc:
         _fail(str(exc))
-    listener = Listener(port, None, protocol, baud, device_profile, log, save_spectra, confidence)
+    try:
+        listener = Listener(port, None, protocol, baud, device_profile, log, save_spectra, confidence)
+    except SessionLogError as exc:
+        _fail(str(exc))
     try:
         info = listener.connect()  # the port first: its errors are the likeliest, and say what to do
         listener.classifier = Classifier(bundle)

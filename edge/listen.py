@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +22,7 @@ import serial
 from edge.preprocessing import PreprocessingError, preprocess
 from edge.raw_spectra import clean_raman, frame_to_raman, noise_sigma
 from edge.runtime import Classifier
+from edge.session_log import SessionLog
 from firmware_bridge.link import LINKS, DeviceInfo, Link, LinkError, RawFrame
 from firmware_bridge.profiles import DEFAULT_PROFILES, DeviceProfile, load_profile
 
@@ -59,10 +58,14 @@ class Identification:
     top: list[tuple[str, float]]
     latency_ms: float
     spectrum: np.ndarray | None = None  # the model input, for the live sketch
+    capture: Path | None = None  # the raw frame's CSV, when captures are kept
 
     def record(self, source: str, model: str, device: str) -> dict:
-        """The JSON line: ``classify --json`` keys plus seq, time, state and device."""
-        return {
+        """The JSON line: ``classify --json`` keys plus seq, time, state, device, port and capture.
+
+        ``file`` holds the port too, for readers of the first log format; ``port`` says it plainly.
+        """
+        record = {
             "file": source,
             "top": [{"mineral": m, "probability": round(p, 6)} for m, p in self.top],
             "model": model,
@@ -71,7 +74,11 @@ class Identification:
             "time": self.time,
             "state": self.state,
             "device": device,
+            "port": source,
         }
+        if self.capture is not None:
+            record["capture"] = str(self.capture)
+        return record
 
 
 @dataclass
@@ -109,16 +116,13 @@ class Listener:
         self.protocol = protocol if protocol != "auto" else (profile.protocol if profile else "auto")
         self.profile = profile
         self.baud = baud or (profile.baud if profile else 921600)
-        self.log_path = log_path
-        self.save_spectra = save_spectra
+        self.session = SessionLog(log_path, save_spectra)  # checked now, before any port is opened
         self.confidence = confidence
         self.stats = Stats()
         self._port: serial.Serial | None = None
         self._link: Link | None = None
         self._dark: np.ndarray | None = None
         self._past_ok = self._past_rejected = 0  # frames of earlier connections (before an unplug)
-        if save_spectra:
-            save_spectra.mkdir(parents=True, exist_ok=True)
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -182,8 +186,7 @@ class Listener:
         profile = self._link.profile
         x, counts = frame_to_raman(frame.counts, self._dark, profile.wavelength_coefficients, profile.laser_nm, profile.usable_pixels)
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-        if self.save_spectra:
-            self._save(frame, x, counts, now)
+        capture = self._save(frame, x, counts, now)
         y, _ = clean_raman(x, counts)
         if frame.saturated:
             state, top, vector = "saturated", [], None
@@ -199,25 +202,21 @@ class Listener:
             else:
                 top = self.classifier.classify(vector, k=3).top
                 state = "identified" if top[0][1] >= self.confidence else "no confident match"
-        return Identification(now, frame.counter, state, top, (time.monotonic() - frame.received) * 1e3, vector)
+        return Identification(now, frame.counter, state, top, (time.monotonic() - frame.received) * 1e3, vector, capture)
 
-    def _save(self, frame: RawFrame, x: np.ndarray, counts: np.ndarray, when: str) -> None:
-        """The raw frame, dark-subtracted, in Raman shift: readable by `ramanedge classify --raw`."""
+    def _save(self, frame: RawFrame, x: np.ndarray, counts: np.ndarray, when: str) -> Path | None:
+        """The raw frame, dark-subtracted, in Raman shift, readable by `ramanedge classify --raw`; its path."""
         profile = self._link.profile
-        path = self.save_spectra / f"capture_{frame.counter:08d}.csv"
-        with path.open("w") as fh:
-            fh.write(f"# device={self.stats.device.name} serial={self.stats.device.serial} seq={frame.counter} time={when}\n")
-            fh.write(
-                f"# laser_nm={profile.laser_nm} integration_us={frame.integration_us} saturated={frame.saturated} "
-                f"dark_subtracted={self._dark is not None}\n"
-            )
-            fh.write("raman_shift_cm1,counts\n")
-            fh.writelines(f"{xi:.3f},{yi:.1f}\n" for xi, yi in zip(x, counts))
+        header = [
+            f"device={self.stats.device.name} serial={self.stats.device.serial} seq={frame.counter} time={when}",
+            f"laser_nm={profile.laser_nm} integration_us={frame.integration_us} saturated={frame.saturated} "
+            f"dark_subtracted={self._dark is not None}",
+        ]
+        return self.session.save_capture(header, x, counts)
 
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self, on_result: Callable[[Identification, dict], None], should_stop: Callable[[], bool], count: int | None = None) -> Stats:
-        log = self.log_path.open("a") if self.log_path else None
         model = self.classifier.bundle.model_id
         try:
             while not should_stop():
@@ -234,10 +233,7 @@ class Listener:
                     result = self.identify(frame)
                     device = f"{self.stats.device.name} {self.stats.device.serial}"
                     record = result.record(self.port_name, model, device)
-                    if log:
-                        log.write(json.dumps(record) + "\n")
-                        log.flush()
-                        os.fsync(log.fileno())
+                    self.session.write(record)
                     self.stats.identifications += 1
                     self.stats.last = result
                     self.stats.latencies.append(result.latency_ms)
@@ -247,8 +243,7 @@ class Listener:
             self.stats.status = "stopped"
         finally:
             self.stats.frames_ok, self.stats.frames_rejected = self.frame_counts()
-            if log:
-                log.close()
+            self.session.close()
         return self.stats
 
     def frame_counts(self) -> tuple[int, int]:

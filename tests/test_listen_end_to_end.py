@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import serial
@@ -55,7 +56,8 @@ def test_frame_protocol_identifies_known_minerals_and_logs_every_one(int8_bundle
     played = {p.counter: p.mineral for p in emulator.played}
     assert [r["seq"] for r in records] == sorted(played)[: len(records)]  # every frame, in order, none lost
     for r in records:
-        assert set(r) == {"file", "top", "model", "latency_ms", "seq", "time", "state", "device"}
+        assert set(r) == {"file", "top", "model", "latency_ms", "seq", "time", "state", "device", "port"}
+        assert r["port"] == r["file"]
         assert r["device"].startswith("ramanedge emulator 785 nm")
     named = [r for r in records if r["top"]]
     right = sum(r["top"][0]["mineral"] == played[r["seq"]] for r in named)
@@ -200,16 +202,22 @@ def test_saved_captures_classify_as_they_did_live(int8_bundle, tmp_path):
     emulator = emulator_for(int8_bundle, interval_s=0.05, seed=5)
     port = emulator.start()
     captures = tmp_path / "captures"
+    sessions = []
     try:
-        listener = Listener(port, Classifier(bundle, num_threads=1), "frame", save_spectra=captures)
-        listener.connect()
-        results = []
-        listener.run(lambda r, record: results.append(record), lambda: False, count=4)
-        listener.close()
+        for _ in range(2):  # a second session into the same folder: the device's counter starts again
+            listener = Listener(port, Classifier(bundle, num_threads=1), "frame", save_spectra=captures)
+            listener.connect()
+            results = []
+            listener.run(lambda r, record: results.append(record), lambda: False, count=4)
+            listener.close()
+            sessions.append(results)
     finally:
         emulator.stop()
-    files = sorted(captures.glob("capture_*.csv"))
-    assert [f.name for f in files] == [f"capture_{r['seq']:08d}.csv" for r in results]
+    first_session = {r["capture"]: Path(r["capture"]).read_text() for r in sessions[0]}
+    results = sessions[1]
+    files = [Path(r["capture"]) for r in results]
+    assert len(set(first_session) | {str(f) for f in files}) == 8 == len(list(captures.glob("capture_*.csv")))
+    assert all(Path(name).read_text() == text for name, text in first_session.items())  # nothing overwritten
     from edge.cli import app
     from typer.testing import CliRunner
 

@@ -1,0 +1,44 @@
+"""The session's log and captures: never overwritten, never silently lost, bad paths are one line before any port."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.session_log import SessionLog, SessionLogError
+
+
+def test_captures_are_unique_and_never_replace_a_file(tmp_path):
+    x, y = np.array([100.0, 101.0]), np.array([5.0, 6.0])
+    first = SessionLog(capture_dir=tmp_path)
+    a = first.save_capture(["device=x"], x, y)
+    second = SessionLog(capture_dir=tmp_path)
+    second.started = first.started  # the same second, the same name pattern: must still not collide
+    b = second.save_capture(["device=y"], x, y)
+    assert a != b and a.exists() and b.exists()
+    assert a.read_text().startswith("# device=x") and b.read_text().startswith("# device=y")
+
+
+def test_log_lines_are_appended_and_kept(tmp_path):
+    log = tmp_path / "ids.jsonl"
+    log.write_text('{"earlier": 1}\n')
+    session = SessionLog(log_path=log)
+    session.write({"seq": 1})
+    session.close()
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [{"earlier": 1}, {"seq": 1}]
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: {"log_path": p / "missing" / "x.jsonl"}, "cannot open the log for appending"),
+        (lambda p: {"log_path": p}, "--log must be a file"),
+        (lambda p: {"capture_dir": (p / "f").write_text("") or p / "f"}, "--save-spectra must be a folder"),
+    ],
+)
+def test_bad_paths_are_one_line(tmp_path, setup, message):
+    with pytest.raises(SessionLogError, match=message) as caught:
+        SessionLog(**setup(tmp_path))
+    assert len(str(caught.value).splitlines()) == 1 and str(tmp_path) in str(caught.value)
