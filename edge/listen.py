@@ -139,6 +139,9 @@ class Listener:
             except LinkError as exc:
                 last_error = exc
                 continue
+            except (serial.SerialException, OSError) as exc:  # unplugged during the handshake
+                self._port.close()
+                raise LinkError(f"{self.port_name}: lost during the {protocol} handshake ({exc})") from None
             if self.profile and self.profile.protocol == protocol:
                 # a profile given by the user overrides what the device says of itself
                 if self.profile.pixels != link.profile.pixels:
@@ -152,6 +155,11 @@ class Listener:
             self.stats.device, self.stats.status = info, "listening"
             return info
         self._port.close()
+        if len(candidates) > 1:
+            raise LinkError(
+                f"{self.port_name}: no device answering (tried {', '.join(candidates)}; last: {last_error}): "
+                "check the cable, --baud and --protocol"
+            )
         raise LinkError(f"{self.port_name}: {last_error}")
 
     def close(self) -> None:
@@ -222,8 +230,7 @@ class Listener:
             while not should_stop():
                 try:
                     frames = self._link.frames() if self._link else []
-                except (serial.SerialException, OSError, TypeError):
-                    # TypeError: pyserial reading a port whose fd vanished under it
+                except (serial.SerialException, OSError):
                     if not self._reconnect(should_stop):
                         break
                     continue

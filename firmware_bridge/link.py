@@ -142,17 +142,37 @@ class AsciiLink(Link):
     def _make_decoder(self):
         return AsciiLineDecoder(self.profile.pixels, self.profile.max_count)
 
+    #: An ASCII sketch has no handshake: it counts as connected once one whole spectrum line
+    #: arrives within this many seconds (a silent or wrong port never does).
+    first_line_timeout_s = 3.0
+
+    def __init__(self, port, profile: DeviceProfile) -> None:
+        super().__init__(port, profile)
+        self._held: list[RawFrame] = []  # spectra decoded while waiting for the first one
+
     def open(self) -> tuple[DeviceInfo, None]:
         self.port.reset_input_buffer()
         self.decoder = self._make_decoder()
-        return DeviceInfo(self.profile.name, "unknown", "unknown", self.profile), None
+        deadline = time.monotonic() + self.first_line_timeout_s
+        while time.monotonic() < deadline:
+            self._held = self._decode()
+            if self._held:  # kept: the first spectrum is identified like every other
+                return DeviceInfo(self.profile.name, "unknown", "unknown", self.profile), None
+        raise LinkError(
+            f"no spectrum line of {self.profile.pixels} counts within {self.first_line_timeout_s:.0f} s "
+            f"({self.decoder.rejected_total} lines rejected)"
+        )
 
-    def frames(self) -> list[RawFrame]:
+    def _decode(self) -> list[RawFrame]:
         now = time.monotonic()
         out = []
         for counts in self.decoder.feed(self._read_available()):
             self._counter += 1
             out.append(RawFrame(counts, self._counter, 0, bool(counts.max() >= self.profile.max_count), False, now))
+        return out
+
+    def frames(self) -> list[RawFrame]:
+        out, self._held = [*self._held, *self._decode()], []
         return out
 
     def close(self) -> None:

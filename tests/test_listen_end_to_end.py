@@ -227,3 +227,20 @@ def test_saved_captures_classify_as_they_did_live(int8_bundle, tmp_path):
     for live, later in zip(results, offline):
         if live["top"]:
             assert later["top"][0]["mineral"] == live["top"][0]["mineral"]
+
+
+def test_a_silent_port_is_not_called_connected():
+    """auto on a port where nothing answers and nothing streams: one line, not "connected: C12880MA"."""
+    import pty
+
+    from firmware_bridge.link import LinkError
+
+    master, slave = pty.openpty()
+    try:
+        listener = Listener(os.ttyname(slave), None, "auto")
+        with pytest.raises(LinkError, match="no device answering .*tried frame, obp, ascii.*check the cable"):
+            listener.connect()
+        assert listener.stats.device is None and listener.stats.status == "connecting"
+    finally:
+        os.close(master)
+        os.close(slave)
