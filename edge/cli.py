@@ -8,6 +8,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -203,8 +204,19 @@ def info(
     console.print(table)
 
 
+#: What a geologist expects a demo to know first: rock-forming and gem minerals, in this order.
+WELL_KNOWN = (
+    "Quartz", "Calcite", "Gypsum", "Dolomite", "Hematite", "Corundum", "Orthoclase", "Albite", "Microcline",
+    "Forsterite", "Fayalite", "Diopside", "Enstatite", "Augite", "Almandine", "Pyrope", "Grossular", "Andradite",
+    "Beryl", "Elbaite", "Schorl", "Muscovite", "Rutile", "Magnetite", "Pyrite", "Fluorite", "Zircon", "Titanite",
+    "Epidote", "Kyanite", "Topaz", "Spinel", "Aragonite", "Malachite", "Jadeite", "Spodumene",
+)
+DEMO_SPECTRA = 36
+
+
 def _library(bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
-    """Spectra for the emulator to play: RRUFF files given, else part of the bundle's reference library."""
+    """Spectra for the emulator to play: RRUFF files given, else the bundle's reference spectra of
+    well-known minerals first (those the model knows, in :data:`WELL_KNOWN` order), then others."""
     if files:
         library = []
         for path in files:
@@ -215,8 +227,10 @@ def _library(bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
             library.append((spectrum.mineral or path.stem, vector))
         return library
     minerals, spectra = bundle.reference()
-    chosen = np.random.default_rng(0).choice(len(minerals), size=min(24, len(minerals)), replace=False)
-    return [(minerals[i], spectra[i]) for i in chosen]
+    index = {m: i for i, m in enumerate(minerals)}
+    known = [index[m] for m in WELL_KNOWN if m in index]
+    rest = [i for i in np.random.default_rng(0).permutation(len(minerals)) if i not in set(known)]
+    return [(minerals[i], spectra[i]) for i in (known + rest)[:DEMO_SPECTRA]]
 
 
 def _emulator(bundle, files: list[Path], protocol: str, profile_name: Optional[str], interval: float, faults, seed: int, link_path: Path | None):
@@ -300,12 +314,17 @@ def _listen(
     count: Optional[int],
     confidence: float,
     stop: threading.Event,
+    played: Callable[[int], str | None] | None = None,
 ):
-    """Connect and run the listen loop with the live screen or JSON lines; returns the listener."""
+    """Connect and run the listen loop with the live screen or JSON lines; returns the listener and the demo score.
+
+    ``played`` (the demo): the mineral the emulator played for a frame counter, shown beside
+    the answer with a running score and added to JSON lines as ``played``.
+    """
     from rich.live import Live
 
     from edge.listen import Listener, PortError
-    from edge.live_view import render
+    from edge.live_view import DemoScore, render
     from edge.runtime import Classifier, RuntimeUnavailable
     from edge.session_log import SessionLogError
     from firmware_bridge.link import LinkError
@@ -325,10 +344,18 @@ def _listen(
     except (PortError, LinkError, BundleError, RuntimeUnavailable) as exc:
         listener.close()
         _fail(str(exc))
+    score = DemoScore() if played else None
+
+    def note(result, record) -> None:
+        if score is not None and played is not None:
+            record["played"] = played(result.seq)
+            score.add(record["played"], result)
+
     if as_json:
         errors.print(f"connected: {info.name} {info.serial} ({listener.protocol})", highlight=False)
 
         def emit(result, record):
+            note(result, record)
             sys.stdout.write(json.dumps(record) + "\n")
             sys.stdout.flush()
 
@@ -336,11 +363,16 @@ def _listen(
     else:
         minerals, spectra = bundle.reference()
         reference = dict(zip(minerals, spectra))
-        with Live(render(listener, reference), console=console, refresh_per_second=8, transient=False) as live:
-            listener.run(lambda *_: live.update(render(listener, reference)), stop.is_set, count)
-            live.update(render(listener, reference))
+
+        def show(result, record):
+            note(result, record)
+            live.update(render(listener, reference, score, console.width))
+
+        with Live(render(listener, reference, score, console.width), console=console, refresh_per_second=8, transient=False) as live:
+            listener.run(show, stop.is_set, count)
+            live.update(render(listener, reference, score, console.width))
     listener.close()
-    return listener
+    return listener, score
 
 
 @app.command()
@@ -361,7 +393,7 @@ def listen(
         bundle = load_bundle(model)
     except BundleError as exc:
         _fail(str(exc))
-    listener = _listen(port, bundle, protocol.value, baud, profile, log, save_spectra, as_json, count, confidence, _stop_on_signals())
+    listener, _ = _listen(port, bundle, protocol.value, baud, profile, log, save_spectra, as_json, count, confidence, _stop_on_signals())
     s = listener.stats
     errors.print(
         f"{s.identifications} identifications; frames ok {s.frames_ok}, rejected {s.frames_rejected}; reconnects {s.reconnects}",
@@ -395,18 +427,20 @@ def demo(
     with tempfile.TemporaryDirectory(prefix="ramanedge-demo-") as tmp:
         emulator = _emulator(bundle, spectra or [], protocol.value, None, interval, faults, seed, Path(tmp) / "spectrometer")
         port = emulator.start()
+
+        def played(seq: int) -> str | None:
+            return next((p.mineral for p in reversed(emulator.played) if p.counter == seq), None)
+
         try:
-            listener = _listen(port, bundle, protocol.value, None, None, Path(tmp) / "log.jsonl", None, as_json, count or None, 0.5, _stop_on_signals())
+            listener, score = _listen(
+                port, bundle, protocol.value, None, None, None, None, as_json, count or None, 0.5, _stop_on_signals(), played
+            )
         finally:
             emulator.stop()
-        played = {p.counter: p.mineral for p in emulator.played}
-        results = [json.loads(line) for line in (Path(tmp) / "log.jsonl").read_text().splitlines()]
-    named = [r for r in results if r["top"]]
-    right = sum(1 for r in named if r["top"][0]["mineral"] == played.get(r["seq"]))
     s = listener.stats
     errors.print(
         f"demo: {len(emulator.played)} spectra sent ({sum(1 for p in emulator.played if p.faulted)} with an injected fault), "
-        f"frames ok {s.frames_ok}, rejected {s.frames_rejected}; {len(results)} identifications, "
-        f"top-1 = mineral played for {right} of {len(named)}",
+        f"frames ok {s.frames_ok}, rejected {s.frames_rejected}; {score.total} identifications, "
+        f"top-1 = mineral played for {score.right} of {score.named}",
         highlight=False,
     )

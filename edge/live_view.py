@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from rich.console import Group
 from rich.panel import Panel
@@ -12,7 +14,8 @@ from edge.listen import Identification, Listener
 from edge.preprocessing import GRID
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
-SKETCH_WIDTH = 80
+#: Characters around the sketch on its line: the panel's borders and padding, and the row label.
+SKETCH_MARGIN = 4 + 11
 STATE_STYLE = {
     "identified": "bold green",
     "no confident match": "bold yellow",
@@ -34,7 +37,26 @@ def bar(probability: float, width: int = 30) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def render(listener: Listener, reference: dict[str, np.ndarray]) -> Panel:
+@dataclass
+class DemoScore:
+    """The demo's running score: the mineral played against the one named (top-1)."""
+
+    total: int = 0
+    named: int = 0
+    right: int = 0
+    last_played: str | None = None
+
+    def add(self, played: str | None, result: Identification) -> None:
+        self.total += 1
+        self.last_played = played
+        if result.top:
+            self.named += 1
+            self.right += int(result.top[0][0] == played)
+
+
+def render(listener: Listener, reference: dict[str, np.ndarray], score: DemoScore | None = None, width: int = 80) -> Panel:
+    """The live screen for a terminal ``width`` columns wide (the sketch shrinks to fit, never wraps)."""
+    sketch = max(16, width - SKETCH_MARGIN)
     stats = listener.stats
     ok, rejected = listener.frame_counts()
     device = stats.device
@@ -47,17 +69,26 @@ def render(listener: Listener, reference: dict[str, np.ndarray]) -> Panel:
     parts: list = [head, Text(stats.status, style="dim")]
     last: Identification | None = stats.last
     if last:
-        parts.append(Text(f"#{last.seq}  {last.state}", style=STATE_STYLE.get(last.state, "")))
+        parts.append(
+            Text(f"identification {stats.identifications}  (device frame {last.seq})  {last.state}", style=STATE_STYLE.get(last.state, ""))
+        )
+        if score is not None:
+            hit = bool(last.top) and last.top[0][0] == score.last_played
+            mark = Text("✔ " if hit else "✘ ", style="bold green" if hit else "bold red")
+            parts.append(
+                mark + Text(f"played {score.last_played}   score {score.right}/{score.named} named correctly")
+            )
         table = Table(show_header=False, box=None, padding=(0, 1))
         for rank, (mineral, p) in enumerate(last.top, start=1):
             style = "green" if rank == 1 and last.state == "identified" else ""
             table.add_row(f"{rank}.", Text(mineral, style=style), bar(p), f"{100 * p:5.1f} %")
         parts.append(table)
         if last.spectrum is not None:
-            parts.append(Text("measured   " + sparkline(last.spectrum, SKETCH_WIDTH), style="cyan"))
+            parts.append(Text("measured   " + sparkline(last.spectrum, sketch), style="cyan"))
             if last.top and last.top[0][0] in reference:
-                parts.append(Text("best match " + sparkline(reference[last.top[0][0]], SKETCH_WIDTH), style="magenta"))
-            parts.append(Text(f"{'':11}{GRID[0]:.0f}{'Raman shift, cm^-1':^{SKETCH_WIDTH - 6}}{GRID[-1]:.0f}", style="dim"))
+                parts.append(Text("best match " + sparkline(reference[last.top[0][0]], sketch), style="magenta"))
+            label = "Raman shift, cm^-1" if sketch >= 30 else "cm^-1"
+            parts.append(Text(f"{'':11}{GRID[0]:.0f}{label:^{sketch - 6}}{GRID[-1]:.0f}", style="dim"))
         median = float(np.median(stats.latencies[-50:]))
         parts.append(Text(f"latency {last.latency_ms:.1f} ms (median {median:.1f} ms)  identifications {stats.identifications}", style="dim"))
     return Panel(Group(*parts), title="ramanedge listen", subtitle="Ctrl-C to stop")

@@ -181,7 +181,7 @@ class Emulator:
     # --- protocols ----------------------------------------------------------------------------
 
     def _render(self, dark: bool) -> tuple[np.ndarray, bool, str]:
-        mineral, intensity = self.library[self._counter % len(self.library)]
+        mineral, intensity = self.library[len(self.played) % len(self.library)]  # dark frames do not skip a mineral
         counts, saturated = self.detector.render(self.grid_cm1, intensity, self.integration_us, self.rng, dark=dark)
         return counts, saturated, mineral
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import serial
 
@@ -174,7 +175,49 @@ def test_demo_runs_on_the_bundled_model():
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(records) == 6 and "demo: " in result.stderr and "top-1 = mineral played for" in result.stderr
+    assert len(records) == 6 and "demo: " in result.stderr
+    # well-known minerals first, each answer beside the mineral played, the score from those very answers
+    assert [r["played"] for r in records[:3]] == ["Quartz", "Calcite", "Gypsum"]
+    right = sum(1 for r in records if r["top"] and r["top"][0]["mineral"] == r["played"])
+    named = sum(1 for r in records if r["top"])
+    assert f"top-1 = mineral played for {right} of {named}" in result.stderr
+
+
+def test_demo_screen_marks_each_answer_and_keeps_score():
+    from rich.console import Console
+
+    from edge.listen import Identification
+    from edge.live_view import DemoScore, render
+
+    class Fake:  # what render reads of a listener
+        port_name, protocol = "/dev/pts/9", "frame"
+
+        def __init__(self):
+            from edge.listen import Stats
+
+            self.stats = Stats(status="listening")
+
+        def frame_counts(self):
+            return 5, 0
+
+    listener, score = Fake(), DemoScore()
+    spectrum = np.exp(-(((np.arange(1570) - 434) / 4.0) ** 2)).astype(np.float32)
+    for seq, (played, named) in enumerate([("Quartz", "Quartz"), ("Calcite", "Dolomite")], start=1):
+        result = Identification("t", seq, "identified", [(named, 0.9), ("Gypsum", 0.05)], 1.0, spectrum)
+        listener.stats.last = result
+        listener.stats.identifications = seq
+        listener.stats.latencies.append(1.0)
+        score.add(played, result)
+        for width in (80, 60):  # readable on a small terminal: no line wraps, the axis fits
+            console = Console(width=width, record=True)
+            console.print(render(listener, {named: spectrum}, score, width))
+            screen = console.export_text()
+            lines = screen.splitlines()
+            assert all(line.startswith(("╭", "│", "╰")) for line in lines), "a line wrapped out of the panel"
+            assert any("cm^-1" in line and "1599" in line for line in lines)
+        assert f"played {played}" in screen
+        assert ("✔" in screen) == (played == named) and ("✘" in screen) == (played != named)
+    assert "score 1/2 named correctly" in screen
 
 
 def test_auto_protocol_finds_obp_and_profile_overrides_the_device(int8_bundle, tmp_path):
