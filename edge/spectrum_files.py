@@ -162,11 +162,21 @@ def _check_monotonic(x: np.ndarray, line_numbers: list[int], source: str) -> Non
         )
 
 
+#: Largest spectrum file read (bytes). A RRUFF file is ~50-100 kB, a 65,536-point two-column
+#: spectrum ~2 MB; a field computer with 1 GB must not be brought down by a wrong file.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
 def read_spectrum_file(path: str | Path, mineral: str | None = None) -> Spectrum:
-    """Read one RRUFF or two-column file from disk."""
+    """Read one RRUFF or two-column file from disk; files over :data:`MAX_FILE_BYTES` are refused unread."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)  # bounded: an endless file (a FIFO, /dev/zero) is cut here
     except OSError as exc:
         raise SpectrumFileError(str(path), exc.strerror or str(exc)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpectrumFileError(
+            str(path), f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: not a single spectrum (refused unread)"
+        )
     return parse_spectrum_text(data, str(path), mineral=mineral)

@@ -105,3 +105,22 @@ def test_filename_parsing():
     info = parse_rruff_filename("Actinolite__R040063-4__Raman__514__0__ccw__Raman_Data_Processed__1507.txt")
     assert info == {"mineral": "Actinolite", "rruff_id": "R040063-4", "laser_nm": 514.0, "kind": "processed"}
     assert parse_rruff_filename("my_spectrum.csv") == {}
+
+
+def test_oversized_and_endless_files_are_refused_in_bounded_memory(tmp_path):
+    import resource
+
+    from edge.spectrum_files import MAX_FILE_BYTES
+
+    big = tmp_path / "huge.csv"
+    with big.open("w") as fh:
+        line = "100.0, 1.0\n" * 100_000
+        while fh.tell() <= MAX_FILE_BYTES:
+            fh.write(line)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(SpectrumFileError, match=r"huge.csv: larger than 16 MB"):
+        read_spectrum_file(big)
+    with pytest.raises(SpectrumFileError, match="larger than 16 MB"):
+        read_spectrum_file("/dev/zero")  # endless: read only up to the limit
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 80
