@@ -111,9 +111,9 @@ def main() -> None:
         parser.error("give a run folder")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from trainer.export import export
-
     import tensorflow as tf
+
+    from trainer.export import export
 
     tf.get_logger().setLevel("ERROR")  # model.predict on single spectra warns of retracing: that cost is the point
 

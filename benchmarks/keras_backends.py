@@ -77,7 +77,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(str(args.dataset), args.arch, args.epochs, args.augment)))
         return
-    rows = []
+    rows: list[tuple[str, dict | None]] = []
     for backend, module in BACKENDS.items():
         if importlib.util.find_spec(module) is None:
             rows.append((backend, None))

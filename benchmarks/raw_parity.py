@@ -17,8 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from edge.bundle import load_bundle
 from edge.preprocessing import preprocess
 from edge.raw_spectra import remove_baseline, remove_spikes

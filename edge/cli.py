@@ -10,7 +10,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -26,7 +26,7 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pret
 console = Console()
 errors = Console(stderr=True)
 
-ModelOption = Annotated[Optional[Path], typer.Option("--model", "-m", help="model bundle folder (default: the bundled model)")]
+ModelOption = Annotated[Path | None, typer.Option("--model", "-m", help="model bundle folder (default: the bundled model)")]
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -120,7 +120,7 @@ def classify(
     model: ModelOption = None,
     top: Annotated[int, typer.Option(min=1, help="how many minerals to list per spectrum (at most the model's classes)")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line instead of tables")] = False,
-    threads: Annotated[Optional[int], typer.Option(help="interpreter threads (default: all cores)")] = None,
+    threads: Annotated[int | None, typer.Option(help="interpreter threads (default: all cores)")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="files hold raw counts in Raman shift: remove spikes and baseline first")] = False,
 ) -> None:
     """Identify the mineral of each spectrum file with the model bundle."""
@@ -233,7 +233,7 @@ def _library(bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
     return [(minerals[i], spectra[i]) for i in (known + rest)[:DEMO_SPECTRA]]
 
 
-def _emulator(bundle, files: list[Path], protocol: str, profile_name: Optional[str], interval: float, faults, seed: int, link_path: Path | None):
+def _emulator(bundle, files: list[Path], protocol: str, profile_name: str | None, interval: float, faults, seed: int, link_path: Path | None):
     """The virtual spectrometer `emulate` and `demo` run."""
     from edge.preprocessing import GRID
     from firmware_bridge.emulator import Emulator
@@ -251,7 +251,7 @@ def _emulator(bundle, files: list[Path], protocol: str, profile_name: Optional[s
 
 
 Protocol = Annotated[WireProtocol, typer.Option(case_sensitive=False, help="wire protocol: frame, ascii or obp")]
-Profile = Annotated[Optional[str], typer.Option(help="device profile: a bundled name (emulator-785, emulator-532, c12880ma-ascii, ocean-sts-785) or a TOML file")]
+Profile = Annotated[str | None, typer.Option(help="device profile: a bundled name (emulator-785, emulator-532, c12880ma-ascii, ocean-sts-785) or a TOML file")]
 Interval = Annotated[float, typer.Option(help="emulator: seconds between streamed frames")]
 Garbage = Annotated[float, typer.Option(help="emulator fault: probability of garbage bytes before a frame")]
 Bitflip = Annotated[float, typer.Option(help="emulator fault: probability of a flipped bit in a frame")]
@@ -259,7 +259,7 @@ Truncate = Annotated[float, typer.Option(help="emulator fault: probability of a 
 Stall = Annotated[float, typer.Option(help="emulator fault: probability of a 1.5 s stall before a frame")]
 UnplugEvery = Annotated[float, typer.Option(help="emulator fault: unplug for 1 s every this many seconds (0: never)")]
 Seed = Annotated[int, typer.Option(help="emulator: seed of the noise and the faults")]
-SpectraArg = Annotated[Optional[list[Path]], typer.Argument(help="RRUFF files to play (default: minerals from the bundle's reference library)")]
+SpectraArg = Annotated[list[Path] | None, typer.Argument(help="RRUFF files to play (default: minerals from the bundle's reference library)")]
 
 
 def _stop_on_signals() -> threading.Event:
@@ -274,7 +274,7 @@ def _stop_on_signals() -> threading.Event:
 def emulate(
     spectra: SpectraArg = None,
     model: ModelOption = None,
-    link: Annotated[Optional[Path], typer.Option(help="a stable symlink to the pseudo-terminal, kept across unplugs")] = None,
+    link: Annotated[Path | None, typer.Option(help="a stable symlink to the pseudo-terminal, kept across unplugs")] = None,
     protocol: Protocol = WireProtocol.frame,
     profile: Profile = None,
     interval: Interval = 0.3,
@@ -306,12 +306,12 @@ def _listen(
     port: str,
     bundle: Bundle,
     protocol: str,
-    baud: Optional[int],
-    profile: Optional[str],
-    log: Optional[Path],
-    save_spectra: Optional[Path],
+    baud: int | None,
+    profile: str | None,
+    log: Path | None,
+    save_spectra: Path | None,
     as_json: bool,
-    count: Optional[int],
+    count: int | None,
     confidence: float,
     stop: threading.Event,
     played: Callable[[int], str | None] | None = None,
@@ -379,13 +379,13 @@ def _listen(
 def listen(
     port: Annotated[str, typer.Argument(help="serial port of the spectrometer, e.g. /dev/ttyUSB0")],
     protocol: Annotated[ListenProtocol, typer.Option(case_sensitive=False, help="auto, frame, ascii or obp")] = ListenProtocol.auto,
-    baud: Annotated[Optional[int], typer.Option(help="baud rate (default: the profile's)")] = None,
+    baud: Annotated[int | None, typer.Option(help="baud rate (default: the profile's)")] = None,
     profile: Profile = None,
     model: ModelOption = None,
-    log: Annotated[Optional[Path], typer.Option(help="append every identification to this JSON-lines file (fsynced)")] = None,
-    save_spectra: Annotated[Optional[Path], typer.Option(help="keep every raw frame here, as CSV in Raman shift")] = None,
+    log: Annotated[Path | None, typer.Option(help="append every identification to this JSON-lines file (fsynced)")] = None,
+    save_spectra: Annotated[Path | None, typer.Option(help="keep every raw frame here, as CSV in Raman shift")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON line per identification instead of the live screen")] = False,
-    count: Annotated[Optional[int], typer.Option(help="stop after this many identifications")] = None,
+    count: Annotated[int | None, typer.Option(help="stop after this many identifications")] = None,
     confidence: Annotated[float, typer.Option(help="top-1 probability below which there is no confident match")] = 0.5,
 ) -> None:
     """Identify minerals live from a spectrometer on a serial port."""

@@ -187,36 +187,48 @@ class Listener:
                 time.sleep(0.3)
         return False
 
+    def _connected(self) -> tuple[Link, DeviceInfo, Classifier]:
+        """The link, the device and the classifier, which every frame needs (a bug if any is missing)."""
+        if self._link is None or self.stats.device is None:
+            raise RuntimeError(f"{self.port_name}: not connected; call connect() first")
+        if self.classifier is None:
+            raise RuntimeError("the listener has no classifier")
+        return self._link, self.stats.device, self.classifier
+
     # --- one frame ----------------------------------------------------------------------------
 
     def identify(self, frame: RawFrame) -> Identification:
         """Classify one frame. Its latency runs from the frame's last byte being decoded to the result."""
-        profile = self._link.profile
+        link, _, classifier = self._connected()
+        profile = link.profile
         x, counts = frame_to_raman(frame.counts, self._dark, profile.wavelength_coefficients, profile.laser_nm, profile.usable_pixels)
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
         capture = self._save(frame, x, counts, now)
         y, _ = clean_raman(x, counts)
+        top: list[tuple[str, float]] = []
+        vector: np.ndarray | None = None
         if frame.saturated:
-            state, top, vector = "saturated", [], None
+            state = "saturated"
         elif snr(y) < MIN_SNR:
-            state, top, vector = "signal too weak", [], None
+            state = "signal too weak"
         else:
             try:
                 vector = preprocess(x, y)
             except PreprocessingError:
                 vector = None
             if vector is None:
-                state, top = "signal too weak", []
+                state = "signal too weak"
             else:
-                top = self.classifier.classify(vector, k=3).top
+                top = classifier.classify(vector, k=3).top
                 state = "identified" if top[0][1] >= self.confidence else "no confident match"
         return Identification(now, frame.counter, state, top, (time.monotonic() - frame.received) * 1e3, vector, capture)
 
     def _save(self, frame: RawFrame, x: np.ndarray, counts: np.ndarray, when: str) -> Path | None:
         """The raw frame, dark-subtracted, in Raman shift, readable by `ramanedge classify --raw`; its path."""
-        profile = self._link.profile
+        link, device, _ = self._connected()
+        profile = link.profile
         header = [
-            f"device={self.stats.device.name} serial={self.stats.device.serial} seq={frame.counter} time={when}",
+            f"device={device.name} serial={device.serial} seq={frame.counter} time={when}",
             f"laser_nm={profile.laser_nm} integration_us={frame.integration_us} saturated={frame.saturated} "
             f"dark_subtracted={self._dark is not None}",
         ]
@@ -225,7 +237,7 @@ class Listener:
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self, on_result: Callable[[Identification, dict], None], should_stop: Callable[[], bool], count: int | None = None) -> Stats:
-        model = self.classifier.bundle.model_id
+        model = self._connected()[2].bundle.model_id
         try:
             while not should_stop():
                 try:
@@ -238,8 +250,8 @@ class Listener:
                     if frame.dark:
                         continue
                     result = self.identify(frame)
-                    device = f"{self.stats.device.name} {self.stats.device.serial}"
-                    record = result.record(self.port_name, model, device)
+                    info = self._connected()[1]
+                    record = result.record(self.port_name, model, f"{info.name} {info.serial}")
                     self.session.write(record)
                     self.stats.identifications += 1
                     self.stats.last = result

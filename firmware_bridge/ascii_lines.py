@@ -11,6 +11,7 @@ extra values) and every value an integer within the detector's range.
 from __future__ import annotations
 
 import re
+
 import numpy as np
 
 from firmware_bridge.decoding import CountingDecoder
@@ -35,7 +36,7 @@ class AsciiLineDecoder(CountingDecoder):
 
     def feed(self, data: bytes) -> list[np.ndarray]:
         self._buffer += data
-        spectra = []
+        spectra: list[np.ndarray] = []
         while True:
             end = self._buffer.find(b"\n")
             if end < 0:

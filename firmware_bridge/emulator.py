@@ -214,9 +214,9 @@ class Emulator:
             return []
         if self.protocol == "obp":
             requests = self._decoder.feed(data)
-            return [(self._answer_obp(m), m.type == obp.MessageType.GET_RAW_SPECTRUM) for m in requests]
+            return [(self._answer_obp(m), m.type == obp.MessageType.GET_RAW_SPECTRUM) for m in requests if isinstance(m, obp.Message)]
         spectra = (framing.MessageType.ACQUIRE, framing.MessageType.ACQUIRE_DARK)
-        return [(self._answer_frame(f), f.type in spectra) for f in self._decoder.feed(data)]
+        return [(self._answer_frame(f), f.type in spectra) for f in self._decoder.feed(data) if isinstance(f, framing.Frame)]
 
     def _answer_frame(self, request: framing.Frame) -> bytes:
         T = framing.MessageType

@@ -141,7 +141,7 @@ class Identity:
         return struct.pack("<H", self.pixels) + _pack_str(self.model) + _pack_str(self.serial) + _pack_str(self.firmware)
 
     @classmethod
-    def decode(cls, payload: bytes) -> "Identity":
+    def decode(cls, payload: bytes) -> Identity:
         if len(payload) < 2:
             raise PayloadError("identity payload too short")
         (pixels,) = struct.unpack_from("<H", payload)
@@ -162,7 +162,7 @@ class Calibration:
         return struct.pack(f"<dB{len(self.coefficients)}d", self.laser_nm, len(self.coefficients), *self.coefficients)
 
     @classmethod
-    def decode(cls, payload: bytes) -> "Calibration":
+    def decode(cls, payload: bytes) -> Calibration:
         if len(payload) < 9:
             raise PayloadError("calibration payload too short")
         laser, n = struct.unpack_from("<dB", payload)
@@ -192,7 +192,7 @@ class SpectrumFrame:
         return head + self.counts.astype(f"<u{width}").tobytes()
 
     @classmethod
-    def decode(cls, payload: bytes) -> "SpectrumFrame":
+    def decode(cls, payload: bytes) -> SpectrumFrame:
         if len(payload) < SPECTRUM_HEAD.size:
             raise PayloadError("spectrum payload shorter than its header")
         counter, time_us, integration, flags, width, pixels = SPECTRUM_HEAD.unpack_from(payload)

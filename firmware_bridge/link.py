@@ -8,9 +8,12 @@ the last call, and the decoder's counters say what was rejected on the way.
 
 from __future__ import annotations
 
+import abc
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +44,9 @@ class RawFrame:
     received: float  # time.monotonic() when its last byte was decoded
 
 
-class Link:
+class Link(abc.ABC):
+    """One protocol over an open port: the handshake, the frames since the last call, the goodbye."""
+
     protocol = ""
 
     def __init__(self, port, profile: DeviceProfile) -> None:
@@ -53,8 +58,21 @@ class Link:
         #: a frame whose sync word was hit is not seen as a frame at all, only as a gap
         self.missing = 0
 
+    @abc.abstractmethod
     def _make_decoder(self):
-        raise NotImplementedError
+        """The protocol's I/O-free decoder (it counts every rejected byte run)."""
+
+    @abc.abstractmethod
+    def open(self) -> tuple[DeviceInfo, np.ndarray | None]:
+        """Handshake: what the device says of itself, and a dark frame where the protocol takes one."""
+
+    @abc.abstractmethod
+    def frames(self) -> list[RawFrame]:
+        """The whole frames received since the last call (none is an answer too)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Leave the device as it was found (stop streaming); the port stays open."""
 
     @property
     def frames_ok(self) -> int:
@@ -237,4 +255,4 @@ class OBPLink(Link):
         pass
 
 
-LINKS = {"frame": FrameLink, "ascii": AsciiLink, "obp": OBPLink}
+LINKS: dict[str, Callable[[Any, DeviceProfile], Link]] = {"frame": FrameLink, "ascii": AsciiLink, "obp": OBPLink}

@@ -81,7 +81,7 @@ class OBPDecoder(CountingDecoder):
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += data
-        messages = []
+        messages: list[Message] = []
         while True:
             start = self._buffer.find(START)
             if start < 0:

@@ -7,11 +7,11 @@ and ``--profile`` on the command line overrides both.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 PROTOCOLS = ("frame", "ascii", "obp")
@@ -40,7 +40,7 @@ class DeviceProfile:
         """Wavelength of every pixel from the calibration polynomial (c0 + c1 p + c2 p^2 + ...)."""
         return np.polynomial.polynomial.polyval(np.arange(self.pixels, dtype=np.float64), self.wavelength_coefficients)
 
-    def with_device(self, **known) -> "DeviceProfile":
+    def with_device(self, **known) -> DeviceProfile:
         """This profile with what the device itself reported."""
         return replace(self, **{k: v for k, v in known.items() if v is not None})
 

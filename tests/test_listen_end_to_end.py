@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,10 +30,10 @@ def emulator_for(bundle_dir, profile="emulator-785", **kwargs) -> Emulator:
     return Emulator(load_profile(profile), list(zip(minerals, spectra)), GRID, **kwargs)
 
 
-def run_listener(bundle_dir, tmp_path, protocol="frame", profile="emulator-785", faults=Faults(), count=15, interval=0.05, timeout=30, link=False):
+def run_listener(bundle_dir, tmp_path, protocol="frame", profile="emulator-785", faults=None, count=15, interval=0.05, timeout=30, link=False):
     bundle = load_bundle(bundle_dir)
     emulator = emulator_for(
-        bundle_dir, profile, protocol=protocol, interval_s=interval, faults=faults, seed=1,
+        bundle_dir, profile, protocol=protocol, interval_s=interval, faults=faults or Faults(), seed=1,
         link_path=tmp_path / "spectrometer" if link else None,
     )
     port = emulator.start()
@@ -250,10 +249,9 @@ def test_saved_captures_classify_as_they_did_live(int8_bundle, tmp_path):
         for _ in range(2):  # a second session into the same folder: the device's counter starts again
             listener = Listener(port, Classifier(bundle, num_threads=1), "frame", save_spectra=captures)
             listener.connect()
-            results = []
-            listener.run(lambda r, record: results.append(record), lambda: False, count=4)
+            sessions.append([])
+            listener.run(lambda r, record: sessions[-1].append(record), lambda: False, count=4)
             listener.close()
-            sessions.append(results)
     finally:
         emulator.stop()
     first_session = {r["capture"]: Path(r["capture"]).read_text() for r in sessions[0]}
@@ -261,8 +259,9 @@ def test_saved_captures_classify_as_they_did_live(int8_bundle, tmp_path):
     files = [Path(r["capture"]) for r in results]
     assert len(set(first_session) | {str(f) for f in files}) == 8 == len(list(captures.glob("capture_*.csv")))
     assert all(Path(name).read_text() == text for name, text in first_session.items())  # nothing overwritten
-    from edge.cli import app
     from typer.testing import CliRunner
+
+    from edge.cli import app
 
     again = CliRunner().invoke(app, ["classify", "--raw", "--json", "--model", str(int8_bundle), *map(str, files)])
     assert again.exit_code == 0, again.output

@@ -17,14 +17,14 @@ runner = CliRunner()
 
 def test_table2_architecture():
     model = build_model(192)
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv1D)]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv1D)]
     assert [c.filters for c in convs] == [64] * 2 + [128] * 2 + [256] * 4 + [512] * 4 + [512] * 4
     assert all(c.kernel_size == (3,) and c.padding == "valid" for c in convs)
-    assert sum(isinstance(l, keras.layers.MaxPooling1D) for l in model.layers) == 5
-    dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+    assert sum(isinstance(layer, keras.layers.MaxPooling1D) for layer in model.layers) == 5
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert [d.units for d in dense] == [512, 512, 192]
-    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in model.layers) == 2
-    assert [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)] == [0.5, 0.5]
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 2
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.5, 0.5]
     assert model.output_shape == (None, 192)
     # 1570 -> 783 -> 389 -> 190 -> 91 -> 41 time steps; 41 x 512 features into the first Dense
     assert model.get_layer("flatten").output.shape[-1] == 41 * 512

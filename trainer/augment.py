@@ -63,7 +63,7 @@ class Augmentation:
 
     NAMES = ("offset", "stretch", "broadening", "band_gain", "baseline", "noise", "range", "spikes", "mixing")
 
-    def without(self, name: str) -> "Augmentation":
+    def without(self, name: str) -> Augmentation:
         """This augmentation with one named perturbation switched off (for the ablation)."""
         off = {
             "offset": {"offset_cm1": 0.0},
@@ -84,7 +84,7 @@ class Augmentation:
         return asdict(self)
 
     @classmethod
-    def parse(cls, spec: str) -> "Augmentation | None":
+    def parse(cls, spec: str) -> Augmentation | None:
         """``none``, ``physical`` (the defaults), ``physical-no-NAME`` or ``physical,key=value,...``."""
         spec = spec.strip()
         if spec in ("", "none", "off"):

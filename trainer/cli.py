@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the screen
 
@@ -86,7 +86,7 @@ def fit_command(
     label_smoothing: Annotated[float, typer.Option(help="label smoothing of the cross-entropy (the paper's: 0)")] = 0.0,
     augment: Annotated[str, typer.Option(help="none, physical (trainer/augment.py), physical-no-NAME, or physical,key=value,...")] = "none",
     bn_momentum: Annotated[float, typer.Option(help="BatchNorm moving-average momentum (Keras' default 0.99 lags on RRUFF-sized runs)")] = 0.9,
-    init_from: Annotated[Optional[Path], typer.Option(help="start from this run's weights (same dataset, split, seed and width)")] = None,
+    init_from: Annotated[Path | None, typer.Option(help="start from this run's weights (same dataset, split, seed and width)")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
 ) -> None:
     """Train the paper's CNN (Adam 1e-4, cross-entropy, early stopping) and evaluate it."""
@@ -110,8 +110,8 @@ def fit_command(
 @app.command(name="evaluate")
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="run folder from `trainer fit`")],
-    dataset: Annotated[Optional[Path], typer.Option(help="dataset file, if it moved since training")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="folder for the results (default: the run folder)")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="dataset file, if it moved since training")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="folder for the results (default: the run folder)")] = None,
 ) -> None:
     """Table 3 metrics of a run on its test split, per-class report and figures."""
     from trainer.evaluation import evaluate
@@ -198,8 +198,8 @@ def export_command(
     int8: Annotated[bool, typer.Option("--int8", help="full-integer int8 model (default)")] = False,
     float16: Annotated[bool, typer.Option("--float16", help="float16 weights")] = False,
     float32: Annotated[bool, typer.Option("--float32", help="plain float32")] = False,
-    dataset: Annotated[Optional[Path], typer.Option(help="dataset file, if it moved since training")] = None,
-    other_protocol_run: Annotated[Optional[Path], typer.Option(help="the same recipe trained on the other split protocol: scored too, its metrics recorded in the manifest")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="dataset file, if it moved since training")] = None,
+    other_protocol_run: Annotated[Path | None, typer.Option(help="the same recipe trained on the other split protocol: scored too, its metrics recorded in the manifest")] = None,
 ) -> None:
     """Export a run as a TFLite model bundle for the edge, scored on the run's test split."""
     chosen = [name for name, flag in (("int8", int8), ("float16", float16), ("float32", float32)) if flag]

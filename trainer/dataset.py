@@ -64,7 +64,7 @@ class SpectraDataset:
         index = {name: i for i, name in enumerate(classes or self.classes)}
         return np.array([index.get(m, -1) for m in self.mineral], dtype=np.int64)
 
-    def subset(self, rows: np.ndarray) -> "SpectraDataset":
+    def subset(self, rows: np.ndarray) -> SpectraDataset:
         return SpectraDataset(
             X=self.X[rows],
             mineral=self.mineral[rows],
@@ -75,7 +75,7 @@ class SpectraDataset:
             meta=dict(self.meta),
         )
 
-    def with_min_per_class(self, n: int) -> "SpectraDataset":
+    def with_min_per_class(self, n: int) -> SpectraDataset:
         """Keep the classes that have at least ``n`` spectra (the paper's Dataset_1 is n=10)."""
         counts = Counter(self.mineral.tolist())
         keep = np.array([counts[m] >= n for m in self.mineral], dtype=bool)
@@ -125,7 +125,7 @@ class SpectraDataset:
         return digest
 
     @classmethod
-    def load(cls, path: str | Path) -> "SpectraDataset":
+    def load(cls, path: str | Path) -> SpectraDataset:
         """Read a dataset written by :meth:`save`, checking its format and content hash."""
         path = Path(path)
         if path.is_file() and not zipfile.is_zipfile(path):

@@ -14,8 +14,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
-
 from trainer import plots
 from trainer.augment import field_degrade
 from trainer.metrics import classification_metrics, per_class_report

@@ -9,7 +9,7 @@ A file that cannot be used is reported (one line: file and problem) and counted;
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,7 +140,7 @@ def _laser_of(name: str) -> float:
 
 
 def collect(
-    sources: list[str | Path],
+    sources: Sequence[str | Path],
     strict: bool = False,
     on_skip: Callable[[str], None] | None = None,
     raw: str = "skip",
@@ -203,9 +203,7 @@ def collect(
 def _concatenate(parts: list[SpectraDataset]) -> SpectraDataset:
     if len(parts) == 1:
         return parts[0]
-    return SpectraDataset(
-        **{
-            name: np.concatenate([getattr(p, name) for p in parts])
-            for name in ("X", "mineral", "rruff_id", "specimen", "laser_nm", "source")
-        }
+    X, mineral, rruff_id, specimen, laser_nm, source = (
+        np.concatenate([getattr(p, name) for p in parts]) for name in ("X", "mineral", "rruff_id", "specimen", "laser_nm", "source")
     )
+    return SpectraDataset(X, mineral, rruff_id, specimen, laser_nm, source)

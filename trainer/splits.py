@@ -54,7 +54,8 @@ def random_split(mineral: np.ndarray, seed: int, test: float = TEST_FRACTION, va
         parts["test"].append(rows[:n_test])
         parts["val"].append(rows[n_test : n_test + n_val])
         parts["train"].append(rows[n_test + n_val :])
-    return Split("random", seed, *(np.sort(np.concatenate(parts[k])) for k in ("train", "val", "test")))
+    train_rows, val_rows, test_rows = (np.sort(np.concatenate(parts[k])) for k in ("train", "val", "test"))
+    return Split("random", seed, train_rows, val_rows, test_rows)
 
 
 def grouped_split(
@@ -88,12 +89,10 @@ def grouped_split(
         }
         for part, chosen in groups.items():
             parts[part].append(rows[np.isin(specimen[rows], chosen)])
-    split = Split(
-        "grouped",
-        seed,
-        *(np.sort(np.concatenate(parts[k])) if parts[k] else np.empty(0, np.int64) for k in ("train", "val", "test")),
-        excluded_classes=tuple(excluded),
+    train_rows, val_rows, test_rows = (
+        np.sort(np.concatenate(parts[k])) if parts[k] else np.empty(0, np.int64) for k in ("train", "val", "test")
     )
+    split = Split("grouped", seed, train_rows, val_rows, test_rows, excluded_classes=tuple(excluded))
     _check_disjoint_specimens(split, specimen)
     return split
 

@@ -183,7 +183,7 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(run_dir / SPLIT, **split.as_arrays())
+    np.savez(run_dir / SPLIT, train=split.train, val=split.val, test=split.test)
     (run_dir / LABELS).write_text(json.dumps(classes, indent=0))
 
     augmentation = Augmentation.parse(config.augment)
@@ -243,7 +243,7 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     return run_dir
 
 
-def _check_same_run(start: "Run", classes: list[str], dataset: SpectraDataset, config: FitConfig) -> None:
+def _check_same_run(start: Run, classes: list[str], dataset: SpectraDataset, config: FitConfig) -> None:
     """``--init-from`` continues a run only on the same data, classes, network and split."""
     same = (start.classes, start.config["dataset_sha256"], start.fit_config.arch, start.fit_config.width, start.split.protocol, start.split.seed)
     if same != (classes, dataset.meta["content_sha256"], config.arch, config.width, config.protocol, config.seed):
