@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edge.answer import ADVICE, CONFIDENCE, AnswerGate
 from edge.bundle import Bundle, BundleError, load_bundle
 from edge.preprocessing import GRID, PreprocessingError, preprocess
 from edge.raw_spectra import clean_raman
@@ -35,7 +36,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _read(path: Path, raw: bool = False):
-    """Spectrum and its model input, or a one-line reason naming the file.
+    """Spectrum, its intensities as classified (cleaned if ``raw``) and its model input, or a one-line reason.
 
     ``raw``: the file holds uncorrected counts in Raman shift (a RRUFF RAW file, a `listen`
     capture), so spikes and baseline are removed first, as on the device.
@@ -43,7 +44,7 @@ def _read(path: Path, raw: bool = False):
     spectrum = read_spectrum_file(path)
     try:
         y = clean_raman(spectrum.x, spectrum.y)[0] if raw else spectrum.y
-        return spectrum, preprocess(spectrum.x, y)
+        return spectrum, y, preprocess(spectrum.x, y)
     except PreprocessingError as exc:
         raise SpectrumFileError(str(path), str(exc)) from None
 
@@ -92,7 +93,7 @@ def check(
     bad = 0
     for path in files:
         try:
-            spectrum, _ = _read(path)
+            spectrum, _, _ = _read(path)
         except SpectrumFileError as exc:
             bad += 1
             errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)
@@ -122,8 +123,9 @@ def classify(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line instead of tables")] = False,
     threads: Annotated[int | None, typer.Option(help="interpreter threads (default: all cores)")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="files hold raw counts in Raman shift: remove spikes and baseline first")] = False,
+    confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="top-1 probability below which there is no confident match (as in listen)")] = CONFIDENCE,
 ) -> None:
-    """Identify the mineral of each spectrum file with the model bundle."""
+    """Identify the mineral of each spectrum file with the model bundle; each gets the state `listen` would give it."""
     from edge.runtime import Classifier, RuntimeUnavailable
 
     try:
@@ -133,33 +135,40 @@ def classify(
         _fail(str(exc))
     if top > len(bundle.labels):
         _fail(f"--top {top}: the model knows {len(bundle.labels)} minerals")
+    gate = AnswerGate(confidence)
     bad = 0
     for path in files:
         try:
-            _, vector = _read(path, raw)
+            spectrum, y, vector = _read(path, raw)
         except SpectrumFileError as exc:
             bad += 1
             errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)
             continue
-        prediction = classifier.classify(vector, k=top)
+        state = gate.signal_state(y, saturated=spectrum.header.get("SATURATED") == "True")  # a listen capture says so
+        ranked = classifier.classify(vector, k=top) if state is None else None
+        state = state or gate.state(ranked.top if ranked else [])
         if as_json:
             record = {
                 "file": str(path),
-                "top": [{"mineral": m, "probability": round(p, 6)} for m, p in prediction.top],
+                "top": [{"mineral": m, "probability": round(p, 6)} for m, p in ranked.top] if ranked else [],
                 "model": bundle.model_id,
-                "latency_ms": round(prediction.latency_ms, 3),
+                "latency_ms": round(ranked.latency_ms, 3) if ranked else 0.0,
+                "state": state,
             }
             sys.stdout.write(json.dumps(record) + "\n")
             sys.stdout.flush()
             continue
-        console.print(f"[bold]{path}[/bold]  ({prediction.latency_ms:.1f} ms)", highlight=False, soft_wrap=True)
-        table = Table()
-        table.add_column("#", justify="right")
-        table.add_column("mineral")
-        table.add_column("probability", justify="right")
-        for rank, (mineral, probability) in enumerate(prediction.top, start=1):
-            table.add_row(str(rank), mineral, f"{probability:.3f}")
-        console.print(table)
+        console.print(f"[bold]{path}[/bold]  {state}" + (f"  ({ranked.latency_ms:.1f} ms)" if ranked else ""), highlight=False, soft_wrap=True)
+        if state in ADVICE:
+            console.print(ADVICE[state], highlight=False)
+        if ranked:
+            table = Table()
+            table.add_column("#", justify="right")
+            table.add_column("mineral")
+            table.add_column("probability", justify="right")
+            for rank, (mineral, probability) in enumerate(ranked.top, start=1):
+                table.add_row(str(rank), mineral, f"{probability:.3f}")
+            console.print(table)
     if bad:
         errors.print(f"{bad} of {len(files)} files unusable", highlight=False)
         raise typer.Exit(1)
@@ -221,7 +230,7 @@ def _library(bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
         library = []
         for path in files:
             try:
-                spectrum, vector = _read(path)
+                spectrum, _, vector = _read(path)
             except SpectrumFileError as exc:
                 _fail(str(exc))
             library.append((spectrum.mineral or path.stem, vector))
@@ -386,7 +395,7 @@ def listen(
     save_spectra: Annotated[Path | None, typer.Option(help="keep every raw frame here, as CSV in Raman shift")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON line per identification instead of the live screen")] = False,
     count: Annotated[int | None, typer.Option(help="stop after this many identifications")] = None,
-    confidence: Annotated[float, typer.Option(help="top-1 probability below which there is no confident match")] = 0.5,
+    confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="top-1 probability below which there is no confident match")] = CONFIDENCE,
 ) -> None:
     """Identify minerals live from a spectrometer on a serial port."""
     try:
@@ -433,7 +442,7 @@ def demo(
 
         try:
             listener, score = _listen(
-                port, bundle, protocol.value, None, None, None, None, as_json, count or None, 0.5, _stop_on_signals(), played
+                port, bundle, protocol.value, None, None, None, None, as_json, count or None, CONFIDENCE, _stop_on_signals(), played
             )
         finally:
             emulator.stop()

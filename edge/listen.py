@@ -19,17 +19,13 @@ from pathlib import Path
 import numpy as np
 import serial
 
+from edge.answer import CONFIDENCE, AnswerGate
 from edge.preprocessing import PreprocessingError, preprocess
-from edge.raw_spectra import clean_raman, frame_to_raman, noise_sigma
+from edge.raw_spectra import clean_raman, frame_to_raman
 from edge.runtime import Classifier
 from edge.session_log import SessionLog
 from firmware_bridge.link import LINKS, DeviceInfo, Link, LinkError, RawFrame
 from firmware_bridge.profiles import DEFAULT_PROFILES, DeviceProfile, load_profile
-
-#: Below this top-1 probability the screen says "no confident match" rather than a name.
-CONFIDENCE = 0.5
-#: Peak height over noise below which there is no Raman signal worth classifying.
-MIN_SNR = 8.0
 
 
 class PortError(RuntimeError):
@@ -93,12 +89,6 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
 
 
-def snr(y: np.ndarray) -> float:
-    """Tallest band over the noise (robust: MAD of the first difference)."""
-    noise = noise_sigma(y)
-    return float(np.max(y) / noise) if noise > 0 else float("inf")
-
-
 class Listener:
     def __init__(
         self,
@@ -117,7 +107,7 @@ class Listener:
         self.profile = profile
         self.baud = baud or (profile.baud if profile else 921600)
         self.session = SessionLog(log_path, save_spectra)  # checked now, before any port is opened
-        self.confidence = confidence
+        self.gate = AnswerGate(confidence)
         self.stats = Stats()
         self._port: serial.Serial | None = None
         self._link: Link | None = None
@@ -207,20 +197,15 @@ class Listener:
         y, _ = clean_raman(x, counts)
         top: list[tuple[str, float]] = []
         vector: np.ndarray | None = None
-        if frame.saturated:
-            state = "saturated"
-        elif snr(y) < MIN_SNR:
-            state = "signal too weak"
-        else:
+        state = self.gate.signal_state(y, frame.saturated)
+        if state is None:
             try:
                 vector = preprocess(x, y)
             except PreprocessingError:
-                vector = None
-            if vector is None:
                 state = "signal too weak"
             else:
                 top = classifier.classify(vector, k=3).top
-                state = "identified" if top[0][1] >= self.confidence else "no confident match"
+                state = self.gate.state(top)
         return Identification(now, frame.counter, state, top, (time.monotonic() - frame.received) * 1e3, vector, capture)
 
     def _save(self, frame: RawFrame, x: np.ndarray, counts: np.ndarray, when: str) -> Path | None:

@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from edge.answer import ADVICE
 from edge.listen import Identification, Listener
 from edge.preprocessing import GRID
 
@@ -72,6 +73,8 @@ def render(listener: Listener, reference: dict[str, np.ndarray], score: DemoScor
         parts.append(
             Text(f"identification {stats.identifications}  (device frame {last.seq})  {last.state}", style=STATE_STYLE.get(last.state, ""))
         )
+        if last.state in ADVICE:
+            parts.append(Text(ADVICE[last.state], style=STATE_STYLE.get(last.state, "")))
         if score is not None:
             hit = bool(last.top) and last.top[0][0] == score.last_played
             mark = Text("✔ " if hit else "✘ ", style="bold green" if hit else "bold red")

@@ -109,7 +109,11 @@ def parse_spectrum_text(data: bytes, source: str, mineral: str | None = None) ->
                 break
             header[key.strip().upper()] = value.strip()
             continue
-        if line.startswith("#"):
+        if line.startswith("#"):  # a listen capture's "# key=value key=value" lines go into the header too
+            for token in line[1:].split():
+                key, sep, value = token.partition("=")
+                if sep:
+                    header.setdefault(key.upper(), value)
             continue
         fields = [f for f in _FIELD_SPLIT.split(line) if f]
         try:

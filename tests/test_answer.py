@@ -1,0 +1,108 @@
+"""One answer gate for listen and classify: each state reached from a crafted spectrum, and the same
+spectrum gets the same state through both commands."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edge.answer import ADVICE, AnswerGate
+from edge.bundle import DEFAULT_BUNDLE, load_bundle
+from edge.cli import app
+from edge.listen import Listener
+from edge.preprocessing import GRID
+from edge.runtime import Classifier
+from firmware_bridge.instrument import Detector
+from firmware_bridge.link import DeviceInfo, RawFrame
+from firmware_bridge.profiles import load_profile
+
+runner = CliRunner()
+QUARTZ_BANDS = (128, 206, 264, 355, 464, 696, 808, 1085, 1160)
+
+
+def _bands(centres, width=4.0) -> np.ndarray:
+    return sum(1 / (1 + ((GRID - c) / width) ** 2) for c in centres)
+
+
+def test_gate_states_from_crafted_spectra():
+    gate = AnswerGate(confidence=0.5, min_snr=8.0)
+    rng = np.random.default_rng(0)
+    clean = _bands(QUARTZ_BANDS) + rng.normal(0, 0.005, GRID.size)
+    noise = rng.normal(0, 1.0, GRID.size)
+    assert gate.signal_state(clean) is None
+    assert gate.signal_state(noise) == "signal too weak"
+    assert gate.signal_state(clean, saturated=True) == "saturated"
+    assert gate.state([("Quartz", 0.5), ("Calcite", 0.2)]) == "identified"
+    assert gate.state([("Quartz", 0.49), ("Calcite", 0.2)]) == "no confident match"
+    assert gate.state([]) == "no confident match"
+    assert "integration time" in ADVICE["saturated"]
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    if not DEFAULT_BUNDLE.is_dir():
+        pytest.skip("no bundled model in edge/models/default")
+    return load_bundle()
+
+
+class _StubLink:
+    def __init__(self, profile):
+        self.profile = profile
+
+
+def _listener(bundle) -> Listener:
+    """A listener wired to a stub link and the bundled model: no port."""
+    profile = load_profile("emulator-785")
+    listener = Listener("stub", Classifier(bundle, num_threads=1), profile.protocol, profile=profile)
+    listener._link = _StubLink(profile)
+    listener.stats.device = DeviceInfo("stub", "0", "0", profile)
+    return listener
+
+
+def _frame(profile, intensity, saturate=False, integration_us=100_000) -> RawFrame:
+    detector = Detector(profile, spike_probability=0.0)
+    counts, saturated = detector.render(GRID, intensity, integration_us, np.random.default_rng(1))
+    if saturate:
+        counts = counts.copy()
+        counts[1000:1010] = profile.max_count
+        saturated = True
+    return RawFrame(counts, 1, integration_us, saturated, False, time.monotonic())
+
+
+def test_listen_reaches_every_state(bundle):
+    listener = _listener(bundle)
+    profile = listener._link.profile
+    minerals, spectra = bundle.reference()
+    quartz = spectra[minerals.index("Quartz")]
+    assert listener.identify(_frame(profile, quartz, saturate=True)).state == "saturated"
+    assert listener.identify(_frame(profile, quartz * 0.002, integration_us=2_000)).state == "signal too weak"
+    answer = listener.identify(_frame(profile, quartz))
+    assert answer.state in ("identified", "no confident match") and answer.top
+    # the threshold decides between the two: above every probability nothing is "identified"
+    listener.gate = AnswerGate(confidence=1.01)
+    assert listener.identify(_frame(profile, quartz)).state == "no confident match"
+    listener.gate = AnswerGate(confidence=0.0)
+    assert listener.identify(_frame(profile, quartz)).state == "identified"
+
+
+def test_classify_gives_the_state_listen_gives(bundle, tmp_path):
+    """The same spectrum, once as a listen capture and once classified from the file: same state, same top-1."""
+    listener = _listener(bundle)
+    listener.session.capture_dir = tmp_path
+    profile = listener._link.profile
+    minerals, spectra = bundle.reference()
+    results = []
+    quartz, calcite = spectra[minerals.index("Quartz")], spectra[minerals.index("Calcite")]
+    for frame in (_frame(profile, quartz), _frame(profile, calcite), _frame(profile, quartz, saturate=True), _frame(profile, quartz * 0.002, integration_us=2_000)):
+        results.append(listener.identify(frame))
+    for live in results:
+        offline = runner.invoke(app, ["classify", "--raw", "--json", str(live.capture)])
+        assert offline.exit_code == 0, offline.output
+        record = json.loads(offline.stdout)
+        assert record["state"] == live.state
+        assert [t["mineral"] for t in record["top"][:1]] == [m for m, _ in live.top[:1]]
+    assert [r.state for r in results][-2:] == ["saturated", "signal too weak"]
