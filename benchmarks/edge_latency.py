@@ -6,9 +6,11 @@ that imports no TensorFlow, so its peak RSS is the edge process's own. Keras is 
 ``model.predict`` on one spectrum (the baseline of the 15x target: what a host script does),
 and, to be fair to Keras, with ``predict_on_batch`` and a direct ``model(x, training=False)`` call.
 
-    python benchmarks/edge_latency.py RUN [--repeats 200]
+    python benchmarks/edge_latency.py RUN [--repeats 200] [--tflite-runtime-python PYTHON]
 
 RUN is a run folder from ``trainer fit``; it is exported to temporary float32 and int8 bundles.
+``--tflite-runtime-python``: a Python whose environment has ``tflite-runtime==2.14.0`` and
+``numpy<2`` and no ai-edge-litert (the 32-bit Raspberry Pi set-up); the int8 worker runs there too.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.ranking import rank
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the worker may run in another environment
+from edge.ranking import rank  # noqa: E402
 
 
 def _spectra(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -102,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, nargs="?")
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--tflite-runtime-python", type=Path, help="a Python with tflite-runtime 2.14 and numpy<2 (no ai-edge-litert)")
     parser.add_argument("--worker", nargs=2, metavar=("BUNDLE", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -125,13 +129,17 @@ def main() -> None:
             bundle = Path(tmp) / precision
             export(args.run, bundle, precision, log=lambda _: None)
             sizes[precision] = (bundle / "model.tflite").stat().st_size / 1e6
-            for threads in sorted({1, cores}):
-                child = subprocess.run(
-                    [sys.executable, __file__, "--worker", str(bundle), str(threads), "--repeats", str(args.repeats)],
-                    capture_output=True, text=True, check=True,
-                )
-                result = json.loads(child.stdout.strip().splitlines()[-1])
-                rows.append((f"{precision} TFLite ({result['runtime']})", threads, result, sizes[precision]))
+            pythons = [sys.executable]
+            if args.tflite_runtime_python and precision == "int8":
+                pythons.append(str(args.tflite_runtime_python))
+            for python in pythons:
+                for threads in sorted({1, cores}):
+                    child = subprocess.run(
+                        [python, __file__, "--worker", str(bundle), str(threads), "--repeats", str(args.repeats)],
+                        capture_output=True, text=True, check=True,
+                    )
+                    result = json.loads(child.stdout.strip().splitlines()[-1])
+                    rows.append((f"{precision} TFLite ({result['runtime']})", threads, result, sizes[precision]))
         keras_ms = keras_latency(args.run, max(args.repeats // 4, 20))
 
     weights_mb = (args.run / "model.weights.h5").stat().st_size / 1e6

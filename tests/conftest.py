@@ -60,6 +60,16 @@ def two_column(xs, ys, sep: str = ", ", eol: str = "\n") -> str:
 
 
 @pytest.fixture(scope="session")
+def edge_bundle() -> Path:
+    """The bundled model: the edge and listen tests run on it, with neither TensorFlow nor the RRUFF data."""
+    from edge.bundle import DEFAULT_BUNDLE
+
+    if not DEFAULT_BUNDLE.is_dir():
+        pytest.skip(f"no bundled model in {DEFAULT_BUNDLE}")
+    return DEFAULT_BUNDLE
+
+
+@pytest.fixture(scope="session")
 def small_run(dataset2_npz, tmp_path_factory):
     """A narrow model on the 6 largest Dataset_1 classes: trained once, shared by the tests."""
     root = tmp_path_factory.mktemp("export")

@@ -50,8 +50,8 @@ def run_listener(bundle_dir, tmp_path, protocol="frame", profile="emulator-785",
     return emulator, listener, stats, records
 
 
-def test_frame_protocol_identifies_known_minerals_and_logs_every_one(int8_bundle, tmp_path):
-    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, count=18)
+def test_frame_protocol_identifies_known_minerals_and_logs_every_one(edge_bundle, tmp_path):
+    emulator, listener, stats, records = run_listener(edge_bundle, tmp_path, count=18)
     assert stats.identifications == len(records) == 18 and stats.frames_rejected == 0
     played = {p.counter: p.mineral for p in emulator.played}
     assert [r["seq"] for r in records] == sorted(played)[: len(records)]  # every frame, in order, none lost
@@ -62,39 +62,46 @@ def test_frame_protocol_identifies_known_minerals_and_logs_every_one(int8_bundle
     named = [r for r in records if r["top"]]
     right = sum(r["top"][0]["mineral"] == played[r["seq"]] for r in named)
     print("states", [r["state"] for r in records], "right", right, len(named))
-    assert len(named) >= 15 and right / len(named) >= 0.5  # 6 classes: chance is 1/6
+    assert len(named) >= 15 and right / len(named) >= 0.5  # 1332 classes: chance is 1/1332
 
 
-def test_faults_are_counted_and_no_frame_is_lost_silently(int8_bundle, tmp_path):
+def test_faults_are_counted_and_no_frame_is_lost_silently(edge_bundle, tmp_path):
     faults = Faults(garbage=0.15, bitflip=0.15, truncate=0.1)
-    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, faults=faults, count=30)
+    emulator, listener, stats, records = run_listener(edge_bundle, tmp_path, faults=faults, count=30)
     seen = {r["seq"] for r in records}
     sent = [p for p in emulator.played if p.counter <= max(seen)]
     lost = [p for p in sent if p.counter not in seen]
     assert lost and all(p.faulted in ("bitflip", "truncate") for p in lost)
-    assert stats.frames_rejected + listener._link.missing >= len(lost) > 0 or stats.frames_rejected > 0
+    # every lost frame leaves a gap in the device's frame counter, and is counted there
+    assert listener._link.missing == len(lost) > 0 and stats.frames_rejected > 0
     assert all(p.counter in seen for p in sent if p.faulted in ("", "garbage"))
 
 
 @pytest.mark.parametrize(("protocol", "profile"), [("ascii", "c12880ma-ascii"), ("obp", "ocean-sts-785")])
-def test_other_protocols_end_to_end(int8_bundle, tmp_path, protocol, profile):
-    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, protocol, profile, count=6, interval=0.05)
+def test_other_protocols_end_to_end(edge_bundle, tmp_path, protocol, profile):
+    emulator, listener, stats, records = run_listener(edge_bundle, tmp_path, protocol, profile, count=6, interval=0.05)
     assert stats.identifications == 6 and stats.frames_rejected == 0
     assert stats.device.profile.pixels == load_profile(profile).pixels
     if protocol == "obp":
         assert stats.device.serial == "EMU00001"  # read from the device over OBP
     assert {r["state"] for r in records} <= {"identified", "no confident match", "signal too weak", "saturated"}
+    played = {p.counter: p.mineral for p in emulator.played}
+    named = [r for r in records if r["top"]]
+    right = sum(r["top"][0]["mineral"] == played[r["seq"]] for r in named)
+    assert len(named) >= 4  # classified: not every frame "signal too weak"
+    if protocol == "obp":  # a ~15 nm C12880MA cannot resolve Raman bands: only the STS must name them
+        assert right >= len(named) // 2
 
 
-def test_unplugged_device_is_waited_for_and_reopened(int8_bundle, tmp_path):
+def test_unplugged_device_is_waited_for_and_reopened(edge_bundle, tmp_path):
     faults = Faults(unplug_every_s=1.0, unplugged_s=0.6)
-    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, faults=faults, count=40, interval=0.05, link=True)
+    emulator, listener, stats, records = run_listener(edge_bundle, tmp_path, faults=faults, count=40, interval=0.05, link=True)
     assert stats.reconnects >= 1 and stats.identifications == 40
 
 
-def test_stalls_only_slow_the_stream(int8_bundle, tmp_path):
+def test_stalls_only_slow_the_stream(edge_bundle, tmp_path):
     faults = Faults(stall=0.2, stall_s=0.4)
-    emulator, listener, stats, records = run_listener(int8_bundle, tmp_path, faults=faults, count=10)
+    emulator, listener, stats, records = run_listener(edge_bundle, tmp_path, faults=faults, count=10)
     assert stats.identifications == 10 and stats.frames_rejected == 0
 
 
@@ -110,13 +117,13 @@ def test_port_errors_are_one_line(tmp_path, monkeypatch):
         open_port("/dev/ttyUSB0", 115200)
 
 
-def test_listen_cli_json_and_clean_ctrl_c(int8_bundle, tmp_path):
-    emulator = emulator_for(int8_bundle, interval_s=0.05, seed=2)
+def test_listen_cli_json_and_clean_ctrl_c(edge_bundle, tmp_path):
+    emulator = emulator_for(edge_bundle, interval_s=0.05, seed=2)
     port = emulator.start()
     log = tmp_path / "log.jsonl"
     process = subprocess.Popen(
         # --protocol in capitals: choices are case-insensitive (it was a KeyError traceback)
-        [sys.executable, "-m", "edge", "listen", port, "--protocol", "FRAME", "--model", str(int8_bundle), "--json", "--log", str(log)],
+        [sys.executable, "-m", "edge", "listen", port, "--protocol", "FRAME", "--model", str(edge_bundle), "--json", "--log", str(log)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -132,17 +139,17 @@ def test_listen_cli_json_and_clean_ctrl_c(int8_bundle, tmp_path):
     assert len(logged) >= 5 and all(json.loads(line) for line in logged)
 
 
-def test_listen_cli_missing_port(int8_bundle):
+def test_listen_cli_missing_port(edge_bundle):
     result = subprocess.run(
-        [sys.executable, "-m", "edge", "listen", "/dev/ttyNOPE0", "--model", str(int8_bundle)], capture_output=True, text=True
+        [sys.executable, "-m", "edge", "listen", "/dev/ttyNOPE0", "--model", str(edge_bundle)], capture_output=True, text=True
     )
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: /dev/ttyNOPE0: no such port") and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_emulate_prints_its_port_first_and_serves_it(int8_bundle):
+def test_emulate_prints_its_port_first_and_serves_it(edge_bundle):
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge", "emulate", "--model", str(int8_bundle), "--interval", "0.05"],
+        [sys.executable, "-m", "edge", "emulate", "--model", str(edge_bundle), "--interval", "0.05"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -219,9 +226,9 @@ def test_demo_screen_marks_each_answer_and_keeps_score():
     assert "score 1/2 named correctly" in screen
 
 
-def test_auto_protocol_finds_obp_and_profile_overrides_the_device(int8_bundle, tmp_path):
-    bundle = load_bundle(int8_bundle)
-    emulator = emulator_for(int8_bundle, "ocean-sts-785", protocol="obp", seed=4)
+def test_auto_protocol_finds_obp_and_profile_overrides_the_device(edge_bundle, tmp_path):
+    bundle = load_bundle(edge_bundle)
+    emulator = emulator_for(edge_bundle, "ocean-sts-785", protocol="obp", seed=4)
     port = emulator.start()
     try:
         listener = Listener(port, Classifier(bundle, num_threads=1), "auto")
@@ -239,9 +246,9 @@ def test_auto_protocol_finds_obp_and_profile_overrides_the_device(int8_bundle, t
         emulator.stop()
 
 
-def test_saved_captures_classify_as_they_did_live(int8_bundle, tmp_path):
-    bundle = load_bundle(int8_bundle)
-    emulator = emulator_for(int8_bundle, interval_s=0.05, seed=5)
+def test_saved_captures_classify_as_they_did_live(edge_bundle, tmp_path):
+    bundle = load_bundle(edge_bundle)
+    emulator = emulator_for(edge_bundle, interval_s=0.05, seed=5)
     port = emulator.start()
     captures = tmp_path / "captures"
     sessions = []
@@ -263,10 +270,12 @@ def test_saved_captures_classify_as_they_did_live(int8_bundle, tmp_path):
 
     from edge.cli import app
 
-    again = CliRunner().invoke(app, ["classify", "--raw", "--json", "--model", str(int8_bundle), *map(str, files)])
+    again = CliRunner().invoke(app, ["classify", "--raw", "--json", "--model", str(edge_bundle), *map(str, files)])
     assert again.exit_code == 0, again.output
     offline = [json.loads(line) for line in again.stdout.splitlines()]
+    assert sum(1 for r in results if r["top"]) >= 3  # classified live, not all "signal too weak"
     for live, later in zip(results, offline):
+        assert later["state"] == live["state"]
         if live["top"]:
             assert later["top"][0]["mineral"] == live["top"][0]["mineral"]
 
