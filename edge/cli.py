@@ -348,11 +348,14 @@ def _listen(
     except SessionLogError as exc:
         _fail(str(exc))
     try:
-        info = listener.connect()  # the port first: its errors are the likeliest, and say what to do
+        info = listener.connect_retrying(stop.is_set, lambda line: errors.print(line, highlight=False, soft_wrap=True))
         listener.classifier = Classifier(bundle)
-    except (PortError, LinkError, BundleError, RuntimeUnavailable) as exc:
+    except (PortError, BundleError, RuntimeUnavailable) as exc:
         listener.close()
         _fail(str(exc))
+    if info is None:  # stopped while no device answered
+        listener.close()
+        return listener, None
     score = DemoScore() if played else None
 
     def note(result, record) -> None:
@@ -446,6 +449,8 @@ def demo(
             )
         finally:
             emulator.stop()
+    if score is None:
+        _fail("demo stopped before the emulated spectrometer answered")
     s = listener.stats
     errors.print(
         f"demo: {len(emulator.played)} spectra sent ({sum(1 for p in emulator.played if p.faulted)} with an injected fault), "

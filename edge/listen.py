@@ -152,6 +152,26 @@ class Listener:
             )
         raise LinkError(f"{self.port_name}: {last_error}")
 
+    def connect_retrying(self, should_stop: Callable[[], bool], say: Callable[[str], None], every_s: float = 1.0) -> DeviceInfo | None:
+        """:meth:`connect`, retried while the port opens but no device answers on it; None if told to stop first.
+
+        A port that cannot be opened at all (missing, no permission) is a :class:`PortError` at once:
+        retrying would not fix it. ``say`` hears the state once, when nothing answers.
+        """
+        told = False
+        while not should_stop():
+            try:
+                return self.connect()
+            except LinkError as exc:
+                self.stats.status = f"no device answering on {self.port_name}: check cable, baud, protocol"
+                if not told:
+                    say(f"{exc}; retrying every {every_s:g} s (Ctrl-C to stop)")
+                    told = True
+            stop_at = time.monotonic() + every_s
+            while time.monotonic() < stop_at and not should_stop():
+                time.sleep(0.05)
+        return None
+
     def close(self) -> None:
         if self._link:
             self._link.close()

@@ -295,3 +295,25 @@ def test_a_silent_port_is_not_called_connected():
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_listen_on_a_silent_port_says_so_and_keeps_trying(edge_bundle):
+    """Not "connected": one line naming the port and what to check, retried until Ctrl-C, then a clean exit."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge", "listen", os.ttyname(slave), "--protocol", "frame", "--json", "--model", str(edge_bundle)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(4.0)
+        assert process.poll() is None  # still trying
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert process.returncode == 0 and out == ""
+    assert "no answer to command" in err and "retrying every 1 s" in err and "Traceback" not in err
+    assert "connected" not in err and err.count("retrying") == 1
