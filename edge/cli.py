@@ -336,7 +336,6 @@ def _listen(
     from edge.live_view import DemoScore, render
     from edge.runtime import Classifier, RuntimeUnavailable
     from edge.session_log import SessionLogError
-    from firmware_bridge.link import LinkError
     from firmware_bridge.profiles import ProfileError, load_profile
 
     try:
