@@ -19,8 +19,8 @@ from rich.table import Table
 
 from edge.answer import ADVICE, CONFIDENCE, AnswerGate
 from edge.bundle import Bundle, BundleError, load_bundle
-from edge.preprocessing import GRID, PreprocessingError, preprocess
-from edge.raw_spectra import clean_raman
+from edge.preprocessing import GRID, PreprocessingError
+from edge.raw_spectra import RAW_PIPELINE
 from edge.spectrum_files import SpectrumFileError, read_spectrum_file
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -43,8 +43,8 @@ def _read(path: Path, raw: bool = False):
     """
     spectrum = read_spectrum_file(path)
     try:
-        y = clean_raman(spectrum.x, spectrum.y)[0] if raw else spectrum.y
-        return spectrum, y, preprocess(spectrum.x, y)
+        y, vector = RAW_PIPELINE.model_input(spectrum.x, spectrum.y, raw)
+        return spectrum, y, vector
     except PreprocessingError as exc:
         raise SpectrumFileError(str(path), str(exc)) from None
 

@@ -20,8 +20,8 @@ import numpy as np
 import serial
 
 from edge.answer import CONFIDENCE, AnswerGate
-from edge.preprocessing import PreprocessingError, preprocess
-from edge.raw_spectra import clean_raman, frame_to_raman
+from edge.preprocessing import PreprocessingError
+from edge.raw_spectra import RAW_PIPELINE
 from edge.runtime import Classifier
 from edge.session_log import SessionLog
 from firmware_bridge.link import LINKS, DeviceInfo, Link, LinkError, RawFrame
@@ -211,21 +211,21 @@ class Listener:
         """Classify one frame. Its latency runs from the frame's last byte being decoded to the result."""
         link, _, classifier = self._connected()
         profile = link.profile
-        x, counts = frame_to_raman(frame.counts, self._dark, profile.wavelength_coefficients, profile.laser_nm, profile.usable_pixels)
+        x, counts = RAW_PIPELINE.frame_to_raman(frame.counts, self._dark, profile)
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
         capture = self._save(frame, x, counts, now)
-        y, _ = clean_raman(x, counts)
         top: list[tuple[str, float]] = []
         vector: np.ndarray | None = None
-        state = self.gate.signal_state(y, frame.saturated)
-        if state is None:
-            try:
-                vector = preprocess(x, y)
-            except PreprocessingError:
-                state = "signal too weak"
-            else:
-                top = classifier.classify(vector, k=3).top
-                state = self.gate.state(top)
+        try:
+            y, vector = RAW_PIPELINE.model_input(x, counts, raw=True)
+            refused = self.gate.signal_state(y, frame.saturated)
+        except PreprocessingError:  # flat after cleaning: nothing measured
+            refused = "saturated" if frame.saturated else "signal too weak"
+        if refused is None and vector is not None:
+            top = classifier.classify(vector, k=3).top
+            state = self.gate.state(top)
+        else:
+            state, vector = refused or "signal too weak", None
         return Identification(now, frame.counter, state, top, (time.monotonic() - frame.received) * 1e3, vector, capture)
 
     def _save(self, frame: RawFrame, x: np.ndarray, counts: np.ndarray, when: str) -> Path | None:

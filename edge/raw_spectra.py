@@ -1,23 +1,36 @@
-"""From raw detector counts to a spectrum the shared preprocessing step can take.
+"""From raw detector counts to the model input: the one raw pipeline of the project.
 
 dark subtraction -> pixel -> wavelength (calibration polynomial) -> Raman shift
-(1e7/laser - 1e7/wavelength) -> cosmic-spike removal -> baseline (fluorescence) removal;
-then :func:`edge.preprocessing.preprocess`, as for any file. Each step is a small pure
-function so it can be timed and tested alone: :func:`frame_to_raman` does the detector
-steps, :func:`clean_raman` the rest, which also applies to a RAW file already in Raman shift
-(``ramanedge classify --raw``).
+(1e7/laser - 1e7/wavelength) -> cosmic-spike removal -> baseline (fluorescence) removal ->
+:func:`edge.preprocessing.preprocess` (min-max, the model grid). Each step is a small pure
+function, so it can be timed and tested alone; :data:`RAW_PIPELINE`, a :class:`RawPipeline`
+built once, strings them together and is what every caller uses: ``ramanedge classify --raw``
+and ``listen`` on the device, ``trainer prepare --raw clean`` on the host, and the RAW/Processed
+parity benchmark. Its windows are in cm^-1, not in points, so a 2048-pixel CCD, a 1024-pixel
+STS and RRUFF's 0.5 cm^-1 files get the same physical filter.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from pybaselines import Baseline
 from scipy.ndimage import median_filter, minimum_filter
 
-#: SNIP half window in points. On the 150 shared RRUFF RAW/Processed twins it gave the
-#: closest match to RRUFF's own baseline removal (median cosine 0.996 after preprocessing;
-#: 25 points: 0.988, 55: 0.989; arPLS lam=1e5: 0.994; AsLS: 0.990; modpoly-5: 0.980).
-SNIP_HALF_WINDOW = 40
+from edge.preprocessing import is_on_grid, preprocess
+from firmware_bridge.instrument import raman_shift_cm1
+from firmware_bridge.profiles import DeviceProfile
+
+#: SNIP half window, cm^-1. Tuned as 40 points on the 150 shared RRUFF RAW/Processed twins
+#: (0.48 cm^-1 per point there, so 19 cm^-1), which gave the closest match to RRUFF's own
+#: baseline removal (median cosine 0.996 after preprocessing; 25 points: 0.988, 55: 0.989;
+#: arPLS lam=1e5: 0.994; AsLS: 0.990; modpoly-5: 0.980).
+SNIP_HALF_WINDOW_CM1 = 19.0
+#: Spike-filter window, cm^-1 (7 points on RRUFF's files), never fewer than 5 points: a spike
+#: is 1-2 pixels wide whatever the detector, and the filter must see past it.
+SPIKE_WINDOW_CM1 = 3.4
+MIN_SPIKE_WINDOW_POINTS = 5
 #: A spike stands this many noise sigmas above its local median...
 SPIKE_THRESHOLD = 8.0
 #: ...and by this fraction of its height above the local floor (bands: < 0.8, spikes: ~1).
@@ -29,14 +42,10 @@ def subtract_dark(counts: np.ndarray, dark: np.ndarray | None) -> np.ndarray:
     return counts if dark is None else counts - dark
 
 
-def pixel_wavelengths(pixels: int, coefficients: tuple[float, ...] | np.ndarray) -> np.ndarray:
-    """Wavelength (nm) of each pixel: c0 + c1 p + c2 p^2 + ..."""
-    return np.polynomial.polynomial.polyval(np.arange(pixels, dtype=np.float64), coefficients)
-
-
-def raman_shift(wavelength_nm: np.ndarray, laser_nm: float) -> np.ndarray:
-    """Stokes Raman shift in cm^-1."""
-    return 1e7 / laser_nm - 1e7 / np.asarray(wavelength_nm, dtype=np.float64)
+def points_for(x: np.ndarray, width_cm1: float) -> float:
+    """How many points of ``x`` (cm^-1, any direction, maybe irregular) span ``width_cm1``."""
+    step = float(np.median(np.abs(np.diff(x))))
+    return width_cm1 / step if step > 0 else 1.0
 
 
 def noise_sigma(y: np.ndarray) -> float:
@@ -49,7 +58,7 @@ def remove_spikes(y: np.ndarray, threshold: float = SPIKE_THRESHOLD, window: int
     """Replace cosmic-ray spikes by the local median; returns (y, spike pixels).
 
     A spike is one or two pixels wide; a Raman band, however sharp, spans more. So a pixel is
-    a spike when it stands above the median of its ``window`` neighbours by more than
+    a spike when it stands above the median of its ``window`` neighbours (points) by more than
     ``threshold`` times the noise *and* by nearly all of its height above the window's floor
     (the top of a 3-pixel-wide band stands out by three quarters of it, a spike by all).
     """
@@ -63,29 +72,54 @@ def remove_spikes(y: np.ndarray, threshold: float = SPIKE_THRESHOLD, window: int
     return cleaned, int(np.count_nonzero(spikes))
 
 
-def remove_baseline(x: np.ndarray, y: np.ndarray, half_window: int = SNIP_HALF_WINDOW) -> np.ndarray:
-    """Subtract a SNIP baseline (fluorescence, detector offset)."""
+def remove_baseline(x: np.ndarray, y: np.ndarray, half_window: int = 40) -> np.ndarray:
+    """Subtract a SNIP baseline (fluorescence, detector offset); ``half_window`` in points."""
     baseline, _ = Baseline(x_data=x).snip(y, max_half_window=half_window)
     return y - baseline
 
 
-def clean_raman(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
-    """Spike and baseline removal of a spectrum already in Raman shift; returns (y, spike count)."""
-    y, spikes = remove_spikes(y)
-    return remove_baseline(x, y), spikes
+@dataclass(frozen=True)
+class RawPipeline:
+    """The raw path with its parameters; windows in cm^-1 (converted to points per spectrum)."""
+
+    spike_window_cm1: float = SPIKE_WINDOW_CM1
+    spike_threshold: float = SPIKE_THRESHOLD
+    baseline_half_window_cm1: float = SNIP_HALF_WINDOW_CM1
+
+    def windows(self, x: np.ndarray) -> tuple[int, int]:
+        """(spike window, SNIP half window) in points for a spectrum sampled at ``x``."""
+        spike = max(MIN_SPIKE_WINDOW_POINTS, int(round(points_for(x, self.spike_window_cm1))))
+        spike += 1 - spike % 2  # odd: centred on the pixel judged
+        return spike, max(1, int(round(points_for(x, self.baseline_half_window_cm1))))
+
+    def frame_to_raman(self, counts: np.ndarray, dark: np.ndarray | None, profile: DeviceProfile) -> tuple[np.ndarray, np.ndarray]:
+        """Raw detector frame -> (Raman shift cm^-1, dark-subtracted counts) over the usable Stokes pixels."""
+        y = subtract_dark(counts, dark)
+        x = raman_shift_cm1(profile.wavelengths_nm(y.size), profile.laser_nm)
+        lo, hi = profile.usable_pixels
+        x, y = x[lo : hi + 1], y[lo : hi + 1]
+        stokes = x > 0
+        return x[stokes], y[stokes]
+
+    def clean(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
+        """Spike and baseline removal of a spectrum in Raman shift; returns (y, spike count)."""
+        spike_window, half_window = self.windows(x)
+        y, spikes = remove_spikes(y, self.spike_threshold, spike_window)
+        return remove_baseline(x, y, half_window), spikes
+
+    def model_input(self, x: np.ndarray, y: np.ndarray, raw: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(intensities as classified, model input) of a spectrum in Raman shift.
+
+        ``raw``: uncorrected counts (a RRUFF RAW file, a listen capture, a frame): cleaned first.
+        A spectrum already on the model grid in 0..1 (the paper's published files) is taken as
+        it is. Raises :class:`edge.preprocessing.PreprocessingError` if it cannot be put on the grid.
+        """
+        if raw:
+            y = self.clean(x, y)[0]
+        elif is_on_grid(x, y):
+            return y, np.asarray(y, dtype=np.float32)
+        return y, preprocess(x, y)
 
 
-def frame_to_raman(
-    counts: np.ndarray,
-    dark: np.ndarray | None,
-    coefficients: tuple[float, ...],
-    laser_nm: float,
-    usable: tuple[int, int],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw detector frame -> (Raman shift, dark-subtracted counts) over the usable Stokes pixels, not yet cleaned."""
-    y = subtract_dark(counts, dark)
-    x = raman_shift(pixel_wavelengths(y.size, coefficients), laser_nm)
-    lo, hi = usable
-    x, y = x[lo : hi + 1], y[lo : hi + 1]
-    stokes = x > 0
-    return x[stokes], y[stokes]
+#: The raw pipeline every caller uses (a test checks that they hold this very object).
+RAW_PIPELINE = RawPipeline()

@@ -36,9 +36,9 @@ class DeviceProfile:
     dark: str = "frame"
     max_count: int = 65535
 
-    def wavelengths_nm(self) -> np.ndarray:
-        """Wavelength of every pixel from the calibration polynomial (c0 + c1 p + c2 p^2 + ...)."""
-        return np.polynomial.polynomial.polyval(np.arange(self.pixels, dtype=np.float64), self.wavelength_coefficients)
+    def wavelengths_nm(self, pixels: int | None = None) -> np.ndarray:
+        """Wavelength (nm) of pixels 0, 1, ... (``pixels``, default all) from the calibration polynomial c0 + c1 p + c2 p^2 + ..."""
+        return np.polynomial.polynomial.polyval(np.arange(pixels or self.pixels, dtype=np.float64), self.wavelength_coefficients)
 
     def with_device(self, **known) -> DeviceProfile:
         """This profile with what the device itself reported."""

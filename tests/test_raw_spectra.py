@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from edge.bundle import DEFAULT_BUNDLE, load_bundle
-from edge.raw_spectra import clean_raman, frame_to_raman, pixel_wavelengths, raman_shift, remove_baseline, remove_spikes
+from edge.raw_spectra import RAW_PIPELINE, RawPipeline, remove_baseline, remove_spikes
 from edge.runtime import Classifier
+from firmware_bridge.instrument import raman_shift_cm1
+from firmware_bridge.profiles import load_profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from raw_parity import parity  # noqa: E402
@@ -21,11 +23,34 @@ def band(x, centre, width, height=1.0):
 
 
 def test_pixel_to_raman_shift():
-    wavelengths = pixel_wavelengths(3, (780.0, 0.5, 0.0))
-    np.testing.assert_allclose(wavelengths, [780.0, 780.5, 781.0])
-    assert raman_shift(np.array([785.0]), 785.0)[0] == pytest.approx(0.0)
+    from dataclasses import replace
+
+    profile = replace(load_profile("emulator-785"), wavelength_coefficients=(780.0, 0.5, 0.0))
+    np.testing.assert_allclose(profile.wavelengths_nm(3), [780.0, 780.5, 781.0])
+    assert raman_shift_cm1(np.array([785.0]), 785.0)[0] == pytest.approx(0.0)
     # 1e7/785 - 1e7/830.4 = 696.5 cm^-1
-    assert raman_shift(np.array([830.4]), 785.0)[0] == pytest.approx(1e7 / 785 - 1e7 / 830.4)
+    assert raman_shift_cm1(np.array([830.4]), 785.0)[0] == pytest.approx(1e7 / 785 - 1e7 / 830.4)
+
+
+def test_every_raw_path_holds_the_one_pipeline():
+    """classify --raw, listen, trainer prepare --raw clean and the parity benchmark: the same object, not copies."""
+    import raw_parity
+
+    import edge.cli
+    import edge.listen
+    import trainer.sources
+
+    for module in (edge.cli, edge.listen, trainer.sources, raw_parity):
+        assert module.RAW_PIPELINE is RAW_PIPELINE, module.__name__
+
+
+def test_windows_are_physical_not_points():
+    """The same cm^-1 window on every detector: points scale with the sampling step."""
+    fine, coarse = np.arange(100, 1600, 0.48), np.arange(100, 1600, 1.9)
+    (spike_fine, snip_fine), (spike_coarse, snip_coarse) = RAW_PIPELINE.windows(fine), RAW_PIPELINE.windows(coarse)
+    assert snip_fine == 40 and snip_coarse == 10  # 19 cm^-1 either way
+    assert spike_fine == 7 and spike_coarse == 5 and spike_fine % 2 == spike_coarse % 2 == 1
+    assert RawPipeline(baseline_half_window_cm1=38.0).windows(fine)[1] == 79
 
 
 def test_spikes_go_and_bands_stay():
@@ -54,10 +79,13 @@ def test_baseline_removal_keeps_bands_and_drops_fluorescence():
 def test_frame_to_raman_keeps_stokes_usable_pixels():
     counts = np.full(2048, 1000.0)
     dark = np.full(2048, 600.0)
-    x, y = frame_to_raman(counts, dark, (780.0, 0.0785, -2.5e-6, 0.0), 785.0, (20, 2030))
+    from dataclasses import replace
+
+    profile = replace(load_profile("emulator-785"), wavelength_coefficients=(780.0, 0.0785, -2.5e-6, 0.0), usable_pixels=(20, 2030))
+    x, y = RAW_PIPELINE.frame_to_raman(counts, dark, profile)
     assert x.min() > 0 and np.all(np.diff(x) > 0) and x.size < 2011
     assert np.allclose(y, 400.0)
-    cleaned, spikes = clean_raman(x, y)
+    cleaned, spikes = RAW_PIPELINE.clean(x, y)
     assert np.allclose(cleaned, 0, atol=1e-6) and spikes == 0  # a flat frame has neither bands nor baseline left
 
 

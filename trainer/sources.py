@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.preprocessing import GRID, PreprocessingError, is_on_grid, preprocess
-from edge.raw_spectra import clean_raman
+from edge.preprocessing import GRID, PreprocessingError, is_on_grid
+from edge.raw_spectra import RAW_PIPELINE
 from edge.spectrum_files import Spectrum, SpectrumFileError, parse_spectrum_text, specimen_of
 from trainer.dataset import SpectraDataset
 
@@ -52,10 +52,10 @@ def _spectrum_row(spectrum: Spectrum, raw: str) -> _Row:
         raise SpectrumFileError(spectrum.source, "no mineral name (no ##NAMES= header, RRUFF file name or class folder)")
     if spectrum.kind == "raw" and raw == "skip":
         raise SpectrumFileError(spectrum.source, "RRUFF RAW file, not baseline-corrected (use --raw clean to clean it as the device does)")
-    on_grid = is_on_grid(spectrum.x, spectrum.y)
+    raw_counts = spectrum.kind == "raw"
+    on_grid = not raw_counts and is_on_grid(spectrum.x, spectrum.y)
     try:
-        y = clean_raman(spectrum.x, spectrum.y)[0] if spectrum.kind == "raw" else spectrum.y
-        x = y.astype(np.float32) if on_grid else preprocess(spectrum.x, y)
+        _, x = RAW_PIPELINE.model_input(spectrum.x, spectrum.y, raw=raw_counts)
     except PreprocessingError as exc:
         raise SpectrumFileError(spectrum.source, str(exc)) from None
     return _Row(
