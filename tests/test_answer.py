@@ -58,8 +58,8 @@ def _listener(bundle) -> Listener:
     """A listener wired to a stub link and the bundled model: no port."""
     profile = load_profile("emulator-785")
     listener = Listener("stub", Classifier(bundle, num_threads=1), profile.protocol, profile=profile)
-    listener._link = _StubLink(profile)
-    listener.stats.device = DeviceInfo("stub", "0", "0", profile)
+    listener.transport.link = _StubLink(profile)
+    listener.transport.device = listener.stats.device = DeviceInfo("stub", "0", "0", profile)
     return listener
 
 
