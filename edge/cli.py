@@ -191,9 +191,9 @@ def info(
     except RuntimeUnavailable as exc:
         runtime = f"none ({exc})"
     if as_json:
-        sys.stdout.write(json.dumps({**bundle.manifest, "bundle": str(bundle.path), "runtime": runtime}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({**bundle.manifest.as_dict(), "bundle": str(bundle.path), "runtime": runtime}, indent=2) + "\n")
         return
-    m = bundle.manifest
+    m = bundle.manifest.as_dict()
     table = Table(show_header=False, title=f"model bundle {bundle.path}", title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")

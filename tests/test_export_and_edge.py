@@ -20,7 +20,7 @@ runner = CliRunner()
 
 def test_int8_export_writes_a_verified_bundle_with_metrics(int8_bundle):
     bundle = load_bundle(int8_bundle)
-    m = bundle.manifest
+    m = bundle.manifest.as_dict()
     assert m["precision"] == "int8" and m["n_classes"] == 6 == len(bundle.labels)
     assert m["input"]["dtype"] == "int8" and m["output"]["dtype"] == "int8" and m["input"]["shape"] == [1, 1570, 1]
     assert set(m["metrics"]) >= {"float32", "int8"}
@@ -173,3 +173,23 @@ def test_trainer_fit_on_a_spectrum_file_says_what_to_do(tmp_path):
     assert result.exit_code == 1
     assert "not a dataset file from `trainer prepare`" in result.output and "trainer prepare quartz.csv" in result.output
     assert "pickled" not in result.output
+
+
+def test_bundle_writer_and_reader_agree(tmp_path):
+    """The format in one place: what write_bundle writes, load_bundle reads back, typed; scores added after."""
+    from edge.bundle import Manifest, with_metrics, write_bundle
+    from edge.preprocessing import GRID
+
+    manifest = Manifest(
+        precision="int8", n_classes=2,
+        grid_cm1={"start": float(GRID[0]), "stop": float(GRID[-1]), "step": 1.0, "size": int(GRID.size)},
+        preprocessing="edge.preprocessing.preprocess", input={"dtype": "int8"}, output={"dtype": "int8"},
+        training={"arch": "resnet1d"}, files={},
+    )
+    bundle = write_bundle(tmp_path / "b", b"not a real model", ["Calcite", "Quartz"], np.zeros((2, GRID.size)), manifest)
+    assert bundle.manifest.files.keys() == {"model.tflite", "labels.json", "reference.npz"} and bundle.manifest.created
+    assert bundle.model_id.startswith("int8-") and bundle.labels == ["Calcite", "Quartz"]
+    scored = with_metrics(bundle, {"int8": {"top1": 0.9}}, {"protocol": "grouped"})
+    assert load_bundle(tmp_path / "b").manifest == scored.manifest
+    assert scored.manifest.metrics["int8"]["top1"] == 0.9 and scored.manifest.metrics_other_protocol == {"protocol": "grouped"}
+    assert not (tmp_path / "b" / "manifest.json.tmp").exists()

@@ -214,8 +214,8 @@ def export_command(
         )
     except (ExportError, *EXPECTED) as exc:
         _fail(str(exc))
-    metrics = manifest["metrics"]
-    precision = manifest["precision"]
+    metrics = manifest.metrics
+    precision = manifest.precision
     if precision != "float32":
         change = 100 * (metrics[precision]["top1"] - metrics["float32"]["top1"])
         verdict = "meets" if abs(change) <= 0.5 else "MISSES"
@@ -225,7 +225,7 @@ def export_command(
             highlight=False,
         )
     size = (out / "model.tflite").stat().st_size
-    console.print(f"bundle written to {out} (model {size / 1e6:.2f} MB, {manifest['n_classes']} classes)")
+    console.print(f"bundle written to {out} (model {size / 1e6:.2f} MB, {manifest.n_classes} classes)")
 
 
 def _print_metrics(record: dict) -> None:

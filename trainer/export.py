@@ -13,8 +13,6 @@ After converting, the bundle is scored with the edge interpreter on the run's te
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from edge.bundle import FORMAT, FORMAT_VERSION, LABELS, MANIFEST, MODEL, REFERENCE, load_bundle, sha256_of
+from edge.bundle import MANIFEST, Manifest, load_bundle, with_metrics, write_bundle
 from edge.preprocessing import GRID, GRID_SIZE
 from edge.runtime import Classifier
 from trainer.augment import field_degrade
@@ -128,28 +126,23 @@ def check_exported(precision: str, proba: np.ndarray, metrics: dict[str, float],
         )
 
 
-def reference_library(dataset: SpectraDataset, classes: list[str]) -> np.ndarray:
-    """Median preprocessed spectrum of each class, float16: what a match to that mineral looks like."""
-    return np.stack([np.median(dataset.X[dataset.mineral == c], axis=0) for c in classes]).astype(np.float16)
+def reference_library(dataset: SpectraDataset, rows: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Median preprocessed spectrum of each class over ``rows`` (the run's training spectra only:
+    a library never holds a test specimen): what a match to that mineral looks like. (classes, GRID_SIZE)."""
+    labels = dataset.mineral[rows]
+    return np.stack([np.median(dataset.X[rows[labels == c]], axis=0) for c in classes])
 
 
-def write_bundle(out: Path, model_bytes: bytes, run: Run, dataset: SpectraDataset, precision: str, io: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MODEL).write_bytes(model_bytes)
-    (out / LABELS).write_text(json.dumps(run.classes, indent=0))
-    with (out / REFERENCE).open("wb") as fh:
-        np.savez_compressed(fh, minerals=np.array(run.classes), spectra=reference_library(dataset, run.classes))
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "precision": precision,
-        "n_classes": len(run.classes),
-        "grid_cm1": {"start": float(GRID[0]), "stop": float(GRID[-1]), "step": float(GRID[1] - GRID[0]), "size": int(GRID.size)},
-        "preprocessing": "edge.preprocessing.preprocess: per-spectrum min-max, linear resampling to the grid, zero outside the measured range",
-        "input": io["input"],
-        "output": io["output"],
-        "training": {
+def bundle_manifest(run: Run, precision: str, io: dict) -> Manifest:
+    """The manifest of a run's bundle, before its files are hashed and its metrics measured."""
+    return Manifest(
+        precision=precision,
+        n_classes=len(run.classes),
+        grid_cm1={"start": float(GRID[0]), "stop": float(GRID[-1]), "step": float(GRID[1] - GRID[0]), "size": int(GRID.size)},
+        preprocessing="edge.preprocessing.preprocess: per-spectrum min-max, linear resampling to the grid, zero outside the measured range",
+        input=io["input"],
+        output=io["output"],
+        training={
             "run": run.path.name,
             "dataset_sha256": run.config["dataset_sha256"],
             "dataset": run.config["dataset_summary"],
@@ -164,9 +157,8 @@ def write_bundle(out: Path, model_bytes: bytes, run: Run, dataset: SpectraDatase
             "parameters": run.config["parameters"],
             "device": run.config["device"],
         },
-        "files": {name: sha256_of(out / name) for name in (MODEL, LABELS, REFERENCE)},
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        files={},
+    )
 
 
 def _io_details(model_bytes: bytes) -> dict:
@@ -201,11 +193,12 @@ def _convert_and_score(run: Run, dataset_path: str | Path | None, precision: str
     representative = dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
     X_test, y_test = dataset.X[run.split.test], labels[run.split.test]
     X_field = field_degrade(X_test, seed=run.split.seed)
+    library = reference_library(dataset, run.split.train, run.classes)
     metrics: dict = {}
     for p in ["float32"] if precision == "float32" else ["float32", precision]:
         model_bytes = convert(model, p, representative)
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
-        write_bundle(target, model_bytes, run, dataset, p, _io_details(model_bytes))
+        write_bundle(target, model_bytes, run.classes, library, bundle_manifest(run, p, _io_details(model_bytes)))
         proba = bundle_probabilities(target, X_test)
         metrics[p] = topk(proba, y_test)
         metrics[f"{p}_field_degraded"] = topk(bundle_probabilities(target, X_field), y_test)
@@ -232,7 +225,7 @@ def export(
     dataset_path: str | Path | None = None,
     log=print,
     other_protocol_run: str | Path | None = None,
-) -> dict:
+) -> Manifest:
     """Export a run as a bundle in ``out``; returns the manifest (with float vs exported metrics).
 
     ``other_protocol_run``: the same recipe trained on the other split protocol (e.g. grouped by
@@ -259,11 +252,4 @@ def export(
         except ExportError:
             shutil.rmtree(out, ignore_errors=True)
             raise
-    manifest_path = out / MANIFEST
-    manifest = json.loads(manifest_path.read_text())
-    manifest["metrics"] = metrics
-    if other_metrics:
-        manifest["metrics_other_protocol"] = other_metrics
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    load_bundle(out)  # what we wrote must pass the edge's own checks
-    return manifest
+    return with_metrics(load_bundle(out), metrics, other_metrics).manifest
