@@ -150,3 +150,18 @@ def test_compact_model_with_augmentation_beats_chance_on_new_specimens(dataset2_
     print("6-class grouped test accuracy", metrics["test"]["accuracy"])
     assert config["fit"]["arch"] == "resnet1d" and config["augmentation"]["noise_snr_min"] > 0
     assert metrics["test"]["accuracy"] > 0.6  # chance is 1/6, on specimens the model never saw
+
+
+def test_a_bug_is_not_dressed_as_a_user_error(tmp_path, monkeypatch):
+    """The CLI turns the project's error types into one line; any other exception keeps its traceback."""
+    import trainer.training
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(trainer.training, "fit", broken)
+    result = runner.invoke(app, ["fit", str(tmp_path / "x.npz"), "--out", str(tmp_path / "run")])
+    assert isinstance(result.exception, ValueError) and str(result.exception) == "an internal bug"
+    assert "error: an internal bug" not in result.output
+    result = runner.invoke(app, ["fit", str(tmp_path / "x.npz"), "--out", str(tmp_path / "run"), "--arch", "vgg"])
+    assert result.exit_code == 1

@@ -32,6 +32,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from edge.preprocessing import GRID, PreprocessingError, preprocess
+from trainer.errors import ConfigError
 
 #: FWHM of a Gaussian = this many standard deviations.
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -77,7 +78,7 @@ class Augmentation:
             "mixing": {"mix_probability": 0.0},
         }
         if name not in off:
-            raise ValueError(f"unknown perturbation {name!r}; choose one of {', '.join(self.NAMES)}")
+            raise ConfigError(f"unknown perturbation {name!r}; choose one of {', '.join(self.NAMES)}")
         return replace(self, **off[name])
 
     def as_dict(self) -> dict[str, float]:
@@ -94,12 +95,12 @@ class Augmentation:
         if head.startswith("physical-no-"):
             aug = aug.without(head.removeprefix("physical-no-"))
         elif head != "physical":
-            raise ValueError(f"unknown augmentation {spec!r}: use none, physical, physical-no-NAME or physical,key=value")
+            raise ConfigError(f"unknown augmentation {spec!r}: use none, physical, physical-no-NAME or physical,key=value")
         known = {f.name for f in fields(cls)}
         for setting in settings:
             key, _, value = setting.partition("=")
             if key not in known or not value:
-                raise ValueError(f"augmentation setting {setting!r}: use one of {', '.join(sorted(known))} as key=value")
+                raise ConfigError(f"augmentation setting {setting!r}: use one of {', '.join(sorted(known))} as key=value")
             aug = replace(aug, **{key: float(value)})
         return aug
 

@@ -12,15 +12,16 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from trainer.dataset import DatasetError  # noqa: E402
-from trainer.sources import SourceError, collect  # noqa: E402
+from trainer.errors import TrainerError  # noqa: E402
+from trainer.sources import collect  # noqa: E402
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 errors = Console(stderr=True)
 
-#: Errors that are the user's input, not our bug: one line, no traceback.
-EXPECTED = (DatasetError, SourceError, ValueError, OSError)
+#: Errors that are the user's input, not our bug: one line, no traceback. Anything else is a bug
+#: and keeps its traceback.
+EXPECTED = (TrainerError, OSError)
 
 
 def _version(value: bool) -> None:

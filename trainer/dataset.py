@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from edge.preprocessing import GRID, GRID_SIZE
+from trainer.errors import TrainerError
 
 FORMAT = "ramanedge-dataset"
 FORMAT_VERSION = 1
 
 
-class DatasetError(ValueError):
+class DatasetError(TrainerError):
     """A dataset file that cannot be used; the message is one line naming the file."""
 
 

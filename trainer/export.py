@@ -25,6 +25,7 @@ from edge.preprocessing import GRID, GRID_SIZE
 from edge.runtime import Classifier
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
+from trainer.errors import TrainerError
 from trainer.metrics import top_k_accuracy
 from trainer.training import Run, load_run
 
@@ -40,7 +41,7 @@ MAX_TIED_SHARE = 0.5
 INFERENCE_MODE_FLOOR = 0.8
 
 
-class ExportError(RuntimeError):
+class ExportError(TrainerError):
     """Export refused or failed; one line saying why."""
 
 

@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from edge.preprocessing import GRID_SIZE
+from trainer.errors import ConfigError
 
 BLOCKS = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
 DENSE_UNITS = 512
@@ -77,7 +78,7 @@ def make_model(arch: str, n_classes: int, width: float = 1.0, bn_momentum: float
         from trainer import resnet
 
         return resnet.build_model(n_classes, width, bn_momentum)
-    raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
 def compile_model(

@@ -19,12 +19,13 @@ from edge.preprocessing import GRID, PreprocessingError, is_on_grid
 from edge.raw_spectra import RAW_PIPELINE
 from edge.spectrum_files import Spectrum, SpectrumFileError, parse_spectrum_text, specimen_of
 from trainer.dataset import SpectraDataset
+from trainer.errors import TrainerError
 
 SPECTRUM_SUFFIXES = {".txt", ".csv", ".tsv", ".dat"}
 RAW_MODES = ("skip", "clean")
 
 
-class SourceError(ValueError):
+class SourceError(TrainerError):
     """A source that cannot be read at all (missing path, unknown kind, broken archive)."""
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trainer.errors import ConfigError, SplitError
+
 PROTOCOLS = ("random", "grouped")
 TEST_FRACTION = 0.30
 VAL_FRACTION = 0.14
@@ -71,7 +73,7 @@ def grouped_split(
     so each kept class has at least one specimen in training and one in test.
     """
     if np.any(specimen == ""):
-        raise ValueError("grouped split needs a specimen id for every spectrum")
+        raise SplitError("grouped split needs a specimen id for every spectrum")
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     excluded = []
@@ -102,7 +104,7 @@ def _check_disjoint_specimens(split: Split, specimen: np.ndarray) -> None:
     seen = [set(specimen[rows].tolist()) for rows in (split.train, split.val, split.test)]
     shared = (seen[0] & seen[1]) | (seen[0] & seen[2]) | (seen[1] & seen[2])
     if shared:
-        raise ValueError(f"specimens in two parts (listed under two minerals?): {sorted(shared)[:5]}")
+        raise SplitError(f"specimens in two parts (listed under two minerals?): {sorted(shared)[:5]}")
 
 
 def make_split(protocol: str, mineral: np.ndarray, specimen: np.ndarray, seed: int) -> Split:
@@ -110,4 +112,4 @@ def make_split(protocol: str, mineral: np.ndarray, specimen: np.ndarray, seed: i
         return random_split(mineral, seed)
     if protocol == "grouped":
         return grouped_split(mineral, specimen, seed)
-    raise ValueError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    raise ConfigError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")

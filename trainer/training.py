@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from trainer.augment import Augmentation, augment_batch
 from trainer.dataset import SpectraDataset
+from trainer.errors import ConfigError, TrainerError
 from trainer.model import BN_MOMENTUM, compile_model, make_model
 from trainer.splits import Split, make_split
 
@@ -32,7 +33,7 @@ HISTORY = "history.json"
 EPOCH_LOG = "epochs.csv"  # written as training goes, to follow a long run
 
 
-class RunError(ValueError):
+class RunError(TrainerError):
     """A run folder that is missing, incomplete or does not match its dataset."""
 
 
@@ -197,7 +198,7 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps * config.epochs)
     elif config.schedule != "constant":
-        raise ValueError(f"unknown learning-rate schedule {config.schedule!r}; choose constant or cosine")
+        raise ConfigError(f"unknown learning-rate schedule {config.schedule!r}; choose constant or cosine")
     compile_model(model, learning_rate, config.label_smoothing)
 
     def xy(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
