@@ -213,50 +213,31 @@ def info(
     console.print(table)
 
 
-#: What a geologist expects a demo to know first: rock-forming and gem minerals, in this order.
-WELL_KNOWN = (
-    "Quartz", "Calcite", "Gypsum", "Dolomite", "Hematite", "Corundum", "Orthoclase", "Albite", "Microcline",
-    "Forsterite", "Fayalite", "Diopside", "Enstatite", "Augite", "Almandine", "Pyrope", "Grossular", "Andradite",
-    "Beryl", "Elbaite", "Schorl", "Muscovite", "Rutile", "Magnetite", "Pyrite", "Fluorite", "Zircon", "Titanite",
-    "Epidote", "Kyanite", "Topaz", "Spinel", "Aragonite", "Malachite", "Jadeite", "Spodumene",
-)
-DEMO_SPECTRA = 36
+def _library(bundle: Bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
+    """Spectra for the emulator to play: the RRUFF files given, else the demo's choice from the bundle."""
+    from edge.session import demo_library
+
+    if not files:
+        return demo_library(bundle)
+    library = []
+    for path in files:
+        try:
+            spectrum, _, vector = _read(path)
+        except SpectrumFileError as exc:
+            _fail(str(exc))
+        library.append((spectrum.mineral or path.stem, vector))
+    return library
 
 
-def _library(bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
-    """Spectra for the emulator to play: RRUFF files given, else the bundle's reference spectra of
-    well-known minerals first (those the model knows, in :data:`WELL_KNOWN` order), then others."""
-    if files:
-        library = []
-        for path in files:
-            try:
-                spectrum, _, vector = _read(path)
-            except SpectrumFileError as exc:
-                _fail(str(exc))
-            library.append((spectrum.mineral or path.stem, vector))
-        return library
-    minerals, spectra = bundle.reference()
-    index = {m: i for i, m in enumerate(minerals)}
-    known = [index[m] for m in WELL_KNOWN if m in index]
-    rest = [i for i in np.random.default_rng(0).permutation(len(minerals)) if i not in set(known)]
-    return [(minerals[i], spectra[i]) for i in (known + rest)[:DEMO_SPECTRA]]
+def _emulator(bundle: Bundle, files: list[Path], protocol: str, profile_name: str | None, interval: float, faults, seed: int, link_path: Path | None):
+    """The virtual spectrometer `emulate` and `demo` run, or one line saying what is wrong."""
+    from edge.session import make_emulator
+    from firmware_bridge.profiles import ProfileError
 
-
-def _emulator(bundle, files: list[Path], protocol: str, profile_name: str | None, interval: float, faults, seed: int, link_path: Path | None):
-    """The virtual spectrometer `emulate` and `demo` run."""
-    from edge.preprocessing import GRID
-    from firmware_bridge.emulator import Emulator
-    from firmware_bridge.profiles import DEFAULT_PROFILES, ProfileError, load_profile
-
-    if protocol not in DEFAULT_PROFILES:
-        _fail(f"unknown protocol {protocol!r}; choose one of {', '.join(DEFAULT_PROFILES)}")
     try:
-        profile = load_profile(profile_name or DEFAULT_PROFILES[protocol])
+        return make_emulator(_library(bundle, files), protocol, profile_name, interval, faults, seed, link_path)
     except ProfileError as exc:
         _fail(str(exc))
-    return Emulator(
-        profile, _library(bundle, files), GRID, protocol=protocol, interval_s=interval, faults=faults, seed=seed, link_path=link_path
-    )
 
 
 Protocol = Annotated[WireProtocol, typer.Option(case_sensitive=False, help="wire protocol: frame, ascii or obp")]
@@ -330,10 +311,8 @@ def _listen(
     ``played`` (the demo): the mineral the emulator played for a frame counter, shown beside
     the answer with a running score and added to JSON lines as ``played``.
     """
-    from rich.live import Live
-
+    from edge import session
     from edge.listen import Listener, PortError
-    from edge.live_view import DemoScore, render
     from edge.runtime import Classifier, RuntimeUnavailable
     from edge.session_log import SessionLogError
     from firmware_bridge.profiles import ProfileError, load_profile
@@ -355,33 +334,9 @@ def _listen(
     if info is None:  # stopped while no device answered
         listener.close()
         return listener, None
-    score = DemoScore() if played else None
-
-    def note(result, record) -> None:
-        if score is not None and played is not None:
-            record["played"] = played(result.seq)
-            score.add(record["played"], result)
-
-    if as_json:
-        errors.print(f"connected: {info.name} {info.serial} ({listener.protocol})", highlight=False)
-
-        def emit(result, record):
-            note(result, record)
-            sys.stdout.write(json.dumps(record) + "\n")
-            sys.stdout.flush()
-
-        listener.run(emit, stop.is_set, count)
-    else:
-        minerals, spectra = bundle.reference()
-        reference = dict(zip(minerals, spectra))
-
-        def show(result, record):
-            note(result, record)
-            live.update(render(listener, reference, score, console.width))
-
-        with Live(render(listener, reference, score, console.width), console=console, refresh_per_second=8, transient=False) as live:
-            listener.run(show, stop.is_set, count)
-            live.update(render(listener, reference, score, console.width))
+    score = session.run(
+        listener, bundle, as_json, count, stop, console, lambda line: errors.print(line, highlight=False), played
+    )
     listener.close()
     return listener, score
 

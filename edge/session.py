@@ -1,0 +1,107 @@
+"""A live session, as ``listen`` and ``demo`` run it: the emulator to play, the loop to the screen or stdout.
+
+The CLI (:mod:`edge.cli`) parses arguments and prints errors; this module connects the pieces:
+a :class:`~edge.listen.Listener` (transport -> raw pipeline -> classifier -> answer gate ->
+session log) to either the live screen (:mod:`edge.live_view`) or JSON lines on stdout, and,
+for the demo, an :class:`~firmware_bridge.emulator.Emulator` playing well-known minerals first
+with the score kept in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.live import Live
+
+from edge.bundle import Bundle
+from edge.listen import Listener
+from edge.live_view import DemoScore, render
+from edge.preprocessing import GRID
+from firmware_bridge.emulator import Emulator, Faults
+from firmware_bridge.profiles import DEFAULT_PROFILES, load_profile
+
+#: What a geologist expects a demo to know first: rock-forming and gem minerals, in this order.
+WELL_KNOWN = (
+    "Quartz", "Calcite", "Gypsum", "Dolomite", "Hematite", "Corundum", "Orthoclase", "Albite", "Microcline",
+    "Forsterite", "Fayalite", "Diopside", "Enstatite", "Augite", "Almandine", "Pyrope", "Grossular", "Andradite",
+    "Beryl", "Elbaite", "Schorl", "Muscovite", "Rutile", "Magnetite", "Pyrite", "Fluorite", "Zircon", "Titanite",
+    "Epidote", "Kyanite", "Topaz", "Spinel", "Aragonite", "Malachite", "Jadeite", "Spodumene",
+)
+DEMO_SPECTRA = 36
+
+
+def demo_library(bundle: Bundle) -> list[tuple[str, np.ndarray]]:
+    """The bundle's reference spectra of well-known minerals first (those the model knows, in
+    :data:`WELL_KNOWN` order), then others at random, :data:`DEMO_SPECTRA` in all."""
+    minerals, spectra = bundle.reference()
+    index = {m: i for i, m in enumerate(minerals)}
+    known = [index[m] for m in WELL_KNOWN if m in index]
+    rest = [i for i in np.random.default_rng(0).permutation(len(minerals)) if i not in set(known)]
+    return [(minerals[i], spectra[i]) for i in (known + rest)[:DEMO_SPECTRA]]
+
+
+def make_emulator(
+    library: list[tuple[str, np.ndarray]],
+    protocol: str,
+    profile_name: str | None,
+    interval_s: float,
+    faults: Faults,
+    seed: int,
+    link_path: Path | None,
+) -> Emulator:
+    """The virtual spectrometer ``emulate`` and ``demo`` run (ProfileError for a bad profile)."""
+    profile = load_profile(profile_name or DEFAULT_PROFILES[protocol])
+    return Emulator(profile, library, GRID, protocol=protocol, interval_s=interval_s, faults=faults, seed=seed, link_path=link_path)
+
+
+def run(
+    listener: Listener,
+    bundle: Bundle,
+    as_json: bool,
+    count: int | None,
+    stop: threading.Event,
+    console: Console,
+    say: Callable[[str], None],
+    played: Callable[[int], str | None] | None = None,
+) -> DemoScore | None:
+    """Run a connected listener until ``count`` identifications or ``stop``; the demo's score, if ``played``.
+
+    ``played`` (the demo): the mineral the emulator played for a frame counter, shown beside
+    the answer with a running score and added to JSON lines as ``played``.
+    """
+    score = DemoScore() if played else None
+
+    def note(result, record) -> None:
+        if score is not None and played is not None:
+            record["played"] = played(result.seq)
+            score.add(record["played"], result)
+
+    if as_json:
+        device = listener.stats.device
+        if device is not None:
+            say(f"connected: {device.name} {device.serial} ({listener.protocol})")
+
+        def emit(result, record):
+            note(result, record)
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+
+        listener.run(emit, stop.is_set, count)
+        return score
+    minerals, spectra = bundle.reference()
+    reference = dict(zip(minerals, spectra))
+
+    def show(result, record):
+        note(result, record)
+        live.update(render(listener, reference, score, console.width))
+
+    with Live(render(listener, reference, score, console.width), console=console, refresh_per_second=8, transient=False) as live:
+        listener.run(show, stop.is_set, count)
+        live.update(render(listener, reference, score, console.width))
+    return score
