@@ -27,6 +27,9 @@ ADVICE = {
     "signal too weak": "signal too weak: lengthen the integration time, refocus, or raise the laser power",
 }
 STATES = ("identified", "no confident match", "signal too weak", "saturated")
+#: Version of the JSON-lines records of ``classify --json`` and ``listen --json``/``--log``
+#: (docs/json-lines.md). 2: ``state`` in classify, ``port``, ``capture``, ``played``, ``schema``.
+RECORD_SCHEMA = 2
 
 
 def snr(y: np.ndarray) -> float:

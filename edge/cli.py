@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edge.answer import ADVICE, CONFIDENCE, AnswerGate
+from edge.answer import ADVICE, CONFIDENCE, RECORD_SCHEMA, AnswerGate
 from edge.bundle import Bundle, BundleError, load_bundle
 from edge.preprocessing import GRID, PreprocessingError
 from edge.raw_spectra import RAW_PIPELINE
@@ -149,6 +149,7 @@ def classify(
         state = state or gate.state(ranked.top if ranked else [])
         if as_json:
             record = {
+                "schema": RECORD_SCHEMA,
                 "file": str(path),
                 "top": [{"mineral": m, "probability": round(p, 6)} for m, p in ranked.top] if ranked else [],
                 "model": bundle.model_id,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.answer import CONFIDENCE, AnswerGate
+from edge.answer import CONFIDENCE, RECORD_SCHEMA, AnswerGate
 from edge.preprocessing import PreprocessingError
 from edge.raw_spectra import RAW_PIPELINE
 from edge.runtime import Classifier
@@ -47,6 +47,7 @@ class Identification:
         ``file`` holds the port too, for readers of the first log format; ``port`` says it plainly.
         """
         record = {
+            "schema": RECORD_SCHEMA,
             "file": source,
             "top": [{"mineral": m, "probability": round(p, 6)} for m, p in self.top],
             "model": model,

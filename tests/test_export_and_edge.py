@@ -41,7 +41,7 @@ def test_classify_json_keys_and_bad_files(int8_bundle, rruff_sample, tmp_path):
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["file"] for r in lines] == [str(p) for p in good]
     for record in lines:
-        assert set(record) == {"file", "top", "model", "latency_ms", "state"}
+        assert set(record) == {"schema", "file", "top", "model", "latency_ms", "state"} and record["schema"] == 2
         assert record["state"] in ("identified", "no confident match")
         assert len(record["top"]) == 3 and set(record["top"][0]) == {"mineral", "probability"}
         probabilities = [t["probability"] for t in record["top"]]

@@ -56,7 +56,7 @@ def test_frame_protocol_identifies_known_minerals_and_logs_every_one(edge_bundle
     played = {p.counter: p.mineral for p in emulator.played}
     assert [r["seq"] for r in records] == sorted(played)[: len(records)]  # every frame, in order, none lost
     for r in records:
-        assert set(r) == {"file", "top", "model", "latency_ms", "seq", "time", "state", "device", "port"}
+        assert set(r) == {"schema", "file", "top", "model", "latency_ms", "seq", "time", "state", "device", "port"}
         assert r["port"] == r["file"]
         assert r["device"].startswith("ramanedge emulator 785 nm")
     named = [r for r in records if r["top"]]
