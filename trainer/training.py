@@ -17,12 +17,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trainer.augment import Augmentation, augment_batch
 from trainer.dataset import SpectraDataset
 from trainer.errors import ConfigError, TrainerError
 from trainer.model import BN_MOMENTUM, compile_model, make_model
+from trainer.progress import RichProgress
 from trainer.splits import Split, make_split
 
 CONFIG = "config.json"
@@ -57,40 +57,6 @@ class FitConfig:
     augment: str = "none"
     #: a run folder to start from (same dataset, split and width): continues a run cut short
     init_from: str | None = None
-
-
-class RichProgress(keras.callbacks.Callback):
-    """Epoch and batch bars, with the latest validation accuracy, on the terminal."""
-
-    def __init__(self, epochs: int, steps: int, quiet: bool = False) -> None:
-        super().__init__()
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[status]}"),
-            disable=quiet,
-        )
-        self.epochs, self.steps = epochs, steps
-
-    def on_train_begin(self, logs=None):
-        self.progress.start()
-        self.epoch_task = self.progress.add_task("epochs ", total=self.epochs, status="")
-        self.batch_task = self.progress.add_task("batches", total=self.steps, status="")
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.progress.reset(self.batch_task, total=self.steps, status="")
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.progress.update(self.batch_task, completed=batch + 1, status=f"loss {float(logs['loss']):.3f}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        status = f"val acc {logs['val_accuracy']:.4f}  loss {logs['loss']:.3f}"
-        self.progress.update(self.epoch_task, completed=epoch + 1, status=status)
-
-    def on_train_end(self, logs=None):
-        self.progress.stop()
 
 
 def epoch_batches(
