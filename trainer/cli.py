@@ -71,24 +71,35 @@ def prepare(
     console.print(f"wrote {out} (sha256 {digest[:16]}…)")
 
 
+DatasetArg = Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")]
+Seed = Annotated[int, typer.Option(help="seed of the split, the initial weights and the batch order")]
+Arch = Annotated[str, typer.Option(help="sang2021 (the paper's Table 2 network) or resnet1d (compact, for the CPU)")]
+Width = Annotated[float, typer.Option(help="scale of every layer's width; 1.0 is the paper's network")]
+BatchSize = Annotated[int, typer.Option(help="batch size")]
+LearningRate = Annotated[float, typer.Option(help="Adam learning rate (the paper's: 1e-4)")]
+Schedule = Annotated[str, typer.Option(help="learning rate: constant (the paper's) or cosine (decays to 0 over --epochs)")]
+LabelSmoothing = Annotated[float, typer.Option(help="label smoothing of the cross-entropy (the paper's: 0)")]
+Quiet = Annotated[bool, typer.Option(help="no progress bars")]
+
+
 @app.command(name="fit")
 def fit_command(
-    dataset: Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")],
+    dataset: DatasetArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")],
     split: Annotated[str, typer.Option(help="random (the paper's) or grouped (by RRUFF specimen)")] = "random",
-    seed: Annotated[int, typer.Option(help="seed of the split, the initial weights and the batch order")] = 0,
-    arch: Annotated[str, typer.Option(help="sang2021 (the paper's Table 2 network) or resnet1d (compact, for the CPU)")] = "sang2021",
-    width: Annotated[float, typer.Option(help="scale of every layer's width; 1.0 is the paper's network")] = 1.0,
+    seed: Seed = 0,
+    arch: Arch = "sang2021",
+    width: Width = 1.0,
     epochs: Annotated[int, typer.Option(help="most epochs")] = 200,
     patience: Annotated[int, typer.Option(help="early-stopping patience on validation accuracy")] = 30,
-    batch_size: Annotated[int, typer.Option(help="batch size")] = 32,
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate (the paper's: 1e-4)")] = 1e-4,
-    schedule: Annotated[str, typer.Option(help="learning rate: constant (the paper's) or cosine (decays to 0 over --epochs)")] = "constant",
-    label_smoothing: Annotated[float, typer.Option(help="label smoothing of the cross-entropy (the paper's: 0)")] = 0.0,
+    batch_size: BatchSize = 32,
+    learning_rate: LearningRate = 1e-4,
+    schedule: Schedule = "constant",
+    label_smoothing: LabelSmoothing = 0.0,
     augment: Annotated[str, typer.Option(help="none, physical (trainer/augment.py), physical-no-NAME, or physical,key=value,...")] = "none",
     bn_momentum: Annotated[float, typer.Option(help="BatchNorm moving-average momentum (Keras' default 0.99 lags on RRUFF-sized runs)")] = 0.9,
     init_from: Annotated[Path | None, typer.Option(help="start from this run's weights (same dataset, split, seed and width)")] = None,
-    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train the paper's CNN (Adam 1e-4, cross-entropy, early stopping) and evaluate it."""
     from trainer.evaluation import evaluate
@@ -135,7 +146,7 @@ def repeat_command(
     width: Annotated[float, typer.Option(help="scale of every layer's width; 1.0 is the paper's network")] = 1.0,
     epochs: Annotated[int, typer.Option(help="most epochs")] = 200,
     patience: Annotated[int, typer.Option(help="early-stopping patience on validation accuracy")] = 30,
-    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train and evaluate N splits per protocol; mean ± std of every metric."""
     from trainer.repeat import repeat
@@ -158,18 +169,18 @@ def repeat_command(
 
 @app.command(name="ablation")
 def ablation_command(
-    dataset: Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")],
+    dataset: DatasetArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the runs and ablation.json (finished runs are reused)")],
     split: Annotated[str, typer.Option(help="grouped (by RRUFF specimen, the protocol to choose on) or random")] = "grouped",
-    seed: Annotated[int, typer.Option(help="seed of the split and the training")] = 0,
-    arch: Annotated[str, typer.Option(help="sang2021 or resnet1d")] = "resnet1d",
-    width: Annotated[float, typer.Option(help="scale of every layer's width")] = 1.0,
+    seed: Seed = 0,
+    arch: Arch = "resnet1d",
+    width: Width = 1.0,
     epochs: Annotated[int, typer.Option(help="epochs per run")] = 30,
-    batch_size: Annotated[int, typer.Option(help="batch size")] = 64,
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate")] = 2e-3,
-    schedule: Annotated[str, typer.Option(help="constant or cosine")] = "cosine",
-    label_smoothing: Annotated[float, typer.Option(help="label smoothing")] = 0.1,
-    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    batch_size: BatchSize = 64,
+    learning_rate: LearningRate = 2e-3,
+    schedule: Schedule = "cosine",
+    label_smoothing: LabelSmoothing = 0.1,
+    quiet: Quiet = False,
 ) -> None:
     """Physical augmentation with each perturbation switched off in turn: validation, test and field accuracy."""
     from trainer.ablation import ablation
