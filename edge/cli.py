@@ -19,20 +19,17 @@ from rich.table import Table
 
 from edge.answer import ADVICE, CONFIDENCE, RECORD_SCHEMA, AnswerGate
 from edge.bundle import Bundle, BundleError, load_bundle
+from edge.cli_support import errors, version_option
+from edge.cli_support import fail as _fail
 from edge.preprocessing import GRID, PreprocessingError
 from edge.raw_spectra import RAW_PIPELINE
 from edge.spectrum_files import SpectrumFileError, read_spectrum_file
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
-errors = Console(stderr=True)
 
 ModelOption = Annotated[Path | None, typer.Option("--model", "-m", help="model bundle folder (default: the bundled model)")]
 
-
-def _fail(message: str, code: int = 1) -> None:
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _read(path: Path, raw: bool = False):
@@ -66,18 +63,8 @@ class ListenProtocol(str, enum.Enum):
     obp = "obp"
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        print(f"ramanedge {version('ramanedge')}")
-        raise typer.Exit()
-
-
 @app.callback()
-def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
-) -> None:
+def main(version: Annotated[bool, version_option("ramanedge")] = False) -> None:
     """Mineral identification from Raman spectra on a field computer."""
 
 

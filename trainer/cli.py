@@ -12,36 +12,22 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from edge.cli_support import errors, version_option  # noqa: E402
+from edge.cli_support import fail as _fail  # noqa: E402
 from trainer.errors import TrainerError  # noqa: E402
 from trainer.sources import collect  # noqa: E402
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
-errors = Console(stderr=True)
 
 #: Errors that are the user's input, not our bug: one line, no traceback. Anything else is a bug
 #: and keeps its traceback.
 EXPECTED = (TrainerError, OSError)
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        print(f"trainer (ramanedge) {version('ramanedge')}")
-        raise typer.Exit()
-
-
 @app.callback()
-def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
-) -> None:
+def main(version: Annotated[bool, version_option("trainer (ramanedge)")] = False) -> None:
     """Prepare RRUFF data, fit the paper's CNN or the compact one, evaluate, repeat, export."""
-
-
-def _fail(message: str, code: int = 1) -> None:
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 @app.command()
