@@ -145,41 +145,71 @@ class AsciiFirmware(Firmware):
         self.streaming = True  # a sketch starts printing again at power-on
 
 
+@dataclass(frozen=True)
+class ObpBehaviour:
+    """How a real STS differs from the polite default, to test the host against each."""
+
+    version: int = obp.VERSION  #: 0x1000: what Ocean's STS demo sends
+    nack_pixel_count: bool = False  #: no independent source shows an STS answering 0x00110220
+    separate_ack: bool = False  #: an empty ACK before every reply, even to queries
+    wake_baud: int = 0  #: answer only at this rate until switched (0: any rate); the STS wakes at 9600
+    baud_switch: bool = True  #: False: ignore SET_BAUD (a device that refuses to change rate)
+
+
 class ObpFirmware(Firmware):
     """The Ocean Binary Protocol, as an STS answers it: one reply per request, nothing unasked."""
 
-    def __init__(self, source: SpectrumSource, serial: str) -> None:
+    def __init__(self, source: SpectrumSource, serial: str, behaviour: ObpBehaviour = ObpBehaviour()) -> None:
         super().__init__(source, serial)
+        self.behaviour = behaviour
+        self.baud = behaviour.wake_baud  # 0: the host may talk at any rate
         self._decoder = obp.OBPDecoder()
 
     def replug(self) -> None:
         self._decoder = obp.OBPDecoder()
+        self.baud = self.behaviour.wake_baud  # power-on: back to the wake-up rate
+
+    def _encode(self, message: obp.Message) -> bytes:
+        return obp.encode(message, version=self.behaviour.version)
 
     def spectrum(self) -> bytes:
         counts, _ = self.source.next()
-        return obp.encode(obp.Message(obp.MessageType.GET_RAW_SPECTRUM, counts.astype("<u2").tobytes(), obp.Flag.RESPONSE))
+        return self._encode(obp.Message(obp.MessageType.GET_RAW_SPECTRUM, counts.astype("<u2").tobytes(), obp.Flag.RESPONSE))
 
     def handle(self, data: bytes) -> list[tuple[bytes, bool]]:
-        return [(self._answer(m), m.type == obp.MessageType.GET_RAW_SPECTRUM) for m in self._decoder.feed(data)]
+        out = []
+        for m in self._decoder.feed(data):
+            if self.behaviour.separate_ack:
+                out.append((self._encode(obp.Message(m.type, b"", obp.Flag.ACK)), False))
+            reply = self._answer(m)
+            if reply:
+                out.append((reply, m.type == obp.MessageType.GET_RAW_SPECTRUM))
+        return out
 
     def _answer(self, request: obp.Message) -> bytes:
         T = obp.MessageType
         profile = self.source.profile
         reply = obp.Flag.RESPONSE
+        if request.type == T.SET_BAUD and len(request.data) == 4:
+            if self.behaviour.baud_switch:
+                self.baud = struct.unpack("<I", request.data)[0]
+            return b""  # the STS switches without a reply (STS Micro Library: writePack, no read)
+        if request.type == T.GET_BAUD:
+            return self._encode(obp.Message(T.GET_BAUD, struct.pack("<I", self.baud or profile.baud), reply))
         if request.type == T.SERIAL_NUMBER:
-            return obp.encode(obp.Message(T.SERIAL_NUMBER, self.serial.encode(), reply))
-        if request.type == T.PIXEL_COUNT:
-            return obp.encode(obp.Message(T.PIXEL_COUNT, struct.pack("<I", profile.pixels), reply))
+            return self._encode(obp.Message(T.SERIAL_NUMBER, self.serial.encode(), reply))
+        if request.type == T.PIXEL_COUNT and not self.behaviour.nack_pixel_count:
+            return self._encode(obp.Message(T.PIXEL_COUNT, struct.pack("<I", profile.pixels), reply))
         if request.type == T.WAVELENGTH_COEFFICIENT_COUNT:
-            return obp.encode(obp.Message(request.type, bytes([len(profile.wavelength_coefficients)]), reply))
+            return self._encode(obp.Message(request.type, bytes([len(profile.wavelength_coefficients)]), reply))
         if request.type == T.WAVELENGTH_COEFFICIENT and request.data and request.data[0] < len(profile.wavelength_coefficients):
-            return obp.encode(obp.Message(request.type, struct.pack("<f", profile.wavelength_coefficients[request.data[0]]), reply))
+            return self._encode(obp.Message(request.type, struct.pack("<f", profile.wavelength_coefficients[request.data[0]]), reply))
         if request.type == T.SET_INTEGRATION_TIME_US and len(request.data) == 4:
             self.source.integration_us = struct.unpack("<I", request.data)[0]
-            return obp.encode(obp.Message(request.type, b"", reply | obp.Flag.ACK))
+            return self._encode(obp.Message(request.type, b"", reply | obp.Flag.ACK))
         if request.type == T.GET_RAW_SPECTRUM:
             return self.spectrum()
-        return obp.encode(obp.Message(request.type, b"", reply | obp.Flag.NACK, error=1))
+        return self._encode(obp.Message(request.type, b"", reply | obp.Flag.NACK, error=2))  # 2: unknown message type
 
 
 FIRMWARES: dict[str, type[Firmware]] = {"frame": FrameFirmware, "ascii": AsciiFirmware, "obp": ObpFirmware}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import select
+import termios
 import threading
 import time
 import tty
@@ -20,11 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_bridge.emulated_firmware import FIRMWARES, Played, SpectrumSource
+from firmware_bridge.emulated_firmware import FIRMWARES, Firmware, ObpBehaviour, ObpFirmware, Played, SpectrumSource
 from firmware_bridge.faults import Faults
 from firmware_bridge.profiles import DeviceProfile
 
-__all__ = ["Emulator", "Faults", "Played"]
+__all__ = ["Emulator", "Faults", "ObpBehaviour", "Played"]
+
+#: termios speed constants of the rates a device may be switched to
+BAUD_CONSTANTS = {rate: getattr(termios, f"B{rate}") for rate in (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)}
 
 
 @dataclass
@@ -40,11 +44,15 @@ class Emulator:
     link_path: Path | None = None  # a stable symlink to the current pseudo-terminal
     serial: str = "EMU00001"
     baud: int = 0  # pace writes as a UART at this rate would (10 bits a byte, 8N1); 0: as fast as the pty takes
+    obp_behaviour: ObpBehaviour = field(default_factory=ObpBehaviour)  # how the OBP firmware departs from the polite default
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
         self.source = SpectrumSource(self.profile, self.library, self.grid_cm1, self.rng, self.integration_us)
-        self.firmware = FIRMWARES[self.protocol](self.source, self.serial)
+        if self.protocol == "obp":
+            self.firmware: Firmware = ObpFirmware(self.source, self.serial, self.obp_behaviour)
+        else:
+            self.firmware = FIRMWARES[self.protocol](self.source, self.serial)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._master = self._slave = -1
@@ -112,6 +120,8 @@ class Emulator:
                     data = os.read(self._master, 4096)
                 except OSError:
                     data = b""
+                if data and not self._host_baud_matches():
+                    data = b""  # at the wrong rate the device hears noise, and says nothing
                 for reply, is_spectrum in self.firmware.handle(data) if data else []:
                     self._send(reply, may_fault=is_spectrum)
             if streaming and time.monotonic() >= next_frame:
@@ -119,6 +129,14 @@ class Emulator:
                 next_frame += self.interval_s
                 if next_frame < time.monotonic():
                     next_frame = time.monotonic() + self.interval_s
+
+    def _host_baud_matches(self) -> bool:
+        """Whether the host opened the port at the rate the firmware listens at (if it has one)."""
+        wanted = getattr(self.firmware, "baud", 0)
+        if not wanted:
+            return True
+        speed = termios.tcgetattr(self._slave)[5]  # the host's output speed, as pyserial set it
+        return BAUD_CONSTANTS.get(wanted) == speed
 
     def _send(self, data: bytes, may_fault: bool = False) -> None:
         if may_fault:

@@ -1,9 +1,13 @@
-"""Ocean Binary Protocol (OBP): the serial protocol of Ocean Insight STS, Flame and QE Pro.
+"""Ocean Binary Protocol (OBP) as the Ocean Insight STS speaks it over RS-232.
 
-Enough of it to identify a spectrometer, read its calibration, set the integration time and
-read a raw spectrum. Written from the published message layout (little-endian)::
+Enough of it to identify an STS, switch its baud rate, read its calibration, set the
+integration time and read a raw spectrum (1024 x uint16 LE). Only the STS is claimed: the QE
+Pro reads spectra with another message (0x00100928, a 32-byte metadata header, uint32 counts)
+and Flame-S/T speak Ocean's older OOI protocol (python-seabreeze ``pyseabreeze/protocol.py``
+and ``devices.py``); neither is implemented. The layout (little-endian), checked field by field
+against python-seabreeze's ``OBPProtocol`` and the STS Micro Library's ``makePacket``::
 
-    C1 C0 | version u16 = 0x1100 | flags u16 | error u16 | message type u32 | regarding u32
+    C1 C0 | version u16 (0x1100 seabreeze, 0x1000 Ocean's STS demo) | flags u16 | error u16 | message type u32 | regarding u32
     | 6 reserved | checksum type u8 (0 none, 1 MD5) | immediate length u8 (<= 16)
     | 16 immediate bytes | bytes remaining u32 (= payload + 20)
     payload | 16-byte MD5 of everything before it, or zeros | C5 C4 C3 C2
@@ -22,7 +26,9 @@ from firmware_bridge.decoding import CountingDecoder
 
 START = b"\xc1\xc0"
 FOOTER = b"\xc5\xc4\xc3\xc2"
-VERSION = 0x1100
+VERSION = 0x1100  #: what we send (python-seabreeze's HEADER_PROTOCOL_VERSION)
+#: what we accept: 0x1000 is what Ocean's STS demo and the STS Micro Library send and get back
+VERSIONS = (0x1000, 0x1100)
 HEADER = struct.Struct("<2sHHHII6sBB16sI")
 assert HEADER.size == 44
 CHECKSUM_SIZE = 16
@@ -39,6 +45,8 @@ class Flag(enum.IntFlag):
 
 
 class MessageType(enum.IntEnum):
+    GET_BAUD = 0x00000800  # STS Micro Library 'getBaud': reply immediate u32
+    SET_BAUD = 0x00000810  # STS Micro Library 'setBaud': immediate u32, no reply
     SERIAL_NUMBER = 0x00000100
     GET_RAW_SPECTRUM = 0x00101100
     SET_INTEGRATION_TIME_US = 0x00110010
@@ -56,12 +64,12 @@ class Message:
     regarding: int = 0
 
 
-def encode(message: Message, md5: bool = False) -> bytes:
+def encode(message: Message, md5: bool = False, version: int = VERSION) -> bytes:
     immediate = message.data if len(message.data) <= 16 else b""
     payload = b"" if immediate or not message.data else message.data
     head = HEADER.pack(
         START,
-        VERSION,
+        version,
         message.flags,
         message.error,
         message.type,
@@ -92,7 +100,7 @@ class OBPDecoder(CountingDecoder):
             if len(self._buffer) < HEADER.size:
                 return messages
             _, version, flags, error, mtype, regarding, _, checksum_type, n_immediate, immediate, remaining = HEADER.unpack_from(self._buffer)
-            if version != VERSION:
+            if version not in VERSIONS:
                 self._reject("unknown version")
                 continue
             if n_immediate > 16 or checksum_type > 1:

@@ -35,6 +35,8 @@ class DeviceProfile:
     usable_pixels: tuple[int, int]
     dark: str = "frame"
     max_count: int = 65535
+    #: a device that wakes at ``baud`` and can be switched faster (Ocean's STS: 9600 -> this); 0: stay
+    switch_baud: int = 0
 
     def wavelengths_nm(self, pixels: int | None = None) -> np.ndarray:
         """Wavelength (nm) of pixels 0, 1, ... (``pixels``, default all) from the calibration polynomial c0 + c1 p + c2 p^2 + ..."""
@@ -68,6 +70,7 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
             usable_pixels=(int(data["usable_pixels"][0]), int(data["usable_pixels"][1])),
             dark=str(data.get("dark", "frame")),
             max_count=int(data.get("max_count", 65535)),
+            switch_baud=int(data.get("switch_baud", 0)),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ProfileError(f"{path}: missing or invalid field ({exc})") from None

@@ -67,6 +67,7 @@ class Transport:
         self.port_name = port
         self.protocol = protocol if protocol != "auto" else (profile.protocol if profile else "auto")
         self.profile = profile
+        self.user_baud = baud  # --baud: overrides every profile's
         self.baud = baud or (profile.baud if profile else DEFAULT_BAUD)
         self.on_status = on_status
         self.link: Link | None = None
@@ -83,6 +84,7 @@ class Transport:
         last_error: Exception | None = None
         for protocol in candidates:
             profile = self.profile if self.profile and self.profile.protocol == protocol else load_profile(DEFAULT_PROFILES[protocol])
+            port.baudrate = self.user_baud or profile.baud  # each protocol's devices wake at their own rate
             link = LINKS[protocol](port, profile)
             try:
                 info, dark = link.open()

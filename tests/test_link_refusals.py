@@ -42,7 +42,7 @@ def test_a_frame_error_reply_is_a_refusal():
 def test_an_obp_nack_is_a_refusal():
     nack = obp.encode(obp.Message(obp.MessageType.SERIAL_NUMBER, b"", obp.Flag.RESPONSE | obp.Flag.NACK, error=4))
     link = OBPLink(ScriptedPort(nack), load_profile("ocean-sts-785"))
-    link.reply_timeout = 0.5
+    link.reply_margin_s = 0.3
     with pytest.raises(LinkError, match="refused OBP message 0x00000100 .error 4"):
         link._query(obp.MessageType.SERIAL_NUMBER)
 
