@@ -85,7 +85,7 @@ def run(
     if as_json:
         device = listener.stats.device
         if device is not None:
-            say(f"connected: {device.name} {device.serial} ({listener.protocol})")
+            say(f"connected: {device.name} {device.serial} ({listener.protocol})" + "".join(f"; {note}" for note in device.notes))
 
         def emit(result, record):
             note(result, record)

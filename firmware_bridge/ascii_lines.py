@@ -1,11 +1,13 @@
 """Spectra as ASCII lines: one spectrum per line of comma- or space-separated counts.
 
-This is what hobby spectrometer sketches print (GroupGets' C12880MA example: 115200 baud, 288
-values each followed by a comma, then a line end). Such micro-spectrometers resolve about
-10 nm, far too coarse for mineral Raman bands: this protocol is a transport, not a Raman
-instrument, and the calibration comes from a device profile. Lines are validated: the field
-count must be the profile's pixel count (one popular sketch reads past its array and prints
-extra values) and every value an integer within the detector's range.
+This is what hobby spectrometer sketches print (GroupGets' ``arduino_c12880ma_example.ino``:
+115200 baud, 288 ``analogRead`` values (10-bit) each followed by a comma, then ``"\n"`` alone).
+Such micro-spectrometers resolve about 10-15 nm, far too coarse for mineral Raman bands: this
+protocol is a transport, not a Raman instrument, and the calibration comes from a device
+profile. Lines are validated: the field count must be the profile's pixel count and every value
+an integer within the detector's range (``max_count``: 1023 for a 10-bit ADC, 65535 for the
+16-bit ADCs of some boards), so a value read from past the end of an array is caught. CR LF
+and LF line ends are both accepted.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ MAX_LINE = 48 * 1024
 
 
 def encode_ascii_line(counts: np.ndarray) -> bytes:
-    """The C12880MA sketch's format: every value followed by a comma, then CR LF."""
-    return b"".join(b"%d," % int(v) for v in counts) + b"\r\n"
+    """The GroupGets C12880MA sketch's format: every value followed by a comma, then LF alone."""
+    return b"".join(b"%d," % int(v) for v in counts) + b"\n"
 
 
 class AsciiLineDecoder(CountingDecoder):
