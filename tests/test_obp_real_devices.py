@@ -13,7 +13,7 @@ from edge.preprocessing import GRID
 from edge.runtime import Classifier
 from firmware_bridge import obp
 from firmware_bridge.emulator import Emulator, ObpBehaviour
-from firmware_bridge.link import OBPLink
+from firmware_bridge.link import LinkError, OBPLink
 from firmware_bridge.profiles import load_profile
 
 
@@ -52,7 +52,7 @@ def test_a_query_carries_no_ack_request_as_in_python_seabreeze():
     port = Recorder()
     link = OBPLink(port, load_profile("ocean-sts-785"))
     link.reply_margin_s = 0.0
-    with pytest.raises(Exception):
+    with pytest.raises(LinkError, match="no answer"):
         link._query(obp.MessageType.SERIAL_NUMBER)
     assert struct.unpack_from("<H", port.sent[0], 4)[0] == 0  # flags: no ACK requested on a get
 
@@ -110,8 +110,6 @@ def test_a_device_that_refuses_the_baud_switch_is_used_at_9600(edge_bundle):
 
 
 def test_an_exception_flag_with_an_error_is_an_error():
-    from firmware_bridge.link import LinkError
-
     link = OBPLink(None, load_profile("ocean-sts-785"))
     with pytest.raises(LinkError, match=r"exception for OBP message 0x00000100 \(error 13\)"):
         link._check(0x100, obp.Message(0x100, b"", obp.Flag.RESPONSE | obp.Flag.EXCEPTION, error=13))
