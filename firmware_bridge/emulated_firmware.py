@@ -129,20 +129,32 @@ class FrameFirmware(Firmware):
 
 
 class AsciiFirmware(Firmware):
-    """A hobby micro-spectrometer sketch: prints a line of counts per spectrum, forever; reads nothing."""
+    """A hobby micro-spectrometer sketch: prints a line of counts per spectrum, forever, or, with a
+    profile ``query`` (e.g. ``SPEC.READ?``), one line per query line received."""
 
     def __init__(self, source: SpectrumSource, serial: str) -> None:
         super().__init__(source, serial)
-        self.streaming = True
+        self.query = source.profile.query.encode("ascii")
+        self.streaming = not self.query
+        self._line = b""
 
     def spectrum(self) -> bytes:
         return encode_ascii_line(self.source.next()[0])
 
     def handle(self, data: bytes) -> list[tuple[bytes, bool]]:
-        return []
+        if not self.query:
+            return []
+        self._line += data
+        out = []
+        while b"\n" in self._line:
+            line, self._line = self._line.split(b"\n", 1)
+            if line.strip() == self.query:
+                out.append((self.spectrum(), True))
+        return out
 
     def replug(self) -> None:
-        self.streaming = True  # a sketch starts printing again at power-on
+        self._line = b""
+        self.streaming = not self.query  # a streaming sketch starts printing again at power-on
 
 
 @dataclass(frozen=True)

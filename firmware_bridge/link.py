@@ -154,9 +154,15 @@ class FrameLink(Link):
 
 
 class AsciiLink(Link):
-    """Lines of counts; everything but the counts comes from the profile."""
+    """Lines of counts; everything but the counts comes from the profile.
+
+    Streaming sketches print forever; query-driven ones (profile ``query``, e.g. ``SPEC.READ?``)
+    print one line per command, so the link asks again when a line has arrived or timed out.
+    """
 
     protocol = "ascii"
+    #: seconds to wait for a queried line before asking again (counted as *no reply*)
+    query_timeout_s = 2.0
 
     def _make_decoder(self):
         return AsciiLineDecoder(self.profile.pixels, self.profile.max_count)
@@ -168,12 +174,14 @@ class AsciiLink(Link):
     def __init__(self, port, profile: DeviceProfile) -> None:
         super().__init__(port, profile)
         self._held: list[RawFrame] = []  # spectra decoded while waiting for the first one
+        self._asked: float | None = None  # when the last query went out (query-driven sketches)
 
     def open(self) -> tuple[DeviceInfo, None]:
         self.port.reset_input_buffer()
         self.decoder = self._make_decoder()
         deadline = time.monotonic() + self.first_line_timeout_s
         while time.monotonic() < deadline:
+            self._ask()
             self._held = self._decode()
             if self._held:  # kept: the first spectrum is identified like every other
                 return DeviceInfo(self.profile.name, "unknown", "unknown", self.profile), None
@@ -188,9 +196,24 @@ class AsciiLink(Link):
         for counts in self.decoder.feed(self._read_available()):
             self._counter += 1
             out.append(RawFrame(counts, self._counter, 0, bool(counts.max() >= self.profile.max_count), False, now))
+        if out:
+            self._asked = None  # answered: the next call asks for the next line
         return out
 
+    def _ask(self) -> None:
+        """Query-driven sketches: send the query when none is outstanding (or the last one timed out)."""
+        if not self.profile.query:
+            return
+        now = time.monotonic()
+        if self._asked is not None and now - self._asked < self.query_timeout_s:
+            return
+        if self._asked is not None:
+            self.decoder.rejected["no reply"] += 1
+        self.port.write(self.profile.query.encode("ascii") + b"\n")
+        self._asked = now
+
     def frames(self) -> list[RawFrame]:
+        self._ask()
         out, self._held = [*self._held, *self._decode()], []
         return out
 

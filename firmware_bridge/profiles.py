@@ -37,6 +37,8 @@ class DeviceProfile:
     max_count: int = 65535
     #: a device that wakes at ``baud`` and can be switched faster (Ocean's STS: 9600 -> this); 0: stay
     switch_baud: int = 0
+    #: ASCII sketches that print a line only when asked: the command to send (e.g. "SPEC.READ?"); "" streams
+    query: str = ""
 
     def wavelengths_nm(self, pixels: int | None = None) -> np.ndarray:
         """Wavelength (nm) of pixels 0, 1, ... (``pixels``, default all) from the calibration polynomial c0 + c1 p + c2 p^2 + ..."""
@@ -71,6 +73,7 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
             dark=str(data.get("dark", "frame")),
             max_count=int(data.get("max_count", 65535)),
             switch_baud=int(data.get("switch_baud", 0)),
+            query=str(data.get("query", "")),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ProfileError(f"{path}: missing or invalid field ({exc})") from None

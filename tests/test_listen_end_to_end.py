@@ -77,7 +77,7 @@ def test_faults_are_counted_and_no_frame_is_lost_silently(edge_bundle, tmp_path)
     assert all(p.counter in seen for p in sent if p.faulted in ("", "garbage"))
 
 
-@pytest.mark.parametrize(("protocol", "profile"), [("ascii", "c12880ma-ascii"), ("obp", "ocean-sts-785")])
+@pytest.mark.parametrize(("protocol", "profile"), [("ascii", "c12880ma-ascii"), ("ascii", "c12880ma-query16"), ("obp", "ocean-sts-785")])
 def test_other_protocols_end_to_end(edge_bundle, tmp_path, protocol, profile):
     emulator, listener, stats, records = run_listener(edge_bundle, tmp_path, protocol, profile, count=6, interval=0.05)
     assert stats.identifications == 6 and stats.frames_rejected == 0
