@@ -113,6 +113,7 @@ def test_field_degradation_is_fixed_by_its_seed():
     assert np.abs(a - X).max() > 0.05
 
 
+@pytest.mark.tensorflow
 def test_only_training_spectra_are_augmented(tmp_path, monkeypatch, dataset2_npz):
     """Record what fit hands to the augmentation: training rows only; validation is scored on the raw spectra."""
     from collections import Counter

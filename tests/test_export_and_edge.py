@@ -15,6 +15,7 @@ from edge.bundle import BundleError, load_bundle
 from edge.cli import app as edge_app
 from trainer.cli import app as trainer_app
 
+pytestmark = pytest.mark.tensorflow
 runner = CliRunner()
 
 

@@ -12,6 +12,7 @@ from trainer.cli import app
 from trainer.model import build_model, expected_parameter_count
 from trainer.sources import load_published_npz
 
+pytestmark = pytest.mark.tensorflow
 runner = CliRunner()
 
 

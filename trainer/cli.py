@@ -12,8 +12,10 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from edge.bundle import BundleError  # noqa: E402
 from edge.cli_support import errors, version_option  # noqa: E402
 from edge.cli_support import fail as _fail  # noqa: E402
+from edge.spectrum_files import SpectrumFileError  # noqa: E402
 from trainer.errors import TrainerError  # noqa: E402
 from trainer.sources import collect  # noqa: E402
 
@@ -22,7 +24,7 @@ console = Console()
 
 #: Errors that are the user's input, not our bug: one line, no traceback. Anything else is a bug
 #: and keeps its traceback.
-EXPECTED = (TrainerError, OSError)
+EXPECTED = (TrainerError, SpectrumFileError, BundleError, OSError)
 
 
 @app.callback()

@@ -1,7 +1,8 @@
 """The trainer's error types: what the user's input or a run folder can be wrong about.
 
-The CLI turns exactly these into one line (and OSError, a path's own problem); any other
-exception is a bug in the trainer and keeps its traceback.
+The CLI turns exactly these into one line (with the edge's own ``SpectrumFileError`` and
+``BundleError``, and OSError, a path's own problem); any other exception is a bug in the
+trainer and keeps its traceback.
 """
 
 from __future__ import annotations
