@@ -141,3 +141,36 @@ def test_only_training_spectra_are_augmented(tmp_path, monkeypatch, dataset2_npz
     assert seen and all(row.tobytes() in train_rows for batch in seen for row in batch)
     assert not held_out & train_rows  # (the check above would be void otherwise)
     assert run.config["augmentation"] == Augmentation().as_dict()
+
+
+def test_ablation_switches_off_each_perturbation_once_and_reuses_finished_runs(tmp_path, monkeypatch):
+    """trainer ablation: one run per variant (all, none, each perturbation off), finished runs not trained again."""
+    import json
+
+    import trainer.ablation as ablation
+    from trainer.training import FitConfig
+
+    trained = []
+
+    def fake_fit(dataset, run_dir, config, quiet=False):
+        trained.append(config.augment)
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text("{}")
+        return run_dir
+
+    def fake_evaluate(run_dir):
+        score = 0.5 if "no" in run_dir.name else 0.6
+        record = {"best_val_accuracy": score, "test": {"top1": score, "top3": 0.9}, "test_field_degraded": {"top1": score - 0.1}}
+        (run_dir / "metrics.json").write_text(json.dumps(record))
+        return record
+
+    monkeypatch.setattr(ablation, "fit", fake_fit)
+    monkeypatch.setattr(ablation, "evaluate", fake_evaluate)
+    rows = ablation.ablation("d.npz", tmp_path, FitConfig(arch="resnet1d"))
+    assert sorted(trained) == sorted(["physical", "none", *(f"physical-no-{n}" for n in Augmentation.NAMES)])
+    assert len(rows) == 11 and rows["no noise"]["augment"] == "physical-no-noise"
+    for augment in trained:  # every variant really switches off what its name says
+        aug = Augmentation.parse(augment)
+        assert (aug is None) == (augment == "none")
+    again = ablation.ablation("d.npz", tmp_path, FitConfig(arch="resnet1d"))
+    assert len(trained) == 11 and again == rows  # nothing trained twice
