@@ -190,12 +190,15 @@ def info(
         ("model", f"{bundle.model_id} ({bundle.model_path.stat().st_size / 1e6:.2f} MB)"),
         ("classes", str(m["n_classes"])),
         ("input", f"{m['input']['dtype']} {m['input']['shape']} scale {m['input']['scale']:.3g} zero point {m['input']['zero_point']}"),
-        ("trained on", f"{m['training']['dataset']} ({m['training']['protocol']} split, width {m['training']['width']})"),
+        ("trained on", f"{m['training']['dataset']} ({m['training']['protocol']} split)"),
+        ("network", f"{m['training'].get('arch', 'sang2021')}, width {m['training']['width']}, augmentation {'yes' if m['training'].get('augmentation') else 'none'}"),
         ("trained with", m["training"]["device"]),
     ]
-    for name, scores in m.get("metrics", {}).items():
-        if isinstance(scores, dict):
-            rows.append((f"test {name}", f"top-1 {scores['top1']:.4f}  top-3 {scores['top3']:.4f}"))
+    # the bundle's own test split, then the same recipe trained on the other split protocol
+    for block in (m.get("metrics", {}), m.get("metrics_other_protocol") or {}):
+        for name, scores in block.items():
+            if isinstance(scores, dict) and name != "keras_float":
+                rows.append((f"{block.get('protocol', '')} test, {name}", f"top-1 {scores['top1']:.4f}  top-3 {scores['top3']:.4f}"))
     for row in rows:
         table.add_row(*row)
     console.print(table)
