@@ -166,3 +166,19 @@ def test_a_bug_is_not_dressed_as_a_user_error(tmp_path, monkeypatch):
     assert "error: an internal bug" not in result.output
     result = runner.invoke(app, ["fit", str(tmp_path / "x.npz"), "--out", str(tmp_path / "run"), "--arch", "vgg"])
     assert result.exit_code == 1
+
+
+def test_training_uses_the_fastest_installed_backend_unless_told(monkeypatch):
+    import importlib.util
+
+    from trainer import cli
+
+    installed = {"tensorflow", "torch"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert cli._use_fastest_backend() == "tensorflow"  # jax absent: the next fastest
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    installed.add("jax")
+    assert cli._use_fastest_backend() == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert cli._use_fastest_backend() == "torch"  # an explicit choice is kept
