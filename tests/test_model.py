@@ -106,7 +106,7 @@ def test_a_run_can_continue_from_another(small_run, tmp_path):
     other = runner.invoke(
         app, ["fit", dataset, "--out", str(tmp_path / "x"), "--width", "0.125", "--seed", "9", "--init-from", str(small_run), "--quiet"]
     )
-    assert other.exit_code == 1 and "not the same dataset, classes, width, split and seed" in other.output
+    assert other.exit_code == 1 and "not the same dataset, classes, architecture, width, split and seed" in other.output
 
 
 def test_resnet1d_is_compact_and_names_its_embedding():
