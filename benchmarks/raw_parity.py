@@ -35,19 +35,17 @@ def pairs(folder: Path) -> list[tuple[Path, Path]]:
 
 
 def parity(folder: Path, classifier: Classifier) -> dict:
-    times: dict[str, list[float]] = {"spikes + baseline": [], "whole raw path": [], "inference": []}
+    times: dict[str, list[float]] = {"raw path (spikes, baseline, resampling)": [], "inference": []}
     agree = raw_right = processed_right = 0
     found = pairs(folder)
     for raw_path, processed_path in found:
         raw, processed = read_spectrum_file(raw_path), read_spectrum_file(processed_path)
         t0 = time.perf_counter()
-        RAW_PIPELINE.clean(raw.x, raw.y)  # timed alone; the result comes from the whole pipeline below
-        t1 = time.perf_counter()
         _, vector = RAW_PIPELINE.model_input(raw.x, raw.y, raw=True)
-        t2 = time.perf_counter()
+        t1 = time.perf_counter()
         raw_top = classifier.classify(vector, k=1).top[0][0]
-        t3 = time.perf_counter()
-        for name, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+        t2 = time.perf_counter()
+        for name, dt in zip(times, (t1 - t0, t2 - t1)):
             times[name].append(dt * 1e3)
         processed_top = classifier.classify(RAW_PIPELINE.model_input(processed.x, processed.y, raw=False)[1], k=1).top[0][0]
         agree += raw_top == processed_top
