@@ -19,18 +19,17 @@ import numpy as np
 from edge.bundle import load_bundle
 from edge.listen import Listener
 from edge.preprocessing import GRID
-from edge.runtime import Classifier
+from edge.identifier import Identifier
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.profiles import load_profile
 
 
 def run(bundle_dir: Path | None, baud: int, interval: float, seconds: float) -> dict:
     bundle = load_bundle(bundle_dir)
-    minerals, spectra = bundle.reference()
     profile = load_profile("emulator-785")
-    emulator = Emulator(profile, list(zip(minerals[:20], spectra[:20])), GRID, interval_s=interval, baud=baud, seed=3)
+    emulator = Emulator(profile, bundle.demo_spectra()[:20], GRID, interval_s=interval, baud=baud, seed=3)
     port = emulator.start()
-    listener = Listener(port, Classifier(bundle, num_threads=1), "frame", baud, profile)
+    listener = Listener(port, Identifier(bundle, num_threads=1), "frame", baud, profile)
     listener.connect()
     results = []
     started = time.monotonic()

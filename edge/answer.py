@@ -5,8 +5,14 @@ gets one state wherever it is measured:
 
 - *saturated*: the detector clipped; the band heights are wrong (shorten the integration time);
 - *signal too weak*: the tallest band is under ``min_snr`` times the noise: nothing to classify;
-- *identified*: the model's top-1 probability is at least ``confidence``;
-- *no confident match*: below it; the top-k are still shown, as candidates.
+- *not in library*: even the best library reference matches poorly (HQI under the bundle's
+  floor): probably a mineral neither the model nor the library knows;
+- *identified*: the fused, calibrated confidence (:mod:`edge.library`) is at least the bundle's
+  threshold, chosen by ``trainer export`` so that such answers were right >= 95 % of the time on
+  specimens the model never saw;
+- *possible match*: below it; the top-k are shown as candidates.
+
+The thresholds come from the bundle's calibration; ``--confidence`` overrides the first.
 """
 
 from __future__ import annotations
@@ -17,19 +23,20 @@ import numpy as np
 
 from edge.raw_spectra import noise_sigma
 
-#: Below this top-1 probability the answer is "no confident match" rather than a name.
-CONFIDENCE = 0.5
 #: Peak height over noise below which there is no Raman signal worth classifying.
 MIN_SNR = 8.0
 #: What the screen and the log say a user should do about each state, where there is something to do.
 ADVICE = {
     "saturated": "detector saturated: shorten the integration time or reduce the laser power",
     "signal too weak": "signal too weak: lengthen the integration time, refocus, or raise the laser power",
+    "not in library": "not in library: no reference matches well; once you know the mineral, `ramanedge library add` it",
 }
-STATES = ("identified", "no confident match", "signal too weak", "saturated")
+STATES = ("identified", "possible match", "not in library", "signal too weak", "saturated")
 #: Version of the JSON-lines records of ``classify --json`` and ``listen --json``/``--log``
 #: (docs/json-lines.md). 2: ``state`` in classify, ``port``, ``capture``, ``played``, ``schema``.
-RECORD_SCHEMA = 2
+#: 3: fused ``top`` (calibrated confidences), ``confidence``, ``library_hit``, ``source``,
+#: states *possible match* and *not in library*.
+RECORD_SCHEMA = 3
 
 
 def snr(y: np.ndarray) -> float:
@@ -40,9 +47,11 @@ def snr(y: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class AnswerGate:
-    """States and thresholds; ``confidence`` is a top-1 probability (0..1), ``min_snr`` a ratio."""
+    """States and thresholds: ``confidence`` a fused top-1 confidence (0..1), ``not_in_library_hqi``
+    a best HQI (0-1000), ``min_snr`` a peak-over-noise ratio."""
 
-    confidence: float = CONFIDENCE
+    confidence: float = 0.5
+    not_in_library_hqi: float = 0.0
     min_snr: float = MIN_SNR
 
     def signal_state(self, y: np.ndarray, saturated: bool = False) -> str | None:
@@ -56,6 +65,8 @@ class AnswerGate:
             return "signal too weak"
         return None
 
-    def state(self, top: list[tuple[str, float]]) -> str:
-        """The state of a classified spectrum from its ranked (mineral, probability) list."""
-        return "identified" if top and top[0][1] >= self.confidence else "no confident match"
+    def state(self, confidence: float, best_hqi: float) -> str:
+        """The state of a classified spectrum from its fused top-1 confidence and best library HQI."""
+        if best_hqi < self.not_in_library_hqi:
+            return "not in library"
+        return "identified" if confidence >= self.confidence else "possible match"

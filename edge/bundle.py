@@ -2,10 +2,12 @@
 
 A bundle is a folder::
 
-    manifest.json    format version, grid, preprocessing, quantisation, metrics, sha256 of each file
+    manifest.json    format version, grid, preprocessing, quantisation, calibration, metrics, sha256 of each file
     model.tflite     the classifier (int8, float16 or float32)
     labels.json      class names in model-output order
-    reference.npz    one median preprocessed spectrum per class (float16), for best-match plots and the emulator
+    library.npz      the reference library: every training spectrum of the model's split (uint8, on
+                     the grid), with mineral and RRUFF id; searched beside the model (edge.library)
+    demo.npz         held-out spectra (the run's test split) the demo's emulator plays
 
 The format is read and written here only: :class:`Manifest` is its typed record,
 :func:`write_bundle` the writer (``trainer export`` calls it), :func:`load_bundle` the reader.
@@ -26,14 +28,20 @@ from typing import Any
 
 import numpy as np
 
+from edge.library import Calibration, ReferenceLibrary
 from edge.preprocessing import GRID
 
 FORMAT = "ramanedge-bundle"
-FORMAT_VERSION = 1
+#: 2: library.npz (every training spectrum) and demo.npz replace reference.npz (class medians);
+#: the manifest gains ``calibration`` and ``library``.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 MODEL = "model.tflite"
 LABELS = "labels.json"
-REFERENCE = "reference.npz"
+LIBRARY = "library.npz"
+DEMO = "demo.npz"
+#: Library spectra (0..1) are stored as uint8 steps of this size.
+LIBRARY_STEP = 1.0 / 255.0
 
 #: The model that ships inside the package.
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "models" / "default"
@@ -66,6 +74,8 @@ class Manifest:
     created: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)  #: test top-k per precision, as the device ranks
     metrics_other_protocol: dict[str, Any] | None = None  #: the same recipe on the other split protocol
+    calibration: dict[str, Any] = field(default_factory=dict)  #: edge.library.Calibration as a dict
+    library: dict[str, Any] = field(default_factory=dict)  #: what library.npz holds and where it came from
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -109,13 +119,34 @@ class Bundle:
         """Short, stable name of the model for logs: precision and the first 12 hex digits of its sha256."""
         return f"{self.manifest.precision}-{self.manifest.files[MODEL][:12]}"
 
-    def reference(self) -> tuple[list[str], np.ndarray]:
-        """Minerals and their median spectra (float32, on the model grid)."""
+    def _arrays(self, name: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         try:
-            with np.load(self.path / REFERENCE, allow_pickle=False) as data:
-                return data["minerals"].tolist(), data["spectra"].astype(np.float32)
+            with np.load(self.path / name, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in keys}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise BundleError(f"{self.path}: unreadable {REFERENCE} ({exc})") from None
+            raise BundleError(f"{self.path}: unreadable {name} ({exc})") from None
+        spectra = arrays["spectra"]
+        if spectra.ndim != 2 or spectra.shape[1] != GRID.size or any(len(arrays[k]) != len(spectra) for k in keys):
+            raise BundleError(f"{self.path}: {name} holds spectra of shape {spectra.shape}, not (n, {GRID.size}) with a name each")
+        return arrays
+
+    def library(self) -> ReferenceLibrary:
+        """The bundle's reference library (empty if it has none)."""
+        if LIBRARY not in self.manifest.files:
+            return ReferenceLibrary.concat()
+        a = self._arrays(LIBRARY, ("spectra", "minerals", "ids"))
+        spectra = a["spectra"].astype(np.float32) * LIBRARY_STEP
+        return ReferenceLibrary(spectra, a["minerals"], a["ids"], np.full(len(spectra), "bundle"))
+
+    def demo_spectra(self) -> list[tuple[str, np.ndarray]]:
+        """(mineral, preprocessed spectrum) pairs the demo plays: spectra the library does not hold."""
+        if DEMO not in self.manifest.files:
+            return []
+        a = self._arrays(DEMO, ("spectra", "minerals"))
+        return [(str(m), s.astype(np.float32)) for m, s in zip(a["minerals"], a["spectra"])]
+
+    def calibration(self) -> Calibration:
+        return Calibration.from_dict(self.manifest.calibration) if self.manifest.calibration else Calibration()
 
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
@@ -146,8 +177,9 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     if len(labels) != manifest.n_classes:
         raise BundleError(f"{path}: {len(labels)} labels but the manifest says {manifest.n_classes} classes")
     bundle = Bundle(path=path, manifest=manifest, labels=labels)
-    if REFERENCE in manifest.files:
-        bundle.reference()  # a damaged library is refused now, not in the middle of a live session
+    for name, keys in ((LIBRARY, ("spectra", "minerals", "ids")), (DEMO, ("spectra", "minerals"))):
+        if name in manifest.files:
+            bundle._arrays(name, keys)  # a damaged library is refused now, not in the middle of a live session
     grid = manifest.grid_cm1 if isinstance(manifest.grid_cm1, dict) else {}
     if (grid.get("start"), grid.get("stop"), grid.get("size")) != (GRID[0], GRID[-1], GRID.size):
         raise BundleError(f"{path}: model grid {grid} is not this ramanedge's {GRID[0]:.0f}..{GRID[-1]:.0f} cm^-1")
@@ -158,10 +190,11 @@ def write_bundle(
     out: Path,
     model_bytes: bytes,
     labels: list[str],
-    reference_spectra: np.ndarray,
+    library: ReferenceLibrary,
+    demo: list[tuple[str, np.ndarray]],
     manifest: Manifest,
 ) -> Bundle:
-    """Write a bundle folder: model, labels, reference library (one spectrum per label, float16) and manifest.
+    """Write a bundle folder: model, labels, reference library (uint8), demo spectra (float16) and manifest.
 
     The manifest's ``files`` and ``created`` are filled in here; the manifest is written last,
     through a temporary file and a rename, so a bundle is never left with a manifest that
@@ -170,20 +203,35 @@ def write_bundle(
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL).write_bytes(model_bytes)
     (out / LABELS).write_text(json.dumps(labels, indent=0))
-    with (out / REFERENCE).open("wb") as fh:
-        np.savez_compressed(fh, minerals=np.array(labels), spectra=np.asarray(reference_spectra, dtype=np.float16))
+    stored = np.clip(np.round(np.asarray(library.spectra, np.float32) / LIBRARY_STEP), 0, 255).astype(np.uint8)
+    with (out / LIBRARY).open("wb") as fh:
+        np.savez_compressed(fh, spectra=stored, minerals=library.minerals, ids=library.ids)
+    with (out / DEMO).open("wb") as fh:
+        np.savez_compressed(
+            fh,
+            spectra=np.array([s for _, s in demo], dtype=np.float16).reshape(len(demo), GRID.size),
+            minerals=np.array([m for m, _ in demo], dtype=str),
+        )
     manifest = replace(
         manifest,
-        files={name: sha256_of(out / name) for name in (MODEL, LABELS, REFERENCE)},
+        library={**manifest.library, "spectra": len(library), "minerals": len(library.mineral_names), "stored_as": "uint8, steps of 1/255"},
+        files={name: sha256_of(out / name) for name in (MODEL, LABELS, LIBRARY, DEMO)},
         created=manifest.created or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     _write_manifest(out, manifest)
     return load_bundle(out)
 
 
-def with_metrics(bundle: Bundle, metrics: dict[str, Any], other_protocol: dict[str, Any] | None = None) -> Bundle:
-    """The bundle with its scores written into the manifest (the files it vouches for are unchanged)."""
-    manifest = replace(bundle.manifest, metrics=metrics, metrics_other_protocol=other_protocol)
+def with_metrics(
+    bundle: Bundle, metrics: dict[str, Any], other_protocol: dict[str, Any] | None = None, calibration: Calibration | None = None
+) -> Bundle:
+    """The bundle with its scores (and calibration) written into the manifest (the files it vouches for are unchanged)."""
+    manifest = replace(
+        bundle.manifest,
+        metrics=metrics,
+        metrics_other_protocol=other_protocol,
+        calibration=calibration.as_dict() if calibration else bundle.manifest.calibration,
+    )
     _write_manifest(bundle.path, manifest)
     return load_bundle(bundle.path)
 

@@ -17,33 +17,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edge.answer import ADVICE, CONFIDENCE, RECORD_SCHEMA, AnswerGate
+from edge.answer import ADVICE, RECORD_SCHEMA
 from edge.bundle import Bundle, BundleError, load_bundle
 from edge.cli_support import errors, version_option
 from edge.cli_support import fail as _fail
-from edge.preprocessing import GRID, PreprocessingError
-from edge.raw_spectra import RAW_PIPELINE
-from edge.spectrum_files import SpectrumFileError, read_spectrum_file
+from edge.library_cli import LibraryOption, library_app, open_user_library
+from edge.preprocessing import GRID
+from edge.raw_spectra import read_model_input as _read
+from edge.spectrum_files import SpectrumFileError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 
 ModelOption = Annotated[Path | None, typer.Option("--model", "-m", help="model bundle folder (default: the bundled model)")]
+ConfidenceOption = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="fused confidence from which an answer is 'identified' (default: the bundle's calibrated threshold)"),
+]
+app.add_typer(library_app, name="library")
 
-
-
-def _read(path: Path, raw: bool = False):
-    """Spectrum, its intensities as classified (cleaned if ``raw``) and its model input, or a one-line reason.
-
-    ``raw``: the file holds uncorrected counts in Raman shift (a RRUFF RAW file, a `listen`
-    capture), so spikes and baseline are removed first, as on the device.
-    """
-    spectrum = read_spectrum_file(path)
-    try:
-        y, vector = RAW_PIPELINE.model_input(spectrum.x, spectrum.y, raw)
-        return spectrum, y, vector
-    except PreprocessingError as exc:
-        raise SpectrumFileError(str(path), str(exc)) from None
 
 
 class WireProtocol(str, enum.Enum):
@@ -110,19 +102,20 @@ def classify(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line instead of tables")] = False,
     threads: Annotated[int | None, typer.Option(help="interpreter threads (default: all cores)")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="files hold raw counts in Raman shift: remove spikes and baseline first")] = False,
-    confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="top-1 probability below which there is no confident match (as in listen)")] = CONFIDENCE,
+    confidence: ConfidenceOption = None,
+    library: LibraryOption = None,
 ) -> None:
-    """Identify the mineral of each spectrum file with the model bundle; each gets the state `listen` would give it."""
-    from edge.runtime import Classifier, RuntimeUnavailable
+    """Identify the mineral of each spectrum file with the model and the libraries; each gets the state `listen` would give it."""
+    from edge.identifier import Identifier
+    from edge.runtime import RuntimeUnavailable
 
     try:
         bundle = load_bundle(model)
-        classifier = Classifier(bundle, num_threads=threads)
+        identifier = Identifier(bundle, open_user_library(library), num_threads=threads, confidence=confidence)
     except (BundleError, RuntimeUnavailable) as exc:
         _fail(str(exc))
-    if top > len(bundle.labels):
-        _fail(f"--top {top}: the model knows {len(bundle.labels)} minerals")
-    gate = AnswerGate(confidence)
+    if top > len(identifier.matcher.candidates):
+        _fail(f"--top {top}: the model and libraries know {len(identifier.matcher.candidates)} minerals")
     bad = 0
     for path in files:
         try:
@@ -131,30 +124,27 @@ def classify(
             bad += 1
             errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)
             continue
-        state = gate.signal_state(y, saturated=spectrum.header.get("SATURATED") == "True")  # a listen capture says so
-        ranked = classifier.classify(vector, k=top) if state is None else None
-        state = state or gate.state(ranked.top if ranked else [])
+        answer = identifier.answer(y, vector, saturated=spectrum.header.get("SATURATED") == "True", k=top)  # a listen capture says so
         if as_json:
-            record = {
-                "schema": RECORD_SCHEMA,
-                "file": str(path),
-                "top": [{"mineral": m, "probability": round(p, 6)} for m, p in ranked.top] if ranked else [],
-                "model": bundle.model_id,
-                "latency_ms": round(ranked.latency_ms, 3) if ranked else 0.0,
-                "state": state,
-            }
+            record = {"schema": RECORD_SCHEMA, "file": str(path), "model": bundle.model_id, **answer.record_fields()}
             sys.stdout.write(json.dumps(record) + "\n")
             sys.stdout.flush()
             continue
-        console.print(f"[bold]{path}[/bold]  {state}" + (f"  ({ranked.latency_ms:.1f} ms)" if ranked else ""), highlight=False, soft_wrap=True)
-        if state in ADVICE:
-            console.print(ADVICE[state], highlight=False)
-        if ranked:
+        head = f"[bold]{path}[/bold]  {answer.state}"
+        if answer.confidence is not None:
+            head += f"  confidence {answer.confidence:.2f}  ({answer.latency_ms:.1f} ms)"
+        console.print(head, highlight=False, soft_wrap=True)
+        if answer.state in ADVICE:
+            console.print(ADVICE[answer.state], highlight=False)
+        if answer.library_hit:
+            hit = answer.library_hit
+            console.print(f"best library hit: {hit['mineral']} ({hit['id']}, {hit['source']}) HQI {hit['hqi']:.0f}", highlight=False)
+        if answer.top:
             table = Table()
             table.add_column("#", justify="right")
             table.add_column("mineral")
-            table.add_column("probability", justify="right")
-            for rank, (mineral, probability) in enumerate(ranked.top, start=1):
+            table.add_column("confidence", justify="right")
+            for rank, (mineral, probability) in enumerate(answer.top, start=1):
                 table.add_row(str(rank), mineral, f"{probability:.3f}")
             console.print(table)
     if bad:
@@ -197,19 +187,19 @@ def info(
     # the bundle's own test split, then the same recipe trained on the other split protocol
     for block in (m.get("metrics", {}), m.get("metrics_other_protocol") or {}):
         for name, scores in block.items():
-            if isinstance(scores, dict) and name != "keras_float":
+            if isinstance(scores, dict) and "top1" in scores and name != "keras_float":
                 rows.append((f"{block.get('protocol', '')} test, {name}", f"top-1 {scores['top1']:.4f}  top-3 {scores['top3']:.4f}"))
     for row in rows:
         table.add_row(*row)
     console.print(table)
 
 
-def _library(bundle: Bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
+def _play_list(bundle: Bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
     """Spectra for the emulator to play: the RRUFF files given, else the demo's choice from the bundle."""
-    from edge.session import demo_library
+    from edge.session import demo_play_list
 
     if not files:
-        return demo_library(bundle)
+        return demo_play_list(bundle)
     library = []
     for path in files:
         try:
@@ -226,7 +216,7 @@ def _emulator(bundle: Bundle, files: list[Path], protocol: str, profile_name: st
     from firmware_bridge.profiles import ProfileError
 
     try:
-        return make_emulator(_library(bundle, files), protocol, profile_name, interval, faults, seed, link_path)
+        return make_emulator(_play_list(bundle, files), protocol, profile_name, interval, faults, seed, link_path)
     except ProfileError as exc:
         _fail(str(exc))
 
@@ -293,7 +283,8 @@ def _listen(
     save_spectra: Path | None,
     as_json: bool,
     count: int | None,
-    confidence: float,
+    confidence: float | None,
+    library: Path | None,
     stop: threading.Event,
     played: Callable[[int], str | None] | None = None,
 ):
@@ -303,8 +294,9 @@ def _listen(
     the answer with a running score and added to JSON lines as ``played``.
     """
     from edge import session
+    from edge.identifier import Identifier
     from edge.listen import Listener, PortError
-    from edge.runtime import Classifier, RuntimeUnavailable
+    from edge.runtime import RuntimeUnavailable
     from edge.session_log import SessionLogError
     from firmware_bridge.profiles import ProfileError, load_profile
 
@@ -313,12 +305,12 @@ def _listen(
     except ProfileError as exc:
         _fail(str(exc))
     try:
-        listener = Listener(port, None, protocol, baud, device_profile, log, save_spectra, confidence)
+        listener = Listener(port, None, protocol, baud, device_profile, log, save_spectra)
     except SessionLogError as exc:
         _fail(str(exc))
     try:
         info = listener.connect_retrying(stop.is_set, lambda line: errors.print(line, highlight=False, soft_wrap=True))
-        listener.classifier = Classifier(bundle)
+        listener.identifier = Identifier(bundle, open_user_library(library) if library or played is None else None, confidence=confidence)
     except (PortError, BundleError, RuntimeUnavailable) as exc:
         listener.close()
         _fail(str(exc))
@@ -343,14 +335,15 @@ def listen(
     save_spectra: Annotated[Path | None, typer.Option(help="keep every raw frame here, as CSV in Raman shift")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON line per identification instead of the live screen")] = False,
     count: Annotated[int | None, typer.Option(help="stop after this many identifications")] = None,
-    confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="top-1 probability below which there is no confident match")] = CONFIDENCE,
+    confidence: ConfidenceOption = None,
+    library: LibraryOption = None,
 ) -> None:
-    """Identify minerals live from a spectrometer on a serial port."""
+    """Identify minerals live from a spectrometer on a serial port (on the live screen, `a` adds the spectrum shown to the user library)."""
     try:
         bundle = load_bundle(model)
     except BundleError as exc:
         _fail(str(exc))
-    listener, _ = _listen(port, bundle, protocol.value, baud, profile, log, save_spectra, as_json, count, confidence, _stop_on_signals())
+    listener, _ = _listen(port, bundle, protocol.value, baud, profile, log, save_spectra, as_json, count, confidence, library, _stop_on_signals())
     s = listener.stats
     errors.print(
         f"{s.identifications} identifications; frames ok {s.frames_ok}, rejected {s.frames_rejected}; reconnects {s.reconnects}",
@@ -372,6 +365,7 @@ def demo(
     stall: Stall = 0.0,
     unplug_every: UnplugEvery = 0.0,
     seed: Seed = 0,
+    library: Annotated[Path | None, typer.Option("--library", help="a user library to search too (default: none, so that the demo is the same everywhere)")] = None,
 ) -> None:
     """The emulated spectrometer and `listen` on it, with the bundled model: no hardware needed."""
     try:
@@ -390,7 +384,7 @@ def demo(
 
         try:
             listener, score = _listen(
-                port, bundle, protocol.value, None, None, None, None, as_json, count or None, CONFIDENCE, _stop_on_signals(), played
+                port, bundle, protocol.value, None, None, None, None, as_json, count or None, None, library, _stop_on_signals(), played
             )
         finally:
             emulator.stop()

@@ -2,8 +2,8 @@
 
 The :class:`~firmware_bridge.transport.Transport` owns the port, the protocol and reconnects;
 each whole frame it hands over goes through :data:`edge.raw_spectra.RAW_PIPELINE` (detector
-steps, cleaning, the shared preprocessing) into the classifier; the
-:class:`~edge.answer.AnswerGate` gives it a state; the result, an :class:`Identification`, goes
+steps, cleaning, the shared preprocessing) into the :class:`~edge.identifier.Identifier`
+(signal gate, model, library search, fusion, state); the result, an :class:`Identification`, goes
 to the :class:`~edge.session_log.SessionLog` (fsynced JSON lines, captures never overwritten) and
 to the screen or stdout. Bad frames are the decoders' to count; an unplugged device is waited
 for and reopened by the transport.
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.answer import CONFIDENCE, RECORD_SCHEMA, AnswerGate
+from edge.answer import RECORD_SCHEMA
+from edge.identifier import Answer, Identifier
 from edge.preprocessing import PreprocessingError
 from edge.raw_spectra import RAW_PIPELINE
-from edge.runtime import Classifier
 from edge.session_log import SessionLog
 from firmware_bridge.link import DeviceInfo, Link, RawFrame
 from firmware_bridge.profiles import DeviceProfile
@@ -35,26 +35,32 @@ __all__ = ["Identification", "Listener", "PortError", "Stats", "open_port"]
 class Identification:
     time: str
     seq: int
-    state: str  # identified | no confident match | signal too weak | saturated
-    top: list[tuple[str, float]]
-    latency_ms: float
+    answer: Answer
+    latency_ms: float  # from the frame's last byte to the answer
     spectrum: np.ndarray | None = None  # the model input, for the live sketch
     capture: Path | None = None  # the raw frame's CSV, when captures are kept
 
+    @property
+    def state(self) -> str:
+        return self.answer.state
+
+    @property
+    def top(self) -> list[tuple[str, float]]:
+        return self.answer.top
+
     def record(self, source: str, model: str, device: str) -> dict:
-        """The JSON line: ``classify --json`` keys plus seq, time, state, device, port and capture.
+        """The JSON line: ``classify --json`` keys plus seq, time, device, port and capture.
 
         ``file`` holds the port too, for readers of the first log format; ``port`` says it plainly.
         """
         record = {
             "schema": RECORD_SCHEMA,
             "file": source,
-            "top": [{"mineral": m, "probability": round(p, 6)} for m, p in self.top],
             "model": model,
+            **self.answer.record_fields(),
             "latency_ms": round(self.latency_ms, 3),
             "seq": self.seq,
             "time": self.time,
-            "state": self.state,
             "device": device,
             "port": source,
         }
@@ -79,18 +85,16 @@ class Listener:
     def __init__(
         self,
         port: str,
-        classifier: Classifier | None,
+        identifier: Identifier | None,
         protocol: str = "auto",
         baud: int | None = None,
         profile: DeviceProfile | None = None,
         log_path: Path | None = None,
         save_spectra: Path | None = None,
-        confidence: float = CONFIDENCE,
     ) -> None:
         self.transport = Transport(port, protocol, baud, profile, on_status=lambda status: setattr(self.stats, "status", status))
-        self.classifier = classifier
+        self.identifier = identifier
         self.session = SessionLog(log_path, save_spectra)  # checked now, before any port is opened
-        self.gate = AnswerGate(confidence)
         self.stats = Stats()
 
     # --- the transport's, named for the screen and the tests ---------------------------------
@@ -126,37 +130,33 @@ class Listener:
     def close(self) -> None:
         self.transport.close()
 
-    def _connected(self) -> tuple[Link, DeviceInfo, Classifier]:
-        """The link, the device and the classifier, which every frame needs (a bug if any is missing)."""
+    def _connected(self) -> tuple[Link, DeviceInfo, Identifier]:
+        """The link, the device and the identifier, which every frame needs (a bug if any is missing)."""
         link, device = self.transport.link, self.transport.device
         if link is None or device is None:
             raise RuntimeError(f"{self.port_name}: not connected; call connect() first")
-        if self.classifier is None:
-            raise RuntimeError("the listener has no classifier")
-        return link, device, self.classifier
+        if self.identifier is None:
+            raise RuntimeError("the listener has no identifier")
+        return link, device, self.identifier
 
     # --- one frame ----------------------------------------------------------------------------
 
     def identify(self, frame: RawFrame) -> Identification:
         """Classify one frame. Its latency runs from the frame's last byte being decoded to the result."""
-        link, _, classifier = self._connected()
+        link, _, identifier = self._connected()
         profile = link.profile
         x, counts = RAW_PIPELINE.frame_to_raman(frame.counts, self.transport.dark, profile)
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
         capture = self._save(frame, x, counts, now)
-        top: list[tuple[str, float]] = []
         vector: np.ndarray | None = None
         try:
             y, vector = RAW_PIPELINE.model_input(x, counts, raw=True)
-            refused = self.gate.signal_state(y, frame.saturated)
+            answer = identifier.answer(y, vector, frame.saturated)
         except PreprocessingError:  # flat after cleaning: nothing measured
-            refused = "saturated" if frame.saturated else "signal too weak"
-        if refused is None and vector is not None:
-            top = classifier.classify(vector, k=3).top
-            state = self.gate.state(top)
-        else:
-            state, vector = refused or "signal too weak", None
-        return Identification(now, frame.counter, state, top, (time.monotonic() - frame.received) * 1e3, vector, capture)
+            answer = Answer("saturated" if frame.saturated else "signal too weak", [])
+        if not answer.top:
+            vector = None
+        return Identification(now, frame.counter, answer, (time.monotonic() - frame.received) * 1e3, vector, capture)
 
     def _save(self, frame: RawFrame, x: np.ndarray, counts: np.ndarray, when: str) -> Path | None:
         """The raw frame, dark-subtracted, in Raman shift, readable by `ramanedge classify --raw`; its path."""

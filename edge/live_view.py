@@ -19,7 +19,8 @@ BLOCKS = " ▁▂▃▄▅▆▇█"
 SKETCH_MARGIN = 4 + 11
 STATE_STYLE = {
     "identified": "bold green",
-    "no confident match": "bold yellow",
+    "possible match": "bold yellow",
+    "not in library": "bold magenta",
     "signal too weak": "bold yellow",
     "saturated": "bold red",
 }
@@ -55,7 +56,7 @@ class DemoScore:
             self.right += int(result.top[0][0] == played)
 
 
-def render(listener: Listener, reference: dict[str, np.ndarray], score: DemoScore | None = None, width: int = 80) -> Panel:
+def render(listener: Listener, score: DemoScore | None = None, width: int = 80) -> Panel:
     """The live screen for a terminal ``width`` columns wide (the sketch shrinks to fit, never wraps)."""
     sketch = max(16, width - SKETCH_MARGIN)
     stats = listener.stats
@@ -71,7 +72,12 @@ def render(listener: Listener, reference: dict[str, np.ndarray], score: DemoScor
     last: Identification | None = stats.last
     if last:
         parts.append(
-            Text(f"identification {stats.identifications}  (device frame {last.seq})  {last.state}", style=STATE_STYLE.get(last.state, ""))
+            Text(
+                f"identification {stats.identifications}  (device frame {last.seq})  {last.state}"
+                + (f"  confidence {last.answer.confidence:.2f}" if last.answer.confidence is not None else "")
+                + ("  (user library)" if last.answer.source == "user library" else ""),
+                style=STATE_STYLE.get(last.state, ""),
+            )
         )
         if last.state in ADVICE:
             parts.append(Text(ADVICE[last.state], style=STATE_STYLE.get(last.state, "")))
@@ -88,10 +94,12 @@ def render(listener: Listener, reference: dict[str, np.ndarray], score: DemoScor
         parts.append(table)
         if last.spectrum is not None:
             parts.append(Text("measured   " + sparkline(last.spectrum, sketch), style="cyan"))
-            if last.top and last.top[0][0] in reference:
-                parts.append(Text("best match " + sparkline(reference[last.top[0][0]], sketch), style="magenta"))
+            hit = last.answer.library_hit
+            if hit and last.answer.reference is not None:
+                parts.append(Text("best hit   " + sparkline(last.answer.reference, sketch), style="magenta"))
+                parts.append(Text(f"{'':11}library: {hit['mineral']} ({hit['id']}) HQI {hit['hqi']:.0f}", style="magenta"))
             label = "Raman shift, cm^-1" if sketch >= 30 else "cm^-1"
             parts.append(Text(f"{'':11}{GRID[0]:.0f}{label:^{sketch - 6}}{GRID[-1]:.0f}", style="dim"))
         median = float(np.median(stats.latencies[-50:]))
         parts.append(Text(f"latency {last.latency_ms:.1f} ms (median {median:.1f} ms)  identifications {stats.identifications}", style="dim"))
-    return Panel(Group(*parts), title="ramanedge listen", subtitle="Ctrl-C to stop")
+    return Panel(Group(*parts), title="ramanedge listen", subtitle="a: add to user library   Ctrl-C: stop")

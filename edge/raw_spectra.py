@@ -13,12 +13,14 @@ STS and RRUFF's 0.5 cm^-1 files get the same physical filter.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from pybaselines import Baseline
 from scipy.ndimage import median_filter, minimum_filter
 
-from edge.preprocessing import is_on_grid, preprocess
+from edge.preprocessing import PreprocessingError, is_on_grid, preprocess
+from edge.spectrum_files import Spectrum, SpectrumFileError, read_spectrum_file
 from firmware_bridge.instrument import raman_shift_cm1
 from firmware_bridge.profiles import DeviceProfile
 
@@ -123,3 +125,17 @@ class RawPipeline:
 
 #: The raw pipeline every caller uses (a test checks that they hold this very object).
 RAW_PIPELINE = RawPipeline()
+
+
+def read_model_input(path: Path, raw: bool = False) -> tuple[Spectrum, np.ndarray, np.ndarray]:
+    """A spectrum file, its intensities as classified (cleaned if ``raw``) and its model input.
+
+    ``raw``: the file holds uncorrected counts in Raman shift (a RRUFF RAW file, a `listen`
+    capture). Raises :class:`SpectrumFileError` (one line naming the file) for anything unusable.
+    """
+    spectrum = read_spectrum_file(path)
+    try:
+        y, vector = RAW_PIPELINE.model_input(spectrum.x, spectrum.y, raw)
+        return spectrum, y, vector
+    except PreprocessingError as exc:
+        raise SpectrumFileError(str(path), str(exc)) from None

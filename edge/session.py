@@ -20,7 +20,9 @@ from rich.console import Console
 from rich.live import Live
 
 from edge.bundle import Bundle
-from edge.listen import Listener
+from edge.keys import keys_pressed, typed_line
+from edge.listen import Identification, Listener
+from edge.user_library import UserLibraryError
 from edge.live_view import DemoScore, render
 from edge.preprocessing import GRID
 from firmware_bridge.emulator import Emulator, Faults
@@ -36,14 +38,13 @@ WELL_KNOWN = (
 DEMO_SPECTRA = 36
 
 
-def demo_library(bundle: Bundle) -> list[tuple[str, np.ndarray]]:
-    """The bundle's reference spectra of well-known minerals first (those the model knows, in
-    :data:`WELL_KNOWN` order), then others at random, :data:`DEMO_SPECTRA` in all."""
-    minerals, spectra = bundle.reference()
-    index = {m: i for i, m in enumerate(minerals)}
-    known = [index[m] for m in WELL_KNOWN if m in index]
-    rest = [i for i in np.random.default_rng(0).permutation(len(minerals)) if i not in set(known)]
-    return [(minerals[i], spectra[i]) for i in (known + rest)[:DEMO_SPECTRA]]
+def demo_play_list(bundle: Bundle) -> list[tuple[str, np.ndarray]]:
+    """The bundle's demo spectra (held out of its library and training): well-known minerals first,
+    in :data:`WELL_KNOWN` order, then the rest, :data:`DEMO_SPECTRA` in all."""
+    spectra = bundle.demo_spectra()
+    order = {m: i for i, m in enumerate(WELL_KNOWN)}
+    ranked = sorted(range(len(spectra)), key=lambda i: (order.get(spectra[i][0], len(order)), i))
+    return [spectra[i] for i in ranked[:DEMO_SPECTRA]]
 
 
 def make_emulator(
@@ -94,14 +95,33 @@ def run(
 
         listener.run(emit, stop.is_set, count)
         return score
-    minerals, spectra = bundle.reference()
-    reference = dict(zip(minerals, spectra))
+    with keys_pressed() as pressed, Live(render(listener, score, console.width), console=console, refresh_per_second=8, transient=False) as live:
 
-    def show(result, record):
-        note(result, record)
-        live.update(render(listener, reference, score, console.width))
+        def show(result, record):
+            note(result, record)
+            live.update(render(listener, score, console.width))
+            if "a" in pressed():
+                live.stop()
+                with typed_line():
+                    name = console.input("mineral name for the spectrum shown (empty: cancel): ")
+                say(add_shown_spectrum(listener, result, name))
+                live.start()
 
-    with Live(render(listener, reference, score, console.width), console=console, refresh_per_second=8, transient=False) as live:
         listener.run(show, stop.is_set, count)
-        live.update(render(listener, reference, score, console.width))
+        live.update(render(listener, score, console.width))
     return score
+
+
+def add_shown_spectrum(listener: Listener, result: Identification, name: str) -> str:
+    """Add the spectrum of ``result`` to the user library as ``name``; the line to show."""
+    identifier = listener.identifier
+    if not name.strip():
+        return "not added"
+    if result.spectrum is None or identifier is None:
+        return f"not added: {result.state}, no spectrum to keep"
+    source = result.capture.name if result.capture else f"{listener.port_name} frame {result.seq} at {result.time}"
+    try:
+        entry = identifier.add_to_user_library(name, result.spectrum, source)
+    except (UserLibraryError, OSError) as exc:
+        return f"not added: {exc}"
+    return f"added {entry.id}: {entry.mineral} to {identifier.user_library.path if identifier.user_library else ''}"

@@ -17,6 +17,12 @@ DATASET2_NPZ = DATA / "rruff_dataset2_1570.npz"
 SAMPLE_TAR = DATA / "rruff_excellent_sample.tar.xz"
 
 
+@pytest.fixture(autouse=True)
+def _own_user_library(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real user library: each gets an empty one of its own."""
+    monkeypatch.setenv("RAMANEDGE_LIBRARY", str(tmp_path_factory.mktemp("user_library")))
+
+
 def _require(path: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"shared RRUFF data not found: {path} (set RAMANEDGE_DATA to its folder)")

@@ -15,7 +15,7 @@ from edge.bundle import DEFAULT_BUNDLE, load_bundle
 from edge.cli import app
 from edge.listen import Listener
 from edge.preprocessing import GRID
-from edge.runtime import Classifier
+from edge.identifier import Identifier
 from firmware_bridge.instrument import Detector
 from firmware_bridge.link import DeviceInfo, RawFrame
 from firmware_bridge.profiles import load_profile
@@ -36,10 +36,12 @@ def test_gate_states_from_crafted_spectra():
     assert gate.signal_state(clean) is None
     assert gate.signal_state(noise) == "signal too weak"
     assert gate.signal_state(clean, saturated=True) == "saturated"
-    assert gate.state([("Quartz", 0.5), ("Calcite", 0.2)]) == "identified"
-    assert gate.state([("Quartz", 0.49), ("Calcite", 0.2)]) == "no confident match"
-    assert gate.state([]) == "no confident match"
-    assert "integration time" in ADVICE["saturated"]
+    assert gate.state(0.5, best_hqi=900) == "identified"
+    assert gate.state(0.49, best_hqi=900) == "possible match"
+    floored = AnswerGate(confidence=0.5, not_in_library_hqi=600)
+    assert floored.state(0.99, best_hqi=599) == "not in library"  # a poor best hit outranks any confidence
+    assert floored.state(0.99, best_hqi=600) == "identified"
+    assert "integration time" in ADVICE["saturated"] and "library add" in ADVICE["not in library"]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ class _StubLink:
 def _listener(bundle) -> Listener:
     """A listener wired to a stub link and the bundled model: no port."""
     profile = load_profile("emulator-785")
-    listener = Listener("stub", Classifier(bundle, num_threads=1), profile.protocol, profile=profile)
+    listener = Listener("stub", Identifier(bundle, num_threads=1), profile.protocol, profile=profile)
     listener.transport.link = _StubLink(profile)
     listener.transport.device = listener.stats.device = DeviceInfo("stub", "0", "0", profile)
     return listener
@@ -73,20 +75,25 @@ def _frame(profile, intensity, saturate=False, integration_us=100_000) -> RawFra
     return RawFrame(counts, 1, integration_us, saturated, False, time.monotonic())
 
 
+def _held_out(bundle, mineral: str) -> np.ndarray:
+    """A spectrum of ``mineral`` from the bundle's demo set: in neither its training nor its library."""
+    return next(s for m, s in bundle.demo_spectra() if m == mineral)
+
+
 def test_listen_reaches_every_state(bundle):
     listener = _listener(bundle)
     profile = listener._link.profile
-    minerals, spectra = bundle.reference()
-    quartz = spectra[minerals.index("Quartz")]
+    quartz = _held_out(bundle, "Quartz")
     assert listener.identify(_frame(profile, quartz, saturate=True)).state == "saturated"
     assert listener.identify(_frame(profile, quartz * 0.002, integration_us=2_000)).state == "signal too weak"
     answer = listener.identify(_frame(profile, quartz))
-    assert answer.state in ("identified", "no confident match") and answer.top
-    # the threshold decides between the two: above every probability nothing is "identified"
-    listener.gate = AnswerGate(confidence=1.01)
-    assert listener.identify(_frame(profile, quartz)).state == "no confident match"
-    listener.gate = AnswerGate(confidence=0.0)
-    assert listener.identify(_frame(profile, quartz)).state == "identified"
+    assert answer.state == "identified" and answer.top[0][0] == "Quartz" and answer.answer.library_hit["mineral"] == "Quartz"
+    # bands where no mineral of the library has them: the best hit is poor, so "not in library"
+    assert listener.identify(_frame(profile, _bands((95, 340, 610, 1370), width=2.0))).state == "not in library"
+    # the threshold decides between identified and possible match
+    identifier = listener.identifier
+    identifier.gate = AnswerGate(confidence=1.01, not_in_library_hqi=identifier.gate.not_in_library_hqi)
+    assert listener.identify(_frame(profile, quartz)).state == "possible match"
 
 
 def test_classify_gives_the_state_listen_gives(bundle, tmp_path):
@@ -94,9 +101,8 @@ def test_classify_gives_the_state_listen_gives(bundle, tmp_path):
     listener = _listener(bundle)
     listener.session.capture_dir = tmp_path
     profile = listener._link.profile
-    minerals, spectra = bundle.reference()
     results = []
-    quartz, calcite = spectra[minerals.index("Quartz")], spectra[minerals.index("Calcite")]
+    quartz, calcite = _held_out(bundle, "Quartz"), _held_out(bundle, "Calcite")
     for frame in (_frame(profile, quartz), _frame(profile, calcite), _frame(profile, quartz, saturate=True), _frame(profile, quartz * 0.002, integration_us=2_000)):
         results.append(listener.identify(frame))
     for live in results:

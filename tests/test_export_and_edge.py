@@ -27,8 +27,11 @@ def test_int8_export_writes_a_verified_bundle_with_metrics(int8_bundle):
     assert set(m["metrics"]) >= {"float32", "int8"}
     assert m["metrics"]["int8"]["top1"] > 0.6 and m["metrics"]["float32"]["top1"] > 0.6  # 6 classes: chance 1/6
     assert abs(m["metrics"]["float32"]["top1"] - m["metrics"]["int8"]["top1"]) < 0.05
-    minerals, spectra = bundle.reference()
-    assert minerals == bundle.labels and spectra.shape == (6, 1570) and spectra.max() <= 1.0
+    library = bundle.library()
+    assert set(library.mineral_names) == set(bundle.labels) and library.spectra.shape[1] == 1570 and library.spectra.max() <= 1.0
+    assert len(library) == m["library"]["spectra"] > 6  # every training spectrum, not a median per class
+    assert bundle.demo_spectra() and m["calibration"]["temperature"] > 0 and 0 < m["calibration"]["identified"] <= 1
+    assert set(m["metrics"]["answers"]) >= {"model", "library", "fused"}
 
 
 def test_classify_json_keys_and_bad_files(int8_bundle, rruff_sample, tmp_path):
@@ -42,8 +45,9 @@ def test_classify_json_keys_and_bad_files(int8_bundle, rruff_sample, tmp_path):
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["file"] for r in lines] == [str(p) for p in good]
     for record in lines:
-        assert set(record) == {"schema", "file", "top", "model", "latency_ms", "state"} and record["schema"] == 2
-        assert record["state"] in ("identified", "no confident match")
+        assert set(record) == {"schema", "file", "top", "model", "latency_ms", "state", "confidence", "library_hit", "source"}
+        assert record["schema"] == 3 and record["source"] == "model" and 0 <= record["library_hit"]["hqi"] <= 1000
+        assert record["state"] in ("identified", "possible match", "not in library")
         assert len(record["top"]) == 3 and set(record["top"][0]) == {"mineral", "probability"}
         probabilities = [t["probability"] for t in record["top"]]
         assert probabilities == sorted(probabilities, reverse=True)
@@ -187,8 +191,16 @@ def test_bundle_writer_and_reader_agree(tmp_path):
         preprocessing="edge.preprocessing.preprocess", input={"dtype": "int8"}, output={"dtype": "int8"},
         training={"arch": "resnet1d"}, files={},
     )
-    bundle = write_bundle(tmp_path / "b", b"not a real model", ["Calcite", "Quartz"], np.zeros((2, GRID.size)), manifest)
-    assert bundle.manifest.files.keys() == {"model.tflite", "labels.json", "reference.npz"} and bundle.manifest.created
+    from edge.library import ReferenceLibrary
+
+    spectra = np.zeros((3, GRID.size))
+    spectra[:, 100:200] = np.linspace(0, 1, 100)
+    library = ReferenceLibrary(spectra, ["Calcite", "Quartz", "Quartz"], ["R1", "R2", "R3"], ["bundle"] * 3)
+    bundle = write_bundle(tmp_path / "b", b"not a real model", ["Calcite", "Quartz"], library, [("Quartz", spectra[1])], manifest)
+    assert bundle.manifest.files.keys() == {"model.tflite", "labels.json", "library.npz", "demo.npz"} and bundle.manifest.created
+    read = bundle.library()
+    assert read.ids.tolist() == ["R1", "R2", "R3"] and np.allclose(read.spectra, spectra, atol=1 / 255)
+    assert bundle.demo_spectra()[0][0] == "Quartz"
     assert bundle.model_id.startswith("int8-") and bundle.labels == ["Calcite", "Quartz"]
     scored = with_metrics(bundle, {"int8": {"top1": 0.9}}, {"protocol": "grouped"})
     assert load_bundle(tmp_path / "b").manifest == scored.manifest

@@ -19,15 +19,14 @@ import serial
 from edge.bundle import load_bundle
 from edge.listen import Listener, PortError, open_port
 from edge.preprocessing import GRID
-from edge.runtime import Classifier
+from edge.identifier import Identifier
 from firmware_bridge.emulator import Emulator, Faults
 from firmware_bridge.profiles import load_profile
 
 
 def emulator_for(bundle_dir, profile="emulator-785", **kwargs) -> Emulator:
     """An emulator playing a bundle's reference spectra (not started)."""
-    minerals, spectra = load_bundle(bundle_dir).reference()
-    return Emulator(load_profile(profile), list(zip(minerals, spectra)), GRID, **kwargs)
+    return Emulator(load_profile(profile), load_bundle(bundle_dir).demo_spectra(), GRID, **kwargs)
 
 
 def run_listener(bundle_dir, tmp_path, protocol="frame", profile="emulator-785", faults=None, count=15, interval=0.05, timeout=30, link=False):
@@ -38,7 +37,7 @@ def run_listener(bundle_dir, tmp_path, protocol="frame", profile="emulator-785",
     )
     port = emulator.start()
     log = tmp_path / "log.jsonl"
-    listener = Listener(port, Classifier(bundle, num_threads=1), protocol, profile=load_profile(profile), log_path=log)
+    listener = Listener(port, Identifier(bundle, num_threads=1), protocol, profile=load_profile(profile), log_path=log)
     deadline = time.monotonic() + timeout
     try:
         listener.connect()
@@ -84,7 +83,7 @@ def test_other_protocols_end_to_end(edge_bundle, tmp_path, protocol, profile):
     assert stats.device.profile.pixels == load_profile(profile).pixels
     if protocol == "obp":
         assert stats.device.serial == "EMU00001"  # read from the device over OBP
-    assert {r["state"] for r in records} <= {"identified", "no confident match", "signal too weak", "saturated"}
+    assert {r["state"] for r in records} <= {"identified", "possible match", "signal too weak", "saturated"}
     played = {p.counter: p.mineral for p in emulator.played}
     named = [r for r in records if r["top"]]
     right = sum(r["top"][0]["mineral"] == played[r["seq"]] for r in named)
@@ -230,7 +229,7 @@ def test_auto_protocol_finds_obp_and_profile_overrides_the_device(edge_bundle, t
     emulator = emulator_for(edge_bundle, "ocean-sts-785", protocol="obp", seed=4)
     port = emulator.start()
     try:
-        listener = Listener(port, Classifier(bundle, num_threads=1), "auto")
+        listener = Listener(port, Identifier(bundle, num_threads=1), "auto")
         info = listener.connect()
         assert listener.protocol == "obp" and info.serial == "EMU00001" and info.profile.pixels == 1024
         # the device's float32 coefficients were read over OBP
@@ -238,7 +237,7 @@ def test_auto_protocol_finds_obp_and_profile_overrides_the_device(edge_bundle, t
         listener.close()
 
         mine = replace(load_profile("ocean-sts-785"), wavelength_coefficients=(791.0, 0.15, -1e-5, 0.0))
-        listener = Listener(port, Classifier(bundle, num_threads=1), "obp", profile=mine)
+        listener = Listener(port, Identifier(bundle, num_threads=1), "obp", profile=mine)
         assert listener.connect().profile.wavelength_coefficients == (791.0, 0.15, -1e-5, 0.0)
         listener.close()
     finally:
@@ -253,7 +252,7 @@ def test_saved_captures_classify_as_they_did_live(edge_bundle, tmp_path):
     sessions = []
     try:
         for _ in range(2):  # a second session into the same folder: the device's counter starts again
-            listener = Listener(port, Classifier(bundle, num_threads=1), "frame", save_spectra=captures)
+            listener = Listener(port, Identifier(bundle, num_threads=1), "frame", save_spectra=captures)
             listener.connect()
             sessions.append([])
             listener.run(lambda r, record: sessions[-1].append(record), lambda: False, count=4)

@@ -10,7 +10,7 @@ import pytest
 from edge.bundle import load_bundle
 from edge.listen import Listener
 from edge.preprocessing import GRID
-from edge.runtime import Classifier
+from edge.identifier import Identifier
 from firmware_bridge import obp
 from firmware_bridge.emulator import Emulator, ObpBehaviour
 from firmware_bridge.link import LinkError, OBPLink
@@ -77,12 +77,11 @@ def test_the_reply_timeout_follows_baud_and_integration():
 
 def _listen_to(behaviour: ObpBehaviour, count: int = 3):
     bundle = load_bundle()
-    minerals, spectra = bundle.reference()
     emulator = Emulator(
-        load_profile("ocean-sts-785"), list(zip(minerals, spectra))[:20], GRID, protocol="obp", seed=3, obp_behaviour=behaviour
+        load_profile("ocean-sts-785"), bundle.demo_spectra()[:20], GRID, protocol="obp", seed=3, obp_behaviour=behaviour
     )
     port = emulator.start()
-    listener = Listener(port, Classifier(bundle, num_threads=1), "obp", profile=None)
+    listener = Listener(port, Identifier(bundle, num_threads=1), "obp", profile=None)
     records = []
     try:
         info = listener.connect()

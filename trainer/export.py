@@ -21,8 +21,11 @@ import keras
 import numpy as np
 
 from edge.bundle import MANIFEST, Manifest, load_bundle, with_metrics, write_bundle
+from edge.library import Calibration, Matcher, ReferenceLibrary
 from edge.preprocessing import GRID, GRID_SIZE
 from edge.runtime import Classifier
+from edge.session import DEMO_SPECTRA, WELL_KNOWN
+from trainer import calibration
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
@@ -127,11 +130,24 @@ def check_exported(precision: str, proba: np.ndarray, metrics: dict[str, float],
         )
 
 
-def reference_library(dataset: SpectraDataset, rows: np.ndarray, classes: list[str]) -> np.ndarray:
-    """Median preprocessed spectrum of each class over ``rows`` (the run's training spectra only:
-    a library never holds a test specimen): what a match to that mineral looks like. (classes, GRID_SIZE)."""
-    labels = dataset.mineral[rows]
-    return np.stack([np.median(dataset.X[rows[labels == c]], axis=0) for c in classes])
+def reference_library(dataset: SpectraDataset, rows: np.ndarray) -> ReferenceLibrary:
+    """Every spectrum of ``rows`` (the run's training spectra only: a library evaluated on a split
+    never holds a validation or test specimen) with its mineral and RRUFF id."""
+    ids = np.where(dataset.rruff_id[rows] != "", dataset.rruff_id[rows], dataset.source[rows])
+    return ReferenceLibrary(dataset.X[rows], dataset.mineral[rows], ids, np.full(len(rows), "bundle"))
+
+
+def demo_spectra(dataset: SpectraDataset, rows: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Spectra for the demo to play, from ``rows`` (the test split: in neither model nor library):
+    one of each well-known mineral the split holds, then others, DEMO_SPECTRA in all."""
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(rows)
+    first: dict[str, int] = {}
+    for i in rows:
+        first.setdefault(str(dataset.mineral[i]), int(i))
+    known = [first[m] for m in WELL_KNOWN if m in first]
+    rest = [i for i in rows if i not in set(known)]
+    return [(str(dataset.mineral[i]), dataset.X[i]) for i in (known + rest)[:DEMO_SPECTRA]]
 
 
 def bundle_manifest(run: Run, precision: str, io: dict) -> Manifest:
@@ -158,6 +174,7 @@ def bundle_manifest(run: Run, precision: str, io: dict) -> Manifest:
             "parameters": run.config["parameters"],
             "device": run.config["device"],
         },
+        library={"holds": f"the training spectra of {run.path.name}'s {run.split.protocol} split (no validation or test spectrum)"},
         files={},
     )
 
@@ -174,11 +191,16 @@ def _io_details(model_bytes: bytes) -> dict:
     return details
 
 
-def _convert_and_score(run: Run, dataset_path: str | Path | None, precision: str, out: Path, scratch: Path, log) -> dict:
+def _convert_and_score(
+    run: Run, dataset_path: str | Path | None, precision: str, out: Path, scratch: Path, log, fusion: Calibration | None = None
+) -> tuple[dict, Calibration]:
     """Convert one run, write its bundle to ``out``, score float32 and ``precision`` through the edge interpreter.
 
-    Returns the metrics block of the manifest: each precision's top-1/top-3 on the run's test
-    split (ranked as the device ranks) and on the same spectra degraded as in the field.
+    The fusion of model and library is calibrated on this run's validation spectra unless
+    ``fusion`` (fitted on a grouped run of the same recipe) is given. Returns the metrics block of
+    the manifest: each precision's top-1/top-3 on the run's test split (ranked as the device
+    ranks) and on the same spectra degraded as in the field; model alone, library alone and fused
+    answers of the exported model; and the calibration.
     """
     dataset = run.load_dataset(dataset_path)
     labels = dataset.labels(run.classes)
@@ -194,29 +216,49 @@ def _convert_and_score(run: Run, dataset_path: str | Path | None, precision: str
     representative = dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
     X_test, y_test = dataset.X[run.split.test], labels[run.split.test]
     X_field = field_degrade(X_test, seed=run.split.seed)
-    library = reference_library(dataset, run.split.train, run.classes)
+    library = reference_library(dataset, run.split.train)
+    demo = demo_spectra(dataset, run.split.test)
     metrics: dict = {}
     for p in ["float32"] if precision == "float32" else ["float32", precision]:
         model_bytes = convert(model, p, representative)
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
-        write_bundle(target, model_bytes, run.classes, library, bundle_manifest(run, p, _io_details(model_bytes)))
+        write_bundle(target, model_bytes, run.classes, library, demo, bundle_manifest(run, p, _io_details(model_bytes)))
         proba = bundle_probabilities(target, X_test)
         metrics[p] = topk(proba, y_test)
-        metrics[f"{p}_field_degraded"] = topk(bundle_probabilities(target, X_field), y_test)
+        field_proba = bundle_probabilities(target, X_field)
+        metrics[f"{p}_field_degraded"] = topk(field_proba, y_test)
         log(
             f"{run.path.name}: {p} TFLite through the edge interpreter: test top-1 {metrics[p]['top1']:.4f}, "
             f"top-3 {metrics[p]['top3']:.4f}; field-degraded top-1 {metrics[f'{p}_field_degraded']['top1']:.4f}"
         )
         if p != "float32":
             check_exported(p, proba, metrics[p], metrics["float32"])
+    matcher = Matcher(run.classes, library, Calibration())
+    if fusion is None:
+        X_val, y_val = dataset.X[run.split.val], labels[run.split.val]
+        source = f"{run.path.name} validation ({run.split.protocol} split)"
+        fusion = calibration.calibrate(matcher, bundle_probabilities(out, X_val), X_val, y_val, source)
+        log(
+            f"{run.path.name}: fusion calibrated on {len(y_val)} validation spectra: temperature {fusion.temperature:.3f}, "
+            f"library weight {fusion.library_weight:.2f}, identified from {fusion.identified:.3f}, not in library under HQI {fusion.not_in_library_hqi:.0f}"
+        )
+    matcher = Matcher(run.classes, library, fusion)
+    answers = calibration.score_answers(matcher, proba, X_test, y_test)
+    answers_field = calibration.score_answers(matcher, field_proba, X_field, y_test)
+    log(
+        f"{run.path.name}: {precision} answers on the test split: model top-1 {answers['model']['top1']:.4f}, "
+        f"library {answers['library']['top1']:.4f}, fused {answers['fused']['top1']:.4f}; identified {answers['fused']['identified']}"
+    )
     return {
         **metrics,
+        "answers": answers,
+        "answers_field_degraded": answers_field,
         "keras_float": {k: keras_metrics[k] for k in ("top1", "top3")},
         "test_spectra": int(len(y_test)),
         "n_classes": len(run.classes),
         "protocol": run.split.protocol,
         "run": run.path.name,
-    }
+    }, fusion
 
 
 def export(
@@ -248,9 +290,13 @@ def export(
         shutil.rmtree(out)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            metrics = _convert_and_score(run, dataset_path, precision, out, Path(tmp), log)
-            other_metrics = _convert_and_score(other, None, precision, Path(tmp) / "other", Path(tmp), log) if other else None
+            other_metrics, other_fusion = (
+                _convert_and_score(other, None, precision, Path(tmp) / "other", Path(tmp), log) if other else (None, None)
+            )
+            # a grouped run's calibration was fitted on specimens its model never saw: the honest one to ship
+            fusion = other_fusion if other is not None and other.split.protocol == "grouped" else None
+            metrics, fusion = _convert_and_score(run, dataset_path, precision, out, Path(tmp), log, fusion)
         except ExportError:
             shutil.rmtree(out, ignore_errors=True)
             raise
-    return with_metrics(load_bundle(out), metrics, other_metrics).manifest
+    return with_metrics(load_bundle(out), metrics, other_metrics, fusion).manifest

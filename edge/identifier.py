@@ -1,0 +1,100 @@
+"""One spectrum in, one answer out: the model, the libraries and the answer gate together.
+
+``classify`` (files) and ``listen`` (frames) both call :meth:`Identifier.answer` with a spectrum
+after the raw pipeline, so one spectrum gets one state and one ranking wherever it is measured:
+the signal gate (:mod:`edge.answer`) first, then the model (:class:`edge.runtime.Classifier`),
+the library search and the fusion (:class:`edge.library.Matcher`, calibrated by the bundle),
+then the state from the fused confidence and the best HQI.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge.answer import AnswerGate
+from edge.bundle import Bundle
+from edge.library import Matcher, ReferenceLibrary
+from edge.runtime import Classifier
+from edge.user_library import UserEntry, UserLibrary
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the device says about one spectrum."""
+
+    state: str
+    top: list[tuple[str, float]]  #: fused ranking: (mineral, calibrated confidence), empty if not classified
+    confidence: float | None = None
+    library_hit: dict[str, Any] | None = None  #: mineral, id, source, hqi, gap
+    source: str | None = None  #: "model" or "user library"
+    latency_ms: float = 0.0  #: model + library + fusion
+    reference: np.ndarray | None = None  #: the best library hit's spectrum
+
+    def record_fields(self) -> dict[str, Any]:
+        """The JSON-lines keys of an answer (docs/json-lines.md)."""
+        return {
+            "top": [{"mineral": m, "probability": round(p, 6)} for m, p in self.top],
+            "state": self.state,
+            "confidence": None if self.confidence is None else round(self.confidence, 6),
+            "library_hit": self.library_hit,
+            "source": self.source,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+class Identifier:
+    """A bundle's model and library, the user's library, and the gate with the bundle's thresholds.
+
+    ``confidence`` overrides the bundle's calibrated *identified* threshold (0..1).
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        user_library: UserLibrary | None = None,
+        num_threads: int | None = None,
+        confidence: float | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.classifier = Classifier(bundle, num_threads=num_threads)
+        self.calibration = bundle.calibration()
+        self.gate = AnswerGate(
+            self.calibration.identified if confidence is None else confidence, self.calibration.not_in_library_hqi
+        )
+        self.user_library = user_library
+        self._bundle_library = bundle.library()
+        self.matcher = self._matcher()
+
+    def _matcher(self) -> Matcher:
+        user = self.user_library.references() if self.user_library is not None else ReferenceLibrary.concat()
+        return Matcher(self.bundle.labels, ReferenceLibrary.concat(self._bundle_library, user), self.calibration)
+
+    def add_to_user_library(self, mineral: str, spectrum: np.ndarray, source: str) -> UserEntry:
+        """Add a measured spectrum to the user library, save it, and search it from the next spectrum on."""
+        if self.user_library is None:
+            self.user_library = UserLibrary()
+        entry = self.user_library.add(mineral, spectrum, source)
+        self.user_library.save()
+        self.matcher = self._matcher()
+        return entry
+
+    def answer(self, y: np.ndarray, vector: np.ndarray, saturated: bool = False, k: int = 3) -> Answer:
+        """The answer for one spectrum: ``y`` its cleaned intensities (for the signal gate), ``vector`` its model input."""
+        refused = self.gate.signal_state(y, saturated)
+        if refused is not None:
+            return Answer(refused, [])
+        started = time.perf_counter()
+        match = self.matcher.match(self.classifier.probabilities(vector), vector, k=k, started=started)
+        return Answer(
+            self.gate.state(match.confidence, match.best_hqi),
+            match.top,
+            match.confidence,
+            match.library_hit,
+            match.source,
+            match.latency_ms,
+            match.reference,
+        )

@@ -1,0 +1,243 @@
+"""Library search, and its fusion with the model: the answer a trusted instrument gives.
+
+A preprocessed spectrum (:data:`edge.preprocessing.GRID`) is compared with every reference of a
+:class:`ReferenceLibrary` (the training spectra shipped in the bundle, plus the user's own
+entries) by mean-centred correlation over the range the spectrum was measured on, reported as a
+hit quality index (HQI, 0-1000) as field instruments report it. The best correlation per
+mineral and the model's log-probabilities are fused by :func:`fused_logits` with a
+:class:`Calibration` (temperature and library weight fitted by ``trainer export`` on
+validation spectra of specimens the model never saw); the fused softmax is the confidence the
+answer states (:mod:`edge.answer`) are thresholded on. :class:`Matcher` puts it together for
+``classify``, ``listen`` and ``demo``.
+
+A mineral only the user library holds has no model output: it gets the model's best
+log-probability (the model neither votes for nor against it), so the library decides between it
+and the model's pick.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.preprocessing import GRID_SIZE
+from edge.ranking import rank
+
+#: Library spectra are matched at this many grid points per bin (1 cm^-1 each): 2 cm^-1 bins
+#: keep every Raman band (RRUFF bands are wider) and halve the work per spectrum.
+BIN = 2
+#: Model probabilities are floored here before the log: int8 outputs are often exactly 0.
+MODEL_FLOOR = 1e-4
+#: Fewest measured bins a correlation is computed over; a shorter overlap scores 0.
+MIN_OVERLAP_BINS = 20
+
+
+def hqi(r: np.ndarray | float) -> np.ndarray:
+    """Hit quality index, 0-1000: ``1000 * r**2`` for a positive mean-centred correlation ``r``, else 0."""
+    r = np.asarray(r, dtype=np.float64)
+    return np.where(r > 0, 1000.0 * r * r, 0.0)
+
+
+def _binned(spectra: np.ndarray) -> np.ndarray:
+    """(n, GRID_SIZE) -> (n, GRID_SIZE // BIN) means of adjacent grid points, float32."""
+    n = spectra.shape[0]
+    usable = (GRID_SIZE // BIN) * BIN
+    return spectra[:, :usable].reshape(n, -1, BIN).mean(axis=2, dtype=np.float32)
+
+
+def measured_bins(spectrum: np.ndarray) -> tuple[int, int]:
+    """First and one-past-last bin of the range a preprocessed spectrum was measured on (zeros outside it)."""
+    nonzero = np.flatnonzero(spectrum)
+    if nonzero.size == 0:
+        return 0, 0
+    return int(nonzero[0]) // BIN, min(-(-int(nonzero[-1] + 1) // BIN), GRID_SIZE // BIN)
+
+
+@dataclass
+class ReferenceLibrary:
+    """Reference spectra with what each is: the search side of identification.
+
+    ``spectra``: (n, GRID_SIZE) preprocessed, values 0..1 (stored as uint8 or float16 is fine);
+    ``minerals``, ``ids`` (RRUFF id or user entry id), ``sources`` ("bundle" or "user"): (n,) str.
+    """
+
+    spectra: np.ndarray
+    minerals: np.ndarray
+    ids: np.ndarray
+    sources: np.ndarray
+    mineral_names: list[str] = field(init=False)  #: sorted distinct minerals
+    _order: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.minerals = np.asarray(self.minerals, dtype=str)
+        self.ids = np.asarray(self.ids, dtype=str)
+        self.sources = np.asarray(self.sources, dtype=str)
+        n = len(self.minerals)
+        if self.spectra.shape != (n, GRID_SIZE) or len(self.ids) != n or len(self.sources) != n:
+            raise ValueError(f"library arrays disagree: spectra {self.spectra.shape}, {n} minerals, {len(self.ids)} ids")
+        # sorted by mineral, so that the best hit per mineral is one reduceat
+        self._order = np.argsort(self.minerals, kind="stable")
+        sorted_minerals = self.minerals[self._order]
+        self.mineral_names, self._starts = np.unique(sorted_minerals, return_index=True) if n else (np.array([], dtype=str), np.array([], dtype=int))
+        self.mineral_names = self.mineral_names.tolist()
+        binned = _binned(np.asarray(self.spectra, dtype=np.float32)[self._order]) if n else np.zeros((0, GRID_SIZE // BIN), np.float32)
+        self._binned = np.ascontiguousarray(binned)
+        zero = np.zeros((n, 1), np.float64)
+        self._sum = np.hstack([zero, np.cumsum(binned, axis=1, dtype=np.float64)]).astype(np.float32)
+        self._sum_sq = np.hstack([zero, np.cumsum(np.square(binned, dtype=np.float64), axis=1)]).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.minerals)
+
+    @classmethod
+    def concat(cls, *libraries: ReferenceLibrary) -> ReferenceLibrary:
+        parts = [lib for lib in libraries if len(lib)]
+        if not parts:
+            return cls(np.zeros((0, GRID_SIZE), np.float32), np.array([], str), np.array([], str), np.array([], str))
+        return cls(
+            np.concatenate([np.asarray(p.spectra, np.float32) for p in parts]),
+            np.concatenate([p.minerals for p in parts]),
+            np.concatenate([p.ids for p in parts]),
+            np.concatenate([p.sources for p in parts]),
+        )
+
+    def correlations(self, spectrum: np.ndarray) -> np.ndarray:
+        """Mean-centred correlation (-1..1) of one preprocessed spectrum with every reference, in
+        mineral-sorted order, over the bins the spectrum was measured on. (n,) float32."""
+        lo, hi = measured_bins(np.asarray(spectrum))
+        if hi - lo < MIN_OVERLAP_BINS or not len(self):
+            return np.zeros(len(self), np.float32)
+        query = _binned(np.asarray(spectrum, dtype=np.float32)[None, :])[0, lo:hi]
+        query = query - query.mean()
+        norm = float(np.linalg.norm(query))
+        if norm == 0.0:
+            return np.zeros(len(self), np.float32)
+        width = hi - lo
+        s1 = self._sum[:, hi] - self._sum[:, lo]
+        var = (self._sum_sq[:, hi] - self._sum_sq[:, lo]) - s1 * s1 / width
+        dot = self._binned[:, lo:hi] @ query
+        return dot / (np.sqrt(np.maximum(var, 1e-12)) * norm)
+
+    def best_per_mineral(self, r: np.ndarray) -> np.ndarray:
+        """(len(mineral_names),) best correlation of each mineral, from :meth:`correlations`' output."""
+        return np.maximum.reduceat(r, self._starts) if len(self) else np.zeros(0, np.float32)
+
+    def entry(self, sorted_index: int) -> dict[str, Any]:
+        """What the ``sorted_index``-th reference (in :meth:`correlations`' order) is."""
+        i = int(self._order[sorted_index])
+        return {"mineral": str(self.minerals[i]), "id": str(self.ids[i]), "source": str(self.sources[i])}
+
+    def spectrum_of(self, sorted_index: int) -> np.ndarray:
+        return np.asarray(self.spectra[int(self._order[sorted_index])], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How model and library are fused, and where the answer states begin; written by ``trainer export``.
+
+    ``temperature`` divides the model's log-probabilities (temperature scaling, > 0);
+    ``library_weight`` multiplies each mineral's best correlation (-1..1); ``identified``: fused
+    confidence (0..1) from which an answer is *identified*; ``not_in_library_hqi``: best HQI
+    (0-1000) under which the spectrum is *not in library*. ``fitted`` says on what and what each
+    threshold gave there (precision, coverage).
+    """
+
+    temperature: float = 1.0
+    library_weight: float = 0.0
+    identified: float = 0.5
+    not_in_library_hqi: float = 0.0
+    fitted: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "library_weight": self.library_weight,
+            "identified": self.identified,
+            "not_in_library_hqi": self.not_in_library_hqi,
+            "fitted": self.fitted,
+        }
+
+
+def fused_logits(probabilities: np.ndarray, best_r: np.ndarray, temperature: float, library_weight: float) -> np.ndarray:
+    """Fused scores: ``log(max(p, MODEL_FLOOR)) / temperature + library_weight * r``, row-wise.
+
+    ``probabilities``: (..., m) model outputs for the candidate minerals; ``best_r``: (..., m)
+    each candidate's best library correlation (0 where it has no reference). The softmax of the
+    result is the calibrated confidence.
+    """
+    return np.log(np.maximum(probabilities, MODEL_FLOOR)) / temperature + library_weight * best_r
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One spectrum's fused answer: ranked (mineral, confidence) pairs, the library's best hit, timing."""
+
+    top: list[tuple[str, float]]
+    confidence: float
+    best_hqi: float
+    library_hit: dict[str, Any] | None  #: mineral, id, source, hqi, gap (HQI over the best other mineral)
+    source: str  #: "model" or "user library": where the named mineral is known from
+    latency_ms: float
+    reference: np.ndarray | None = None  #: the best hit's spectrum, for the screen
+
+
+class Matcher:
+    """The model and a library, fused: ``match(spectrum)`` for each preprocessed spectrum.
+
+    ``labels``: the model's output order; ``library``: bundle and user references together;
+    minerals in the library but not in ``labels`` are candidates too (see the module docstring).
+    """
+
+    def __init__(self, labels: list[str], library: ReferenceLibrary, calibration: Calibration) -> None:
+        self.labels = list(labels)
+        self.library = library
+        self.calibration = calibration
+        extra = sorted(set(library.mineral_names) - set(self.labels))
+        self.candidates = self.labels + extra  #: model classes first, then user-only minerals
+        position = {m: i for i, m in enumerate(library.mineral_names)}
+        self._library_of = np.array([position.get(m, -1) for m in self.candidates])
+        self._model_classes = len(self.labels)
+
+    def features(self, probabilities: np.ndarray, best_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(model probability, best library correlation) of every candidate, from the model's
+        (len(labels),) outputs and the library's best correlation per mineral."""
+        r = best_r[np.maximum(self._library_of, 0)] if len(best_r) else np.zeros(len(self.candidates))
+        r = np.where(self._library_of >= 0, r, 0.0)
+        p = np.empty(len(self.candidates), np.float64)
+        p[: self._model_classes] = probabilities
+        p[self._model_classes :] = max(float(np.max(probabilities)), MODEL_FLOOR)  # no vote from the model
+        return p, r
+
+    def match(self, probabilities: np.ndarray, spectrum: np.ndarray, k: int = 3, started: float | None = None) -> Match:
+        """Fuse the model's outputs for one spectrum with the library's answer for it."""
+        r = self.library.correlations(spectrum)
+        best = self.library.best_per_mineral(r)
+        p, r_best = self.features(probabilities, best)
+        confidence = softmax(fused_logits(p, r_best, self.calibration.temperature, self.calibration.library_weight))
+        order = rank(confidence)
+        top = [(self.candidates[i], float(confidence[i])) for i in order[:k]]
+        hit, reference, best_hqi = None, None, 0.0
+        if len(r):
+            i = int(np.argmax(r))
+            best_hqi = float(hqi(r[i]))
+            entry = self.library.entry(i)
+            others = [b for name, b in zip(self.library.mineral_names, best) if name != entry["mineral"]]
+            gap = best_hqi - float(hqi(max(others))) if others else best_hqi
+            hit = {**entry, "hqi": round(best_hqi, 1), "gap": round(gap, 1)}
+            reference = self.library.spectrum_of(i)
+        source = "model" if order[0] < self._model_classes else "user library"
+        latency = (time.perf_counter() - started) * 1e3 if started is not None else 0.0
+        return Match(top, float(confidence[order[0]]), best_hqi, hit, source, latency, reference)

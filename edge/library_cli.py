@@ -1,0 +1,143 @@
+"""``ramanedge library ...``: the user's reference library, kept beside the bundle.
+
+``add`` reads and checks each file as ``classify`` does and refuses, one line each, what it could
+not identify from (unreadable, too weak, saturated) and what the library already holds; ``list``,
+``remove``, ``export`` and ``import`` move entries between devices. Every change is saved
+atomically (:class:`edge.user_library.UserLibrary`) and is searched by the next ``classify`` or
+``listen`` at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edge.answer import AnswerGate
+from edge.cli_support import errors, fail
+from edge.raw_spectra import read_model_input
+from edge.spectrum_files import SpectrumFileError
+from edge.user_library import UserLibrary, UserLibraryError, check_mineral_name
+
+library_app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+
+LibraryOption = Annotated[
+    Path | None,
+    typer.Option("--library", help="user library folder (default: $RAMANEDGE_LIBRARY, else the user's data folder)"),
+]
+
+
+def open_user_library(folder: Path | None) -> UserLibrary:
+    """The user library of ``folder`` (default folder if None), or one line saying why it cannot be read."""
+    try:
+        return UserLibrary(folder)
+    except UserLibraryError as exc:
+        fail(str(exc))
+
+
+def _save(library: UserLibrary) -> None:
+    try:
+        library.save()
+    except OSError as exc:
+        fail(f"{library.path}: cannot write the user library ({exc.strerror or exc})")
+
+
+@library_app.command()
+def add(
+    files: Annotated[list[Path], typer.Argument(help="spectrum files of one mineral (RRUFF text, two-column CSV/TXT, listen captures)")],
+    mineral: Annotated[str, typer.Option(help="the mineral these spectra are of")],
+    library: LibraryOption = None,
+    raw: Annotated[bool, typer.Option("--raw", help="files hold raw counts in Raman shift: remove spikes and baseline first")] = False,
+) -> None:
+    """Add reference spectra of one mineral; a known or a new mineral, no retraining needed."""
+    try:
+        mineral = check_mineral_name(mineral)
+    except UserLibraryError as exc:
+        fail(str(exc))
+    user = open_user_library(library)
+    gate = AnswerGate()
+    added = refused = 0
+    for path in files:
+        try:
+            spectrum, y, vector = read_model_input(path, raw)
+            weak = gate.signal_state(y, saturated=spectrum.header.get("SATURATED") == "True")
+            if weak is not None:
+                raise UserLibraryError(f"{path}: {weak}; not a reference to identify others by")
+            entry = user.add(mineral, vector, path.name)
+        except (SpectrumFileError, UserLibraryError) as exc:
+            refused += 1
+            errors.print(f"[red]refused[/red] {exc}", highlight=False, soft_wrap=True)
+            continue
+        added += 1
+        console.print(f"added {entry.id}: {entry.mineral} from {path}", highlight=False, soft_wrap=True)
+    if added:
+        _save(user)
+    errors.print(f"{added} added, {refused} refused; {len(user)} entries in {user.path}", highlight=False, soft_wrap=True)
+    if refused:
+        raise typer.Exit(1)
+
+
+@library_app.command("list")
+def list_entries(library: LibraryOption = None) -> None:
+    """The entries of the user library."""
+    user = open_user_library(library)
+    table = Table(title=f"{user.path} ({len(user)} entries)", title_justify="left")
+    for column in ("id", "mineral", "from", "added"):
+        table.add_column(column, overflow="fold")
+    for e in user.entries:
+        table.add_row(e.id, e.mineral, e.source, e.added)
+    console.print(table)
+
+
+@library_app.command()
+def remove(
+    selectors: Annotated[list[str], typer.Argument(help="entry ids (U0001) or mineral names (every entry of it)")],
+    library: LibraryOption = None,
+) -> None:
+    """Remove entries by id, or every entry of a mineral."""
+    user = open_user_library(library)
+    for selector in selectors:
+        try:
+            removed = user.remove(selector)
+        except UserLibraryError as exc:
+            fail(str(exc))
+        console.print(f"removed {', '.join(f'{e.id} ({e.mineral})' for e in removed)}", highlight=False)
+    _save(user)
+
+
+@library_app.command("export")
+def export_library(
+    file: Annotated[Path, typer.Argument(help="the file to write (.npz); an existing file is never overwritten")],
+    library: LibraryOption = None,
+) -> None:
+    """Write the user library to one file, to import on another device."""
+    user = open_user_library(library)
+    if file.exists():
+        fail(f"{file}: exists; not overwriting it")
+    try:
+        user.save(file)
+    except OSError as exc:
+        fail(f"{file}: cannot write ({exc.strerror or exc})")
+    console.print(f"{len(user)} entries written to {file}", highlight=False)
+
+
+@library_app.command("import")
+def import_library(
+    file: Annotated[Path, typer.Argument(help="a file written by `ramanedge library export`")],
+    library: LibraryOption = None,
+) -> None:
+    """Add the entries of an exported library; those already held are skipped."""
+    user = open_user_library(library)
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    try:
+        other = UserLibrary.from_file(file)
+    except UserLibraryError as exc:
+        fail(str(exc))
+    added, skipped = user.merge(other)
+    _save(user)
+    console.print(f"{len(added)} entries added, {len(skipped)} already held; {len(user)} entries in {user.path}", highlight=False)

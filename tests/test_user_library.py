@@ -1,0 +1,149 @@
+"""The user library: add/list/remove/export/import round trips, refusals in one line, writes that
+survive a crash, and entries searched at once by classify."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edge.cli import app
+from edge.preprocessing import GRID
+from edge.user_library import FILE, UserLibrary, UserLibraryError
+
+runner = CliRunner()
+
+
+def spectrum_file(path: Path, centres, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    y = sum(1000 / (1 + ((GRID - c) / 5.0) ** 2) for c in centres) + rng.normal(0, 2, GRID.size) + 50
+    path.write_text("".join(f"{x:.1f}, {v:.3f}\n" for x, v in zip(GRID, y)))
+    return path
+
+
+def test_add_list_remove_round_trip(tmp_path):
+    lib = tmp_path / "lib"
+    a = spectrum_file(tmp_path / "a.csv", (200, 480, 1010))
+    b = spectrum_file(tmp_path / "b.csv", (200, 480, 1010), seed=1)
+    result = runner.invoke(app, ["library", "add", str(a), str(b), "--mineral", "Testite", "--library", str(lib)])
+    assert result.exit_code == 0, result.output
+    assert "added U0001: Testite" in result.output and "added U0002: Testite" in result.output
+    listed = runner.invoke(app, ["library", "list", "--library", str(lib)])
+    assert "U0001" in listed.output and "U0002" in listed.output and "b.csv" in listed.output
+    assert runner.invoke(app, ["library", "remove", "U0001", "--library", str(lib)]).exit_code == 0
+    assert [e.id for e in UserLibrary(lib).entries] == ["U0002"]
+    # ids are never reused after a removal
+    c = spectrum_file(tmp_path / "c.csv", (300, 700))
+    assert "added U0003" in runner.invoke(app, ["library", "add", str(c), "--mineral", "Other", "--library", str(lib)]).output
+    assert runner.invoke(app, ["library", "remove", "Testite", "--library", str(lib)]).exit_code == 0
+    assert [e.mineral for e in UserLibrary(lib).entries] == ["Other"]
+    missing = runner.invoke(app, ["library", "remove", "U0042", "--library", str(lib)])
+    assert missing.exit_code == 1 and "no entry or mineral 'U0042'" in missing.output
+
+
+def test_duplicates_bad_files_and_weak_spectra_are_refused_in_one_line_each(tmp_path):
+    lib = tmp_path / "lib"
+    a = spectrum_file(tmp_path / "a.csv", (200, 480, 1010))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("not a spectrum\n")
+    flat = tmp_path / "flat.csv"
+    flat.write_text("".join(f"{x:.1f}, {v:.3f}\n" for x, v in zip(GRID, np.random.default_rng(0).normal(0, 5, GRID.size))))
+    result = runner.invoke(app, ["library", "add", str(a), str(a), str(bad), str(flat), "--mineral", "Testite", "--library", str(lib)])
+    assert result.exit_code == 1
+    refused = [line for line in result.output.splitlines() if line.startswith("refused")]
+    assert len(refused) == 3 and "already in the library as U0001" in refused[0]
+    assert str(bad) in refused[1] and "signal too weak" in refused[2]
+    assert "1 added, 3 refused" in result.output
+    assert len(UserLibrary(lib)) == 1  # the good one was kept
+    assert runner.invoke(app, ["library", "add", str(a), "--mineral", " ", "--library", str(lib)]).exit_code == 1
+
+
+def test_export_import_moves_entries_and_never_overwrites(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    a = spectrum_file(tmp_path / "a.csv", (200, 480, 1010))
+    b = spectrum_file(tmp_path / "b.csv", (333, 900))
+    runner.invoke(app, ["library", "add", str(a), "--mineral", "Testite", "--library", str(one)])
+    runner.invoke(app, ["library", "add", str(b), "--mineral", "Other", "--library", str(two)])
+    out = tmp_path / "moved.npz"
+    assert runner.invoke(app, ["library", "export", str(out), "--library", str(one)]).exit_code == 0
+    again = runner.invoke(app, ["library", "export", str(out), "--library", str(one)])
+    assert again.exit_code == 1 and "exists; not overwriting" in again.output
+    result = runner.invoke(app, ["library", "import", str(out), "--library", str(two)])
+    assert result.exit_code == 0 and "1 entries added, 0 already held" in result.output
+    assert "0 entries added, 1 already held" in runner.invoke(app, ["library", "import", str(out), "--library", str(two)]).output
+    assert sorted(e.mineral for e in UserLibrary(two).entries) == ["Other", "Testite"]
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 not really")
+    bad = runner.invoke(app, ["library", "import", str(garbage), "--library", str(two)])
+    assert bad.exit_code == 1 and "unreadable user library" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_failed_write_leaves_the_old_library(tmp_path, monkeypatch):
+    lib = UserLibrary(tmp_path)
+    lib.add("Testite", np.linspace(0, 1, GRID.size), "a.csv")
+    lib.save()
+    lib.add("Other", np.linspace(1, 0, GRID.size), "b.csv")
+
+    def torn_write(fh, **arrays):
+        fh.write(b"PK\x03\x04 half a library")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", torn_write)
+    with pytest.raises(OSError):
+        lib.save()
+    monkeypatch.undo()
+    assert [e.mineral for e in UserLibrary(tmp_path).entries] == ["Testite"]
+    assert [p.name for p in tmp_path.iterdir()] == [FILE]  # no temporary file left behind
+
+
+def test_killed_while_writing_the_library_stays_valid(tmp_path):
+    """A process killed (SIGKILL, as a power cut) in the middle of saving leaves a library that loads."""
+    script = (
+        "import sys, numpy as np\n"
+        "from edge.user_library import UserLibrary\n"
+        "lib = UserLibrary(sys.argv[1])\n"
+        "rng = np.random.default_rng(0)\n"
+        "for i in range(100000):\n"
+        "    lib.add('M%d' % i, rng.uniform(0, 1, 1570), 'f%d' % i)\n"
+        "    lib.save()\n"
+        "    print(i, flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, cwd=Path(__file__).parents[1])
+    assert proc.stdout is not None
+    for _ in range(40):  # let it save some, then kill it mid-way through the next saves
+        proc.stdout.readline()
+    time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    lib = UserLibrary(tmp_path)
+    assert len(lib) >= 40 and [e.mineral for e in lib.entries] == [f"M{i}" for i in range(len(lib))]
+
+
+def test_unreadable_library_is_one_line(tmp_path, write):
+    (tmp_path / FILE).write_text("junk")
+    with pytest.raises(UserLibraryError, match="unreadable user library"):
+        UserLibrary(tmp_path)
+    result = runner.invoke(app, ["library", "list", "--library", str(tmp_path)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+
+
+def test_a_user_entry_is_searched_at_once_by_classify(edge_bundle, tmp_path):
+    """A spectrum unlike any mineral of the bundle: 'not in library' before, named from the user library after."""
+    lib = tmp_path / "lib"
+    first = spectrum_file(tmp_path / "first.csv", (95, 340, 610, 1370))
+    second = spectrum_file(tmp_path / "second.csv", (96, 341, 611, 1369), seed=5)
+    before = json.loads(runner.invoke(app, ["classify", str(second), "--json", "--library", str(lib)]).stdout)
+    assert before["state"] == "not in library"
+    assert runner.invoke(app, ["library", "add", str(first), "--mineral", "Novelite", "--library", str(lib)]).exit_code == 0
+    after = json.loads(runner.invoke(app, ["classify", str(second), "--json", "--library", str(lib)]).stdout)
+    assert after["top"][0]["mineral"] == "Novelite" and after["source"] == "user library"
+    assert after["library_hit"]["id"] == "U0001" and after["library_hit"]["source"] == "user" and after["library_hit"]["hqi"] > 900
+    assert after["state"] in ("identified", "possible match")

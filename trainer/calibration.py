@@ -1,0 +1,158 @@
+"""Fusion weights and answer thresholds, fitted where they will be used: on specimens the model never saw.
+
+Data flow (``trainer export``): the exported bundle's outputs on the validation spectra of a
+grouped split (through the edge interpreter) and, for each spectrum, every mineral's best
+correlation in the bundle's library (training spectra only, :class:`edge.library.Matcher`) ->
+:func:`fit_fusion` (temperature and library weight by least negative log-likelihood of the fused
+softmax) -> :func:`threshold_for_precision` (the *identified* threshold: answers at or above it
+were right >= 95 % of the time) and :func:`not_in_library_floor` -> an
+:class:`edge.library.Calibration` for the manifest. :func:`score_answers` measures a bundle the
+way the device answers, for the manifest and docs/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import log_softmax
+
+from edge.library import MODEL_FLOOR, Calibration, Matcher, hqi
+from edge.ranking import rank
+
+#: Identified answers must have been right this often on validation.
+IDENTIFIED_PRECISION = 0.95
+#: Share of validation spectra (of minerals the library holds) allowed under the not-in-library floor.
+NOT_IN_LIBRARY_MISS = 0.01
+PRECISIONS = (0.90, 0.95, 0.99)
+
+
+def features(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per spectrum: model probabilities and best library correlation of every candidate (n, m) each,
+    and every reference's correlation's best HQI (n,)."""
+    P, R, best = [], [], []
+    for proba, spectrum in zip(probabilities, spectra):
+        r = matcher.library.correlations(spectrum)
+        p, r_best = matcher.features(proba, matcher.library.best_per_mineral(r))
+        P.append(p)
+        R.append(r_best)
+        best.append(float(hqi(r.max())) if len(r) else 0.0)
+    return np.array(P), np.array(R), np.array(best)
+
+
+def fit_fusion(P: np.ndarray, R: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(temperature, library_weight) minimising the fused softmax's mean negative log-likelihood.
+
+    ``P``, ``R``: (n, m) candidate probabilities and best correlations; ``y``: (n,) true candidate index.
+    """
+    log_p = np.log(np.maximum(P, MODEL_FLOOR))
+    rows = np.arange(len(y))
+
+    def nll(params: np.ndarray) -> float:
+        inverse_t, weight = params
+        return float(-np.mean(log_softmax(inverse_t * log_p + weight * R, axis=1)[rows, y]))
+
+    fit = minimize(nll, np.array([1.0, 1.0]), method="L-BFGS-B", bounds=[(0.02, 50.0), (0.0, 500.0)])
+    return float(1.0 / fit.x[0]), float(fit.x[1])
+
+
+def threshold_for_precision(confidence: np.ndarray, correct: np.ndarray, precision: float) -> tuple[float, float, float]:
+    """The lowest confidence ``t`` such that answers with confidence >= t are right >= ``precision``
+    of the time; (t, precision there, coverage there). (inf, nan, 0) if no threshold reaches it."""
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(correct[order])
+    running = hits / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(running >= precision)
+    if ok.size == 0:
+        return float("inf"), float("nan"), 0.0
+    t = float(confidence[order[int(ok[-1])]])  # answers tied at t are counted too, as the device answers them alike
+    chosen = confidence >= t
+    return t, float(np.mean(correct[chosen])), float(np.mean(chosen))
+
+
+def not_in_library_floor(best_hqi: np.ndarray, best_other_hqi: np.ndarray) -> tuple[float, dict[str, float]]:
+    """The HQI floor under which at most NOT_IN_LIBRARY_MISS of known minerals fall, and how
+    often a mineral missing from the library (simulated: its own references left out) falls under it."""
+    floor = float(np.quantile(best_hqi, NOT_IN_LIBRARY_MISS))
+    return floor, {
+        "known_below": float(np.mean(best_hqi < floor)),
+        "absent_below": float(np.mean(best_other_hqi < floor)),
+    }
+
+
+def calibrate(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, y: np.ndarray, source: str) -> Calibration:
+    """A calibration fitted on validation spectra: ``probabilities`` (n, classes) the bundle's
+    outputs, ``spectra`` (n, GRID_SIZE) the model inputs, ``y`` (n,) label indices."""
+    P, R, best_hqi = features(matcher, probabilities, spectra)
+    temperature, weight = fit_fusion(P, R, y)
+    fused = np.log(np.maximum(P, MODEL_FLOOR)) / temperature + weight * R
+    confidence = np.exp(log_softmax(fused, axis=1))
+    answer = np.array([rank(c)[0] for c in confidence])
+    top = confidence[np.arange(len(y)), answer]
+    t, precision, coverage = threshold_for_precision(top, answer == y, IDENTIFIED_PRECISION)
+    others = R.copy()
+    others[np.arange(len(y)), y] = -1.0
+    floor, floor_stats = not_in_library_floor(best_hqi, hqi(others.max(axis=1)))
+    return Calibration(
+        temperature=temperature,
+        library_weight=weight,
+        identified=t,
+        not_in_library_hqi=floor,
+        fitted={
+            "on": source,
+            "spectra": int(len(y)),
+            "identified": {"target_precision": IDENTIFIED_PRECISION, "precision": precision, "coverage": coverage},
+            "not_in_library": {"known_share_allowed": NOT_IN_LIBRARY_MISS, **floor_stats},
+        },
+    )
+
+
+def coverage_at(confidence: np.ndarray, correct: np.ndarray) -> dict[str, float]:
+    """Risk-coverage: the share of spectra answered at each target precision (PRECISIONS)."""
+    return {f"{p:.2f}": threshold_for_precision(confidence, correct, p)[2] for p in PRECISIONS}
+
+
+def _topk(ranked: list[np.ndarray], y: np.ndarray) -> dict[str, float]:
+    return {f"top{k}": float(np.mean([y[i] in r[:k] for i, r in enumerate(ranked)])) for k in (1, 3)}
+
+
+def score_answers(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Model alone, library alone and fused, on labelled spectra, ranked and answered as the device does.
+
+    Model alone: the model's ranking, its top-1 probability as confidence. Library alone: minerals
+    by best correlation, the best HQI as confidence. Fused: :meth:`Matcher.match`, the device's path,
+    and the calibrated states (``identified`` precision and coverage, ``not in library`` rate).
+    """
+    cal = matcher.calibration
+    out: dict[str, Any] = {}
+    model_rank = [rank(p) for p in probabilities]
+    model_conf = np.array([p[r[0]] for p, r in zip(probabilities, model_rank)])
+    out["model"] = {**_topk(model_rank, y), "coverage_at_precision": coverage_at(model_conf, np.array([r[0] for r in model_rank]) == y)}
+    names = {m: i for i, m in enumerate(matcher.candidates)}
+    lib_rank, lib_conf, fused_rank, fused_conf, best_hqi = [], [], [], [], []
+    for proba, spectrum in zip(probabilities, spectra):
+        r = matcher.library.correlations(spectrum)
+        best = matcher.library.best_per_mineral(r)
+        lib_rank.append(np.array([names[matcher.library.mineral_names[i]] for i in rank(best)[:5]]))
+        lib_conf.append(float(hqi(best.max())))
+        match = matcher.match(proba, spectrum, k=5)
+        fused_rank.append(np.array([names[m] for m, _ in match.top]))
+        fused_conf.append(match.confidence)
+        best_hqi.append(match.best_hqi)
+    lib_conf_a, fused_conf_a, best_hqi_a = np.array(lib_conf), np.array(fused_conf), np.array(best_hqi)
+    out["library"] = {**_topk(lib_rank, y), "coverage_at_precision": coverage_at(lib_conf_a, np.array([r[0] for r in lib_rank]) == y)}
+    fused_right = np.array([r[0] for r in fused_rank]) == y
+    identified = (fused_conf_a >= cal.identified) & (best_hqi_a >= cal.not_in_library_hqi)
+    out["fused"] = {
+        **_topk(fused_rank, y),
+        "coverage_at_precision": coverage_at(fused_conf_a, fused_right),
+        "identified": {
+            "precision": float(np.mean(fused_right[identified])) if identified.any() else float("nan"),
+            "coverage": float(np.mean(identified)),
+            "share_of_right_answers": float(np.mean(identified[fused_right])) if fused_right.any() else float("nan"),
+        },
+        "not_in_library": float(np.mean(best_hqi_a < cal.not_in_library_hqi)),
+    }
+    out["spectra"] = int(len(y))
+    return out
