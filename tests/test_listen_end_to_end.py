@@ -19,7 +19,7 @@ import serial
 from edge.bundle import load_bundle
 from edge.listen import Listener, PortError, open_port
 from edge.preprocessing import GRID
-from edge.identifier import Identifier
+from edge.identifier import Answer, Identifier
 from firmware_bridge.emulator import Emulator, Faults
 from firmware_bridge.profiles import load_profile
 
@@ -35,9 +35,10 @@ def run_listener(bundle_dir, tmp_path, protocol="frame", profile="emulator-785",
         bundle_dir, profile, protocol=protocol, interval_s=interval, faults=faults or Faults(), seed=1,
         link_path=tmp_path / "spectrometer" if link else None,
     )
+    identifier = Identifier(bundle, num_threads=1)  # before the port opens, as the CLI does
     port = emulator.start()
     log = tmp_path / "log.jsonl"
-    listener = Listener(port, Identifier(bundle, num_threads=1), protocol, profile=load_profile(profile), log_path=log)
+    listener = Listener(port, identifier, protocol, profile=load_profile(profile), log_path=log)
     deadline = time.monotonic() + timeout
     try:
         listener.connect()
@@ -55,7 +56,9 @@ def test_frame_protocol_identifies_known_minerals_and_logs_every_one(edge_bundle
     played = {p.counter: p.mineral for p in emulator.played}
     assert [r["seq"] for r in records] == sorted(played)[: len(records)]  # every frame, in order, none lost
     for r in records:
-        assert set(r) == {"schema", "file", "top", "model", "latency_ms", "seq", "time", "state", "device", "port"}
+        assert set(r) == {
+            "schema", "file", "top", "model", "latency_ms", "seq", "time", "state", "device", "port", "confidence", "library_hit", "source"
+        }
         assert r["port"] == r["file"]
         assert r["device"].startswith("ramanedge emulator 785 nm")
     named = [r for r in records if r["top"]]
@@ -83,7 +86,7 @@ def test_other_protocols_end_to_end(edge_bundle, tmp_path, protocol, profile):
     assert stats.device.profile.pixels == load_profile(profile).pixels
     if protocol == "obp":
         assert stats.device.serial == "EMU00001"  # read from the device over OBP
-    assert {r["state"] for r in records} <= {"identified", "possible match", "signal too weak", "saturated"}
+    assert {r["state"] for r in records} <= {"identified", "possible match", "not in library", "signal too weak", "saturated"}
     played = {p.counter: p.mineral for p in emulator.played}
     named = [r for r in records if r["top"]]
     right = sum(r["top"][0]["mineral"] == played[r["seq"]] for r in named)
@@ -207,14 +210,16 @@ def test_demo_screen_marks_each_answer_and_keeps_score():
     listener, score = Fake(), DemoScore()
     spectrum = np.exp(-(((np.arange(1570) - 434) / 4.0) ** 2)).astype(np.float32)
     for seq, (played, named) in enumerate([("Quartz", "Quartz"), ("Calcite", "Dolomite")], start=1):
-        result = Identification("t", seq, "identified", [(named, 0.9), ("Gypsum", 0.05)], 1.0, spectrum)
+        hit = {"mineral": named, "id": "R050001", "source": "bundle", "hqi": 912.0, "gap": 80.0}
+        answer = Answer("identified", [(named, 0.9), ("Gypsum", 0.05)], 0.9, hit, "model", 1.0, spectrum)
+        result = Identification("t", seq, answer, 1.0, spectrum)
         listener.stats.last = result
         listener.stats.identifications = seq
         listener.stats.latencies.append(1.0)
         score.add(played, result)
         for width in (80, 60):  # readable on a small terminal: no line wraps, the axis fits
             console = Console(width=width, record=True)
-            console.print(render(listener, {named: spectrum}, score, width))
+            console.print(render(listener, score, width))
             screen = console.export_text()
             lines = screen.splitlines()
             assert all(line.startswith(("╭", "│", "╰")) for line in lines), "a line wrapped out of the panel"

@@ -33,15 +33,19 @@ def test_pixel_to_raman_shift():
 
 
 def test_every_raw_path_holds_the_one_pipeline():
-    """classify --raw, listen, trainer prepare --raw clean and the parity benchmark: the same object, not copies."""
+    """classify --raw, library add --raw, listen, trainer prepare --raw clean and the parity benchmark:
+    the same object, not copies (files are read through the one reader that holds it)."""
     import raw_parity
 
     import edge.cli
+    import edge.library_cli
     import edge.listen
+    import edge.raw_spectra
     import trainer.sources
 
-    for module in (edge.cli, edge.listen, trainer.sources, raw_parity):
+    for module in (edge.raw_spectra, edge.listen, trainer.sources, raw_parity):
         assert module.RAW_PIPELINE is RAW_PIPELINE, module.__name__
+    assert edge.cli._read is edge.library_cli.read_model_input is edge.raw_spectra.read_model_input
 
 
 def test_windows_are_physical_not_points():
