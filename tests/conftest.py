@@ -76,18 +76,26 @@ def edge_bundle() -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_run(dataset2_npz, tmp_path_factory):
-    """A narrow model on the 6 largest Dataset_1 classes: trained once, shared by the tests."""
-    root = tmp_path_factory.mktemp("export")
-    from trainer.cli import app as trainer_app
+def six_classes(dataset2_npz, tmp_path_factory) -> Path:
+    """The 6 largest Dataset_1 classes as a dataset file (about 600 spectra)."""
     from trainer.sources import load_published_npz
 
+    root = tmp_path_factory.mktemp("export")
     full = load_published_npz(dataset2_npz)
     largest = [m for m, _ in Counter(full.mineral.tolist()).most_common(6)]
     full.subset(np.flatnonzero(np.isin(full.mineral, largest))).save(root / "six.npz")
+    return root / "six.npz"
+
+
+@pytest.fixture(scope="session")
+def small_run(six_classes):
+    """A narrow model on the 6 largest Dataset_1 classes: trained once, shared by the tests."""
+    root = six_classes.parent
+    from trainer.cli import app as trainer_app
+
     result = CliRunner().invoke(
         trainer_app,
-        ["fit", str(root / "six.npz"), "--out", str(root / "run"), "--width", "0.125", "--epochs", "8", "--quiet"],
+        ["fit", str(six_classes), "--out", str(root / "run"), "--width", "0.125", "--epochs", "8", "--quiet"],
     )
     assert result.exit_code == 0, result.output
     return root / "run"

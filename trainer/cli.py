@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 from pathlib import Path
 from typing import Annotated
@@ -61,7 +63,7 @@ def prepare(
 
 DatasetArg = Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")]
 Seed = Annotated[int, typer.Option(help="seed of the split, the initial weights and the batch order")]
-Arch = Annotated[str, typer.Option(help="sang2021 (the paper's Table 2 network) or resnet1d (compact, for the CPU)")]
+Arch = Annotated[str, typer.Option(help="sang2021 (the paper's Table 2 network), resnet1d (compact, for the CPU), liu2017 or fan2019 (the paper's Table 3)")]
 Width = Annotated[float, typer.Option(help="scale of every layer's width; 1.0 is the paper's network")]
 BatchSize = Annotated[int, typer.Option(help="batch size")]
 LearningRate = Annotated[float, typer.Option(help="Adam learning rate (the paper's: 1e-4)")]
@@ -128,33 +130,96 @@ def evaluate_command(
 @app.command(name="repeat")
 def repeat_command(
     dataset: Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the runs and the summary")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the runs and the summary (finished runs are skipped)")],
     n: Annotated[int, typer.Option("--n", help="splits per protocol")] = 5,
     protocols: Annotated[str, typer.Option(help="comma-separated: random,grouped")] = "random,grouped",
     seed: Annotated[int, typer.Option(help="first seed; run i uses seed + i")] = 0,
+    arch: Arch = "sang2021",
     width: Annotated[float, typer.Option(help="scale of every layer's width; 1.0 is the paper's network")] = 1.0,
     epochs: Annotated[int, typer.Option(help="most epochs")] = 200,
     patience: Annotated[int, typer.Option(help="early-stopping patience on validation accuracy")] = 30,
+    batch_size: BatchSize = 32,
+    learning_rate: LearningRate = 1e-4,
+    schedule: Schedule = "constant",
+    label_smoothing: LabelSmoothing = 0.0,
+    augment: Annotated[str, typer.Option(help="none, physical (trainer/augment.py), physical-no-NAME, or physical,key=value,...")] = "none",
+    executor: Annotated[str, typer.Option(help="local (one run after another, here) or ray (a Ray task per run)")] = "local",
+    address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start Ray on this machine)")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train and evaluate N splits per protocol; mean ± std of every metric."""
+    """Train and evaluate N splits per protocol (resumable, locally or on Ray); mean ± std of every metric."""
     _use_fastest_backend()
+    from rich.progress import Progress
+
     from trainer.repeat import repeat
     from trainer.training import FitConfig
 
-    base = FitConfig(seed=seed, width=width, epochs=epochs, patience=patience)
-    try:
-        summary = repeat(dataset, out, n, base, tuple(p.strip() for p in protocols.split(",")), quiet=quiet)
-    except EXPECTED as exc:
-        _fail(str(exc))
-    table = Table(title=f"{n} splits per protocol (mean ± std)")
+    base = FitConfig(
+        seed=seed, arch=arch, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
+        learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing, augment=augment,
+    )
+    split_protocols = tuple(p.strip() for p in protocols.split(","))
+    with Progress(console=console, disable=quiet) as bar:
+        task = bar.add_task(f"{arch} runs", total=n * len(split_protocols))
+
+        def progress(done: int, total: int, line: str) -> None:
+            bar.update(task, completed=done)
+            bar.console.print(line, highlight=False)
+
+        try:
+            summary = repeat(dataset, out, n, base, split_protocols, quiet=True, executor=executor, address=address, progress=progress)
+        except EXPECTED as exc:
+            _fail(str(exc))
+    table = Table(title=f"{arch}: {n} splits per protocol (mean ± std)")
     table.add_column("metric")
     for protocol in summary["summary"]:
-        table.add_column(protocol, justify="right")
-    for metric in next(iter(summary["summary"].values())):
+        table.add_column(f"{protocol} ({len(summary['results'][protocol])} runs)", justify="right")
+    for metric in next(iter(summary["summary"].values()), {}):
         table.add_row(metric, *(f"{s[metric]['mean']:.4f} ± {s[metric]['std']:.4f}" for s in summary["summary"].values()))
     console.print(table)
+    if summary["missing"]:
+        errors.print(f"missing runs: {', '.join(f'{k} ({v})' for k, v in summary['missing'].items())}", highlight=False, soft_wrap=True)
     console.print(f"summary.json and repeat_boxplot.png in {out}")
+    if summary["missing"]:
+        raise typer.Exit(1)
+
+
+@app.command(name="baseline")
+def baseline_command(
+    dataset: DatasetArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for one JSON per (protocol, seed, baseline) and the summary; finished ones are reused")],
+    n: Annotated[int, typer.Option("--n", help="splits per protocol")] = 5,
+    protocols: Annotated[str, typer.Option(help="comma-separated: random,grouped")] = "random,grouped",
+    baselines: Annotated[str, typer.Option(help="comma-separated, from: knn1, knn5, tree, forest, pca_svm_linear, pca_svm_rbf, correlation")] = "knn1,knn5,tree,forest,pca_svm_linear,pca_svm_rbf,correlation",
+    seed: Annotated[int, typer.Option(help="first seed; split i uses seed + i (the CNN repeats' seeds)")] = 0,
+    jobs: Annotated[int, typer.Option(help="parallel jobs of the grid searches")] = 1,
+    beside: Annotated[list[Path] | None, typer.Option(help="a `trainer repeat` summary.json to draw beside the baselines (repeatable)")] = None,
+) -> None:
+    """The paper's classic baselines (Fig. 7) and correlation library search, grid-searched inside the training part."""
+    from trainer.baselines import run_baselines
+
+    extra: dict[str, list[dict[str, float]]] = {}
+    for path in beside or []:
+        try:
+            repeat_summary = json.loads(path.read_text())
+            for protocol, runs in repeat_summary["results"].items():
+                extra[f"{repeat_summary['fit']['arch']} ({protocol})"] = runs
+        except (OSError, ValueError, KeyError) as exc:
+            _fail(f"{path}: not a `trainer repeat` summary ({exc})")
+    try:
+        summary = run_baselines(
+            dataset, out, n, tuple(b.strip() for b in baselines.split(",")), tuple(p.strip() for p in protocols.split(",")),
+            seed, jobs, log=lambda line: console.print(line, highlight=False), beside=extra,
+        )
+    except EXPECTED as exc:
+        _fail(str(exc))
+    table = Table(title=f"baselines, {n} splits per protocol (mean ± std)")
+    for column in ("baseline (protocol)", "accuracy", "F1 weighted", "top-3", "top-5"):
+        table.add_column(column, justify="right")
+    for key, s in summary["summary"].items():
+        table.add_row(key, *(f"{s[m]['mean']:.4f} ± {s[m]['std']:.4f}" for m in ("accuracy", "f1_weighted", "top3", "top5")))
+    console.print(table)
+    console.print(f"summary.json and baselines_boxplot.png in {out}")
 
 
 @app.command(name="ablation")

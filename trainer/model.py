@@ -66,8 +66,9 @@ def expected_parameter_count(n_classes: int, width: float = 1.0, input_length: i
     return total + features * n_classes + n_classes
 
 
-#: ``trainer fit --arch``: the paper's network (the reproduction default) and our compact one.
-ARCHITECTURES = ("sang2021", "resnet1d")
+#: ``trainer fit --arch``: the paper's network (the reproduction default), our compact one, and
+#: the other CNNs of the paper's Table 3 (trainer/table3.py).
+ARCHITECTURES = ("sang2021", "resnet1d", "liu2017", "fan2019")
 
 
 def make_model(arch: str, n_classes: int, width: float = 1.0, bn_momentum: float = BN_MOMENTUM) -> keras.Model:
@@ -78,6 +79,10 @@ def make_model(arch: str, n_classes: int, width: float = 1.0, bn_momentum: float
         from trainer import resnet
 
         return resnet.build_model(n_classes, width, bn_momentum)
+    if arch in ("liu2017", "fan2019"):
+        from trainer import table3
+
+        return getattr(table3, arch)(n_classes, width, bn_momentum)
     raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 

@@ -1,23 +1,35 @@
 """``trainer repeat``: N independent splits per protocol, each trained and evaluated; mean ± std.
 
-The paper reports repeated random splits (Fig. 6); the grouped split runs beside it with the
-same seeds, so the two protocols are compared on equal footing.
+The paper reports repeated random splits (Fig. 6, Table 3: 100 per model); the grouped split runs
+beside it with the same seeds, so the two protocols are compared on equal footing. Each
+(model, protocol, seed) is one task writing its own run folder ``{arch}-{protocol}-seed{seed}``;
+a task whose folder already holds its metrics is skipped, so a cut-short repeat resumes where it
+stopped. A failed task is reported and retried once; the summary names the runs still missing.
+
+Executors: ``local`` (the default: one task after another in this process, no Ray needed) and
+``ray`` (each task a Ray task: with no address a Ray instance is started on this machine, with
+one it joins that cluster; a task asks for a GPU where the cluster has GPUs). Install Ray with
+``pip install 'ramanedge[cluster]'``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from trainer import plots
-from trainer.evaluation import evaluate
+from trainer.errors import ConfigError
+from trainer.evaluation import METRICS
 from trainer.metrics import METRIC_NAMES
-from trainer.training import FitConfig, fit
+from trainer.training import FitConfig
 
 SUMMARY = "summary.json"
+EXECUTORS = ("local", "ray")
 
 
 def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -31,7 +43,64 @@ def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str,
             for name in METRIC_NAMES
         }
         for protocol, runs in results.items()
+        if runs
     }
+
+
+def run_name(config: FitConfig) -> str:
+    return f"{config.arch}-{config.protocol}-seed{config.seed}"
+
+
+def finished(run_dir: Path) -> dict[str, float] | None:
+    """The test metrics of a finished run folder, or None."""
+    try:
+        return json.loads((run_dir / METRICS).read_text())["test"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: bool = True) -> dict[str, float]:
+    """One (model, protocol, seed): fit and evaluate into ``run_dir``; its test metrics. Runs where Ray puts it."""
+    from trainer.evaluation import evaluate
+    from trainer.training import fit
+
+    done = finished(Path(run_dir))
+    if done is not None:
+        return done
+    fit(dataset_path, run_dir, FitConfig(**config), quiet=quiet)
+    return evaluate(run_dir)["test"]
+
+
+def _local(tasks: list[tuple[str, str, dict]], quiet: bool, on_done: Callable[[str, dict | None, str], None]) -> None:
+    for dataset_path, run_dir, config in tasks:
+        for attempt in (1, 2):
+            try:
+                on_done(run_dir, run_task(dataset_path, run_dir, config, quiet), "")
+                break
+            except Exception as exc:  # a task boundary, as in Ray: one failed run must not end the others
+                if attempt == 2:
+                    on_done(run_dir, None, f"{type(exc).__name__}: {exc}")
+
+
+def _ray(tasks: list[tuple[str, str, dict]], address: str | None, on_done: Callable[[str, dict | None, str], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install 'ramanedge[cluster]'") from None
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1, retry_exceptions=True)(run_task)
+        pending = {remote.remote(d, r, c): r for d, r, c in tasks}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            run_dir = pending.pop(ready[0])
+            try:
+                on_done(run_dir, ray.get(ready[0]), "")
+            except ray.exceptions.RayError as exc:  # failed twice (once retried by Ray)
+                on_done(run_dir, None, str(exc).strip().splitlines()[-1])
+    finally:
+        ray.shutdown()
 
 
 def repeat(
@@ -41,20 +110,56 @@ def repeat(
     base: FitConfig,
     protocols: tuple[str, ...] = ("random", "grouped"),
     quiet: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict:
-    """Train and evaluate ``n`` runs per protocol under ``out_dir``; write and return the summary."""
+    """Train and evaluate ``n`` runs per protocol under ``out_dir``; write and return the summary.
+
+    ``progress(done, total, line)`` is called after each task.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     out_dir = Path(out_dir)
-    results: dict[str, list[dict[str, float]]] = {p: [] for p in protocols}
-    runs: dict[str, list[str]] = {p: [] for p in protocols}
-    for protocol in protocols:
-        for i in range(n):
-            config = replace(base, protocol=protocol, seed=base.seed + i)
-            run_dir = fit(dataset_path, out_dir / f"{protocol}-seed{config.seed}", config, quiet=quiet)
-            results[protocol].append(evaluate(run_dir)["test"])
-            runs[protocol].append(str(run_dir))
-    summary = {"n": n, "fit": asdict(base), "runs": runs, "results": results, "summary": summarise(results)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    configs = [replace(base, protocol=p, seed=base.seed + i) for p in protocols for i in range(n)]
+    tasks = [(str(Path(dataset_path).resolve()), str((out_dir / run_name(c)).resolve()), asdict(c)) for c in configs]
+    results: dict[str, dict[str, float]] = {}
+    failures: dict[str, str] = {}
+    done = 0
+
+    def on_done(run_dir: str, metrics: dict | None, error: str) -> None:
+        nonlocal done
+        done += 1
+        name = Path(run_dir).name
+        if metrics is None:
+            failures[name] = error
+            line = f"{name}: failed twice ({error})"
+        else:
+            results[name] = metrics
+            line = f"{name}: accuracy {metrics['accuracy']:.4f}"
+        if progress:
+            progress(done, len(tasks), line)
+
+    if executor == "ray":
+        _ray(tasks, address, on_done)
+    else:
+        _local(tasks, quiet, on_done)
+    by_protocol = {p: [results[run_name(c)] for c in configs if c.protocol == p and run_name(c) in results] for p in protocols}
+    runs = {p: [str(out_dir / run_name(c)) for c in configs if c.protocol == p and run_name(c) in results] for p in protocols}
+    summary = {
+        "n": n,
+        "fit": asdict(base),
+        "executor": executor,
+        "runs": runs,
+        "missing": {run_name(c): failures.get(run_name(c), "not run") for c in configs if run_name(c) not in results},
+        "results": by_protocol,
+        "summary": summarise(by_protocol),
+    }
     (out_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
-    plots.repeat_boxplot(
-        results, ("accuracy", "f1_weighted", "top3"), out_dir / "repeat_boxplot.png", f"{n} repeats per protocol"
-    )
+    if any(by_protocol.values()):
+        plots.repeat_boxplot(
+            {p: r for p, r in by_protocol.items() if r}, ("accuracy", "f1_weighted", "top3"), out_dir / "repeat_boxplot.png",
+            f"{base.arch}: {n} repeats per protocol",
+        )
     return summary

@@ -1,0 +1,101 @@
+"""The paper's comparisons: classic baselines grid-searched inside the training part, the other
+Table 3 CNNs, and repeats that resume, locally or on Ray."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.tensorflow
+
+
+@pytest.mark.parametrize("name", ["knn1", "knn5", "tree", "forest", "pca_svm_linear", "pca_svm_rbf", "correlation"])
+def test_each_baseline_beats_chance_widely(six_classes, name):
+    from trainer.baselines import run_one
+    from trainer.dataset import SpectraDataset
+
+    record = run_one(name, SpectraDataset.load(six_classes), "grouped", seed=0)
+    assert record["test"]["accuracy"] > 0.6  # chance: 1/6
+    assert set(record["test"]) >= {"accuracy", "f1_weighted", "roc_auc", "top3"}
+
+
+def test_grid_search_never_sees_a_test_spectrum(six_classes, monkeypatch):
+    import trainer.baselines as baselines
+    from trainer.dataset import SpectraDataset
+    from trainer.splits import make_split
+
+    dataset = SpectraDataset.load(six_classes)
+    seen: list[np.ndarray] = []
+
+    class Spy(baselines.GridSearchCV):
+        def fit(self, X, y=None, **kw):
+            seen.append(np.asarray(X))
+            for train, validate in self.cv:  # the folds, too, index only the rows it was given
+                assert max(train.max(), validate.max()) < len(X)
+            return super().fit(X, y, **kw)
+
+    monkeypatch.setattr(baselines, "GridSearchCV", Spy)
+    for protocol in ("random", "grouped"):
+        record = baselines.run_one("pca_svm_linear", dataset, protocol, seed=1)
+        split = make_split(protocol, dataset.mineral, dataset.specimen, 1)
+        assert record["test_rows"] == split.test.tolist()
+        assert not set(record["grid_search_rows"]) & set(split.test.tolist())
+        test_spectra = {row.tobytes() for row in dataset.X[split.test]}
+        assert not any(row.tobytes() in test_spectra for row in seen[-1])
+        assert len(seen[-1]) == len(split.train) + len(split.val)
+
+
+@pytest.mark.parametrize("arch", ["liu2017", "fan2019"])
+def test_table3_networks_have_their_sources_shapes_and_train(arch):
+    import keras
+
+    from trainer.model import compile_model, make_model
+    from trainer.table3 import expected_parameters
+
+    model = make_model(arch, 7)
+    assert model.count_params() == expected_parameters(arch, 7)
+    assert model.count_params() == {"liu2017": 24_805_767, "fan2019": 6_502_599}[arch]  # by hand: 12096x2048 and 6336x1024 dense inputs
+    compile_model(model, 1e-4)  # the paper's learning rate
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (16, 1570, 1)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(16) % 7, 7)
+    losses = [float(np.ravel(model.train_on_batch(X, y))[0]) for _ in range(8)]  # training-mode loss: BatchNorm's own statistics
+    assert losses[-1] < 0.95 * losses[0]
+
+
+def test_repeat_on_ray_runs_tasks_and_resumes(six_classes, tmp_path):
+    pytest.importorskip("ray")
+    import shutil
+
+    from trainer.repeat import repeat
+    from trainer.training import FitConfig
+
+    base = FitConfig(arch="fan2019", width=0.0625, epochs=2, patience=2)
+    first = repeat(six_classes, tmp_path, 1, base, ("random", "grouped"), executor="ray")
+    assert first["missing"] == {} and len(first["results"]["random"]) == len(first["results"]["grouped"]) == 1
+    runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert runs == ["fan2019-grouped-seed0", "fan2019-random-seed0"]
+    kept = (tmp_path / runs[0] / "metrics.json").stat().st_mtime_ns
+    shutil.rmtree(tmp_path / runs[1])
+    second = repeat(six_classes, tmp_path, 1, base, ("random", "grouped"), executor="ray")
+    assert (tmp_path / runs[0] / "metrics.json").stat().st_mtime_ns == kept  # finished: skipped
+    assert (tmp_path / runs[1] / "metrics.json").is_file() and second["missing"] == {}
+    assert json.loads((tmp_path / "summary.json").read_text())["executor"] == "ray"
+
+
+def test_local_executor_needs_no_ray_and_reports_failures(six_classes, tmp_path, monkeypatch):
+    from trainer.repeat import repeat
+    from trainer.training import FitConfig
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    summary = repeat(six_classes, tmp_path, 1, FitConfig(arch="fan2019", width=0.0625, epochs=1, patience=1), ("random",))
+    assert summary["missing"] == {} and summary["executor"] == "local"
+    broken = repeat(six_classes, tmp_path / "b", 1, FitConfig(arch="nonesuch", epochs=1), ("random",))
+    assert list(broken["missing"]) == ["nonesuch-random-seed0"] and "unknown architecture" in broken["missing"]["nonesuch-random-seed0"]
+    from trainer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs Ray"):
+        repeat(six_classes, tmp_path / "c", 1, FitConfig(arch="fan2019", epochs=1), ("random",), executor="ray")
