@@ -126,11 +126,25 @@ def repeat(
     tasks = [(str(Path(dataset_path).resolve()), str((out_dir / run_name(c)).resolve()), asdict(c)) for c in configs]
     results: dict[str, dict[str, float]] = {}
     failures: dict[str, str] = {}
-    done = 0
+
+    def write_summary() -> dict:
+        """summary.json as it stands: written after every task, so a run cut short still says what it has."""
+        by_protocol = {p: [results[run_name(c)] for c in configs if c.protocol == p and run_name(c) in results] for p in protocols}
+        summary = {
+            "n": n,
+            "fit": asdict(base),
+            "executor": executor,
+            "runs": {p: [str(out_dir / run_name(c)) for c in configs if c.protocol == p and run_name(c) in results] for p in protocols},
+            "missing": {run_name(c): failures.get(run_name(c), "not run") for c in configs if run_name(c) not in results},
+            "results": by_protocol,
+            "summary": summarise(by_protocol),
+        }
+        tmp = out_dir / (SUMMARY + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(out_dir / SUMMARY)
+        return summary
 
     def on_done(run_dir: str, metrics: dict | None, error: str) -> None:
-        nonlocal done
-        done += 1
         name = Path(run_dir).name
         if metrics is None:
             failures[name] = error
@@ -138,28 +152,18 @@ def repeat(
         else:
             results[name] = metrics
             line = f"{name}: accuracy {metrics['accuracy']:.4f}"
+        write_summary()
         if progress:
-            progress(done, len(tasks), line)
+            progress(len(results) + len(failures), len(tasks), line)
 
     if executor == "ray":
         _ray(tasks, address, on_done)
     else:
         _local(tasks, quiet, on_done)
-    by_protocol = {p: [results[run_name(c)] for c in configs if c.protocol == p and run_name(c) in results] for p in protocols}
-    runs = {p: [str(out_dir / run_name(c)) for c in configs if c.protocol == p and run_name(c) in results] for p in protocols}
-    summary = {
-        "n": n,
-        "fit": asdict(base),
-        "executor": executor,
-        "runs": runs,
-        "missing": {run_name(c): failures.get(run_name(c), "not run") for c in configs if run_name(c) not in results},
-        "results": by_protocol,
-        "summary": summarise(by_protocol),
-    }
-    (out_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
-    if any(by_protocol.values()):
+    summary = write_summary()
+    if any(summary["results"].values()):
         plots.repeat_boxplot(
-            {p: r for p, r in by_protocol.items() if r}, ("accuracy", "f1_weighted", "top3"), out_dir / "repeat_boxplot.png",
+            {p: r for p, r in summary["results"].items() if r}, ("accuracy", "f1_weighted", "top3"), out_dir / "repeat_boxplot.png",
             f"{base.arch}: {n} repeats per protocol",
         )
     return summary
