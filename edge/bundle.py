@@ -135,7 +135,7 @@ class Bundle:
         if LIBRARY not in self.manifest.files:
             return ReferenceLibrary.concat()
         a = self._arrays(LIBRARY, ("spectra", "minerals", "ids"))
-        spectra = a["spectra"].astype(np.float32) * LIBRARY_STEP
+        spectra = a["spectra"] * np.float16(LIBRARY_STEP)  # uint8 steps -> float16, no float32 copy
         return ReferenceLibrary(spectra, a["minerals"], a["ids"], np.full(len(spectra), "bundle"))
 
     def demo_spectra(self) -> list[tuple[str, np.ndarray]]:

@@ -33,6 +33,10 @@ BIN = 2
 MODEL_FLOOR = 1e-4
 #: Fewest measured bins a correlation is computed over; a shorter overlap scores 0.
 MIN_OVERLAP_BINS = 20
+#: References prepared at a time when a library is built (bounds the temporary memory).
+CHUNK = 512
+#: Bins per block of the prefix sums (see ReferenceLibrary._centred_norms).
+STRIDE = 8
 
 
 def hqi(r: np.ndarray | float) -> np.ndarray:
@@ -60,7 +64,7 @@ def measured_bins(spectrum: np.ndarray) -> tuple[int, int]:
 class ReferenceLibrary:
     """Reference spectra with what each is: the search side of identification.
 
-    ``spectra``: (n, GRID_SIZE) preprocessed, values 0..1 (stored as uint8 or float16 is fine);
+    ``spectra``: (n, GRID_SIZE) preprocessed, values 0..1 (kept as float16);
     ``minerals``, ``ids`` (RRUFF id or user entry id), ``sources`` ("bundle" or "user"): (n,) str.
     """
 
@@ -69,9 +73,9 @@ class ReferenceLibrary:
     ids: np.ndarray
     sources: np.ndarray
     mineral_names: list[str] = field(init=False)  #: sorted distinct minerals
-    _order: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.spectra = np.asarray(self.spectra, dtype=np.float16)  # 0..1: float16 is exact to 1/2048, and half the memory
         self.minerals = np.asarray(self.minerals, dtype=str)
         self.ids = np.asarray(self.ids, dtype=str)
         self.sources = np.asarray(self.sources, dtype=str)
@@ -80,14 +84,21 @@ class ReferenceLibrary:
             raise ValueError(f"library arrays disagree: spectra {self.spectra.shape}, {n} minerals, {len(self.ids)} ids")
         # sorted by mineral, so that the best hit per mineral is one reduceat
         self._order = np.argsort(self.minerals, kind="stable")
-        sorted_minerals = self.minerals[self._order]
-        self.mineral_names, self._starts = np.unique(sorted_minerals, return_index=True) if n else (np.array([], dtype=str), np.array([], dtype=int))
-        self.mineral_names = self.mineral_names.tolist()
-        binned = _binned(np.asarray(self.spectra, dtype=np.float32)[self._order]) if n else np.zeros((0, GRID_SIZE // BIN), np.float32)
-        self._binned = np.ascontiguousarray(binned)
-        zero = np.zeros((n, 1), np.float64)
-        self._sum = np.hstack([zero, np.cumsum(binned, axis=1, dtype=np.float64)]).astype(np.float32)
-        self._sum_sq = np.hstack([zero, np.cumsum(np.square(binned, dtype=np.float64), axis=1)]).astype(np.float32)
+        names, self._starts = np.unique(self.minerals[self._order], return_index=True)
+        self.mineral_names = names.tolist()
+        bins = GRID_SIZE // BIN
+        self._binned = np.empty((n, bins), np.float32)
+        # prefix sums of x and x^2 at every STRIDE-th bin: the mean and norm over any range from
+        # them and at most 2 * STRIDE bins at its ends, in a fraction of the memory of full ones
+        self._sum = np.zeros((n, bins // STRIDE + 1), np.float64)
+        self._sum_sq = np.zeros((n, bins // STRIDE + 1), np.float64)
+        for lo in range(0, n, CHUNK):  # in chunks: the temporaries stay small
+            rows = self._order[lo : lo + CHUNK]
+            binned = _binned(self.spectra[rows].astype(np.float32))
+            self._binned[lo : lo + len(rows)] = binned
+            blocks = binned[:, : (bins // STRIDE) * STRIDE].reshape(len(rows), -1, STRIDE).astype(np.float64)
+            self._sum[lo : lo + len(rows), 1:] = np.cumsum(blocks.sum(axis=2), axis=1)
+            self._sum_sq[lo : lo + len(rows), 1:] = np.cumsum(np.square(blocks).sum(axis=2), axis=1)
 
     def __len__(self) -> int:
         return len(self.minerals)
@@ -96,9 +107,11 @@ class ReferenceLibrary:
     def concat(cls, *libraries: ReferenceLibrary) -> ReferenceLibrary:
         parts = [lib for lib in libraries if len(lib)]
         if not parts:
-            return cls(np.zeros((0, GRID_SIZE), np.float32), np.array([], str), np.array([], str), np.array([], str))
+            return cls(np.zeros((0, GRID_SIZE), np.float16), np.array([], str), np.array([], str), np.array([], str))
+        if len(parts) == 1:
+            return parts[0]  # no copy: the bundle's library alone is the common case
         return cls(
-            np.concatenate([np.asarray(p.spectra, np.float32) for p in parts]),
+            np.concatenate([p.spectra for p in parts]),
             np.concatenate([p.minerals for p in parts]),
             np.concatenate([p.ids for p in parts]),
             np.concatenate([p.sources for p in parts]),
@@ -115,11 +128,20 @@ class ReferenceLibrary:
         norm = float(np.linalg.norm(query))
         if norm == 0.0:
             return np.zeros(len(self), np.float32)
-        width = hi - lo
-        s1 = self._sum[:, hi] - self._sum[:, lo]
-        var = (self._sum_sq[:, hi] - self._sum_sq[:, lo]) - s1 * s1 / width
-        dot = self._binned[:, lo:hi] @ query
-        return dot / (np.sqrt(np.maximum(var, 1e-12)) * norm)
+        dot = self._binned[:, lo:hi] @ query  # query is centred: the references' means drop out
+        return dot / (self._centred_norms(lo, hi) * norm)
+
+    def _centred_norms(self, lo: int, hi: int) -> np.ndarray:
+        """Each reference's norm about its mean over bins lo..hi (the block prefix sums, plus the ends)."""
+        first, last = -(-lo // STRIDE), hi // STRIDE  # whole blocks inside the range
+        if first < last:
+            ends = np.concatenate([self._binned[:, lo : first * STRIDE], self._binned[:, last * STRIDE : hi]], axis=1)
+            s1 = self._sum[:, last] - self._sum[:, first] + ends.sum(axis=1)
+            s2 = self._sum_sq[:, last] - self._sum_sq[:, first] + np.einsum("ij,ij->i", ends, ends)
+        else:
+            part = self._binned[:, lo:hi]
+            s1, s2 = part.sum(axis=1), np.einsum("ij,ij->i", part, part)
+        return np.sqrt(np.maximum(s2 - s1 * s1 / (hi - lo), 1e-12)).astype(np.float32)
 
     def best_per_mineral(self, r: np.ndarray) -> np.ndarray:
         """(len(mineral_names),) best correlation of each mineral, from :meth:`correlations`' output."""
@@ -234,8 +256,8 @@ class Matcher:
             i = int(np.argmax(r))
             best_hqi = float(hqi(r[i]))
             entry = self.library.entry(i)
-            others = [b for name, b in zip(self.library.mineral_names, best) if name != entry["mineral"]]
-            gap = best_hqi - float(hqi(max(others))) if others else best_hqi
+            others = np.delete(best, self.library.mineral_names.index(entry["mineral"]))
+            gap = best_hqi - float(hqi(others.max())) if others.size else best_hqi
             hit = {**entry, "hqi": round(best_hqi, 1), "gap": round(gap, 1)}
             reference = self.library.spectrum_of(i)
         source = "model" if order[0] < self._model_classes else "user library"
