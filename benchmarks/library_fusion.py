@@ -85,7 +85,7 @@ def twin_answers(bundle_path: Path | None, folder: Path) -> list[str]:
     matcher = Matcher(bundle.labels, held, identifier.calibration)
     index = {m: i for i, m in enumerate(bundle.labels)}
     known = [(r, p) for r, p in read if p[0].mineral in index]
-    y = np.array([index[p[0].mineral] for _, p in known])
+    y = np.array([index[str(p[0].mineral)] for _, p in known])
     lines = [f"\nRAW twins: {len(known)} of {len(pairs)} pairs of minerals the model knows; library without their {len(specimens)} specimens ({int((~keep).sum())} entries left out)"]
     for name, vectors in (("RAW (device's raw pipeline)", [r[2] for r, _ in known]), ("Processed (RRUFF's own correction)", [p[2] for _, p in known])):
         X = np.array(vectors)
@@ -107,7 +107,7 @@ def new_specimen_twins(bundle_path: Path, run_dir: Path, dataset_path: Path, fol
     identifier = Identifier(bundle, None, num_threads=1)
     read = [(read_model_input(raw, raw=True), read_model_input(processed)) for raw, processed in chosen]
     read = [(r, p) for r, p in read if p[0].mineral in index]
-    y = np.array([index[p[0].mineral] for _, p in read])
+    y = np.array([index[str(p[0].mineral)] for _, p in read])
     lines = [f"\nRAW twins of new specimens: {len(read)} twins in {run_dir.name}'s test split, with its bundle"]
     for name, vectors in (("RAW, new specimens", [r[2] for r, _ in read]), ("Processed, new specimens", [p[2] for _, p in read])):
         X = np.array(vectors)
@@ -132,8 +132,8 @@ def lacking_minerals(bundle_path: Path, folder: Path) -> list[str]:
             user.add(mineral, read_model_input(pairs[0][1])[2], pairs[0][1].name)
             identifier = Identifier(bundle, user, num_threads=1)
             for raw_file, processed_file in pairs[1:]:
-                for path, raw in ((processed_file, False), (raw_file, True)):
-                    _, y, vector = read_model_input(path, raw=raw)
+                for spectrum_file, is_raw in ((processed_file, False), (raw_file, True)):
+                    _, y, vector = read_model_input(spectrum_file, raw=is_raw)
                     answer = identifier.answer(y, vector)
                     hit = bool(answer.top) and answer.top[0][0] == mineral
                     total += 1

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import load_bundle
+from edge.identifier import Identifier
 from edge.listen import Listener
 from edge.preprocessing import GRID
-from edge.identifier import Identifier
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.profiles import load_profile
 

@@ -94,10 +94,10 @@ def render(listener: Listener, score: DemoScore | None = None, width: int = 80) 
         parts.append(table)
         if last.spectrum is not None:
             parts.append(Text("measured   " + sparkline(last.spectrum, sketch), style="cyan"))
-            hit = last.answer.library_hit
-            if hit and last.answer.reference is not None:
+            library_hit = last.answer.library_hit
+            if library_hit and last.answer.reference is not None:
                 parts.append(Text("best hit   " + sparkline(last.answer.reference, sketch), style="magenta"))
-                parts.append(Text(f"{'':11}library: {hit['mineral']} ({hit['id']}) HQI {hit['hqi']:.0f}", style="magenta"))
+                parts.append(Text(f"{'':11}library: {library_hit['mineral']} ({library_hit['id']}) HQI {library_hit['hqi']:.0f}", style="magenta"))
             label = "Raman shift, cm^-1" if sketch >= 30 else "cm^-1"
             parts.append(Text(f"{'':11}{GRID[0]:.0f}{label:^{sketch - 6}}{GRID[-1]:.0f}", style="dim"))
         median = float(np.median(stats.latencies[-50:]))

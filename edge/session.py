@@ -22,9 +22,9 @@ from rich.live import Live
 from edge.bundle import Bundle
 from edge.keys import keys_pressed, typed_line
 from edge.listen import Identification, Listener
-from edge.user_library import UserLibraryError
 from edge.live_view import DemoScore, render
 from edge.preprocessing import GRID
+from edge.user_library import UserLibraryError
 from firmware_bridge.emulator import Emulator, Faults
 from firmware_bridge.profiles import DEFAULT_PROFILES, load_profile
 

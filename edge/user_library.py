@@ -148,13 +148,11 @@ class UserLibrary:
         columns = list(zip(*[(e.id, e.mineral, e.source, e.added, e.sha256) for e in self.entries])) or [()] * 5
         try:
             with tmp.open("wb") as fh:
-                np.savez(
-                    fh,
-                    format=np.array(FORMAT),
-                    next_id=np.array(self._next),
-                    spectra=np.array(self.spectra, dtype=np.float16).reshape(len(self.entries), GRID_SIZE),
-                    **{k: np.array(c, dtype=str) for k, c in zip(("ids", "minerals", "sources", "added", "sha256"), columns)},
-                )
+                arrays: dict[str, np.ndarray] = {k: np.array(c, dtype=str) for k, c in zip(("ids", "minerals", "sources", "added", "sha256"), columns)}
+                arrays["format"] = np.array(FORMAT)
+                arrays["next_id"] = np.array(self._next)
+                arrays["spectra"] = np.array(self.spectra, dtype=np.float16).reshape(len(self.entries), GRID_SIZE)
+                np.savez(fh, **arrays)  # type: ignore[arg-type]
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)

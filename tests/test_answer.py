@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from edge.answer import ADVICE, AnswerGate
 from edge.bundle import DEFAULT_BUNDLE, load_bundle
 from edge.cli import app
+from edge.identifier import Identifier
 from edge.listen import Listener
 from edge.preprocessing import GRID
-from edge.identifier import Identifier
 from firmware_bridge.instrument import Detector
 from firmware_bridge.link import DeviceInfo, RawFrame
 from firmware_bridge.profiles import load_profile
@@ -112,3 +112,24 @@ def test_classify_gives_the_state_listen_gives(bundle, tmp_path):
         assert record["state"] == live.state
         assert [t["mineral"] for t in record["top"][:1]] == [m for m, _ in live.top[:1]]
     assert [r.state for r in results][-2:] == ["saturated", "signal too weak"]
+
+
+def test_the_live_add_key_puts_the_shown_spectrum_in_the_user_library(bundle, tmp_path):
+    """What `a` on the live screen does: the spectrum on screen joins the user library under the typed
+    name and is searched from the next frame on."""
+    from edge.session import add_shown_spectrum
+    from edge.user_library import UserLibrary
+
+    listener = _listener(bundle)
+    listener.identifier.user_library = UserLibrary(tmp_path)
+    profile = listener._link.profile
+    frame = _frame(profile, _held_out(bundle, "Quartz"))
+    shown = listener.identify(frame)
+    assert add_shown_spectrum(listener, shown, "  ") == "not added"
+    assert add_shown_spectrum(listener, shown, "Field quartz 7").startswith("added U0001: Field quartz 7")
+    assert [e.mineral for e in UserLibrary(tmp_path).entries] == ["Field quartz 7"]  # saved, not only in memory
+    again = listener.identify(frame)
+    assert again.top[0][0] == "Field quartz 7" and again.answer.source == "user library"
+    assert again.answer.library_hit["id"] == "U0001"
+    weak = listener.identify(_frame(profile, _held_out(bundle, "Quartz") * 0.002, integration_us=2_000))
+    assert add_shown_spectrum(listener, weak, "x").startswith("not added: signal too weak")

@@ -206,3 +206,35 @@ def test_bundle_writer_and_reader_agree(tmp_path):
     assert load_bundle(tmp_path / "b").manifest == scored.manifest
     assert scored.manifest.metrics["int8"]["top1"] == 0.9 and scored.manifest.metrics_other_protocol == {"protocol": "grouped"}
     assert not (tmp_path / "b" / "manifest.json.tmp").exists()
+
+
+def test_a_mineral_left_out_of_training_is_named_from_one_user_spectrum(int8_bundle, rruff_sample, tmp_path):
+    """The six-mineral model knows none of these twin minerals: one Processed spectrum of each in the
+    user library, and the mineral's other spectra are named from it, with no retraining."""
+    from edge.identifier import Identifier
+    from edge.raw_spectra import read_model_input
+    from edge.user_library import UserLibrary
+
+    bundle = load_bundle(int8_bundle)
+    by_mineral: dict[str, list] = {}
+    for path in sorted(rruff_sample.glob("*Processed*.txt")):
+        mineral = path.name.split("__")[0]
+        if mineral not in bundle.labels:
+            by_mineral.setdefault(mineral, []).append(path)
+    cases = {m: files for m, files in by_mineral.items() if len(files) >= 2}
+    assert len(cases) >= 10
+    named = total = 0
+    for mineral, files in cases.items():
+        user = UserLibrary(tmp_path / mineral)
+        user.add(mineral, read_model_input(files[0])[2], files[0].name)
+        identifier = Identifier(bundle, user, num_threads=1)
+        for other in files[1:]:
+            _, y, vector = read_model_input(other)
+            answer = identifier.answer(y, vector)
+            total += 1
+            if answer.top[0][0] == mineral:
+                named += 1
+                assert answer.source == "user library" and answer.library_hit["source"] == "user"
+        before = Identifier(bundle, None, num_threads=1).answer(*read_model_input(files[1])[1:])
+        assert before.top[0][0] != mineral  # without the entry it cannot be named
+    assert named / total >= 0.7, f"{named} of {total}"

@@ -17,9 +17,9 @@ import pytest
 import serial
 
 from edge.bundle import load_bundle
+from edge.identifier import Answer, Identifier
 from edge.listen import Listener, PortError, open_port
 from edge.preprocessing import GRID
-from edge.identifier import Answer, Identifier
 from firmware_bridge.emulator import Emulator, Faults
 from firmware_bridge.profiles import load_profile
 

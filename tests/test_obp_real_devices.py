@@ -8,9 +8,9 @@ import time
 import pytest
 
 from edge.bundle import load_bundle
+from edge.identifier import Identifier
 from edge.listen import Listener
 from edge.preprocessing import GRID
-from edge.identifier import Identifier
 from firmware_bridge import obp
 from firmware_bridge.emulator import Emulator, ObpBehaviour
 from firmware_bridge.link import LinkError, OBPLink

@@ -24,6 +24,8 @@ Table 3 row that is not Zhang's.
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
@@ -86,7 +88,8 @@ def expected_parameters(arch: str, n_classes: int, width: float = 1.0) -> int:
         for filters in FAN_CONVS:
             f = _scaled(filters, width)
             total += 3 * channels * f + f
-            channels, length = f, -(-(-(-length // 2)) // 2)  # stride 2 then pool 2, both "same"
+            length = math.ceil(math.ceil(length / 2) / 2)  # stride 2, then pooling by 2, both "same"
+            channels = f
         units = _scaled(FAN_DENSE, width)
     else:
         raise ValueError(arch)
