@@ -192,7 +192,7 @@ def baseline_command(
     baselines: Annotated[str, typer.Option(help="comma-separated, from: knn1, knn5, tree, forest, pca_svm_linear, pca_svm_rbf, correlation")] = "knn1,knn5,tree,forest,pca_svm_linear,pca_svm_rbf,correlation",
     seed: Annotated[int, typer.Option(help="first seed; split i uses seed + i (the CNN repeats' seeds)")] = 0,
     jobs: Annotated[int, typer.Option(help="parallel jobs of the grid searches")] = 1,
-    beside: Annotated[list[Path] | None, typer.Option(help="a `trainer repeat` summary.json to draw beside the baselines (repeatable)")] = None,
+    beside: Annotated[list[Path] | None, typer.Option(help="a `trainer repeat` summary.json to draw beside the baselines (repeatable; labelled with its folder's name, e.g. the device)")] = None,
 ) -> None:
     """The paper's classic baselines (Fig. 7) and correlation library search, grid-searched inside the training part."""
     from trainer.baselines import run_baselines
@@ -202,7 +202,7 @@ def baseline_command(
         try:
             repeat_summary = json.loads(path.read_text())
             for protocol, runs in repeat_summary["results"].items():
-                extra[f"{repeat_summary['fit']['arch']} ({protocol})"] = runs
+                extra[f"{repeat_summary['fit']['arch']} ({protocol}, {path.parent.name})"] = runs
         except (OSError, ValueError, KeyError) as exc:
             _fail(f"{path}: not a `trainer repeat` summary ({exc})")
     try:
