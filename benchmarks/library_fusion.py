@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from raw_parity import pairs as twins  # noqa: E402  (benchmarks/ is on the path when run as a script)
+
 from edge.bundle import load_bundle  # noqa: E402
 from edge.identifier import Identifier  # noqa: E402
 from edge.library import Matcher, ReferenceLibrary  # noqa: E402
@@ -63,14 +65,17 @@ def answers_table(title: str, answers: dict) -> list[str]:
     return lines
 
 
-def twins(folder: Path) -> list[tuple[Path, Path]]:
-    out = []
-    for raw in sorted(folder.glob("*Raman_Data_RAW*.txt")):
-        stem = raw.name.split("__Raman_Data_RAW__")[0]
-        processed = sorted(folder.glob(f"{stem}__Raman_Data_Processed__*.txt"))
-        if processed:
-            out.append((raw, processed[0]))
-    return out
+def _score_twins(title: str, identifier: Identifier, matcher: Matcher, read: list) -> list[str]:
+    """Answers tables for RAW (through the raw pipeline) and Processed twins of minerals the model knows."""
+    index = {m: i for i, m in enumerate(identifier.bundle.labels)}
+    read = [(r, p) for r, p in read if p[0].mineral in index]
+    y = np.array([index[str(p[0].mineral)] for _, p in read])
+    lines = []
+    for name, vectors in ((f"RAW {title} (device's raw pipeline)", [r[2] for r, _ in read]), (f"Processed {title}", [p[2] for _, p in read])):
+        X = np.array(vectors)
+        proba = np.array([identifier.classifier.probabilities(x) for x in X])
+        lines += answers_table(name, score_answers(matcher, proba, X, y))
+    return lines
 
 
 def twin_answers(bundle_path: Path | None, folder: Path) -> list[str]:
@@ -83,15 +88,8 @@ def twin_answers(bundle_path: Path | None, folder: Path) -> list[str]:
     held = ReferenceLibrary(library.spectra[keep], library.minerals[keep], library.ids[keep], library.sources[keep])
     identifier = Identifier(bundle, None, num_threads=1)
     matcher = Matcher(bundle.labels, held, identifier.calibration)
-    index = {m: i for i, m in enumerate(bundle.labels)}
-    known = [(r, p) for r, p in read if p[0].mineral in index]
-    y = np.array([index[str(p[0].mineral)] for _, p in known])
-    lines = [f"\nRAW twins: {len(known)} of {len(pairs)} pairs of minerals the model knows; library without their {len(specimens)} specimens ({int((~keep).sum())} entries left out)"]
-    for name, vectors in (("RAW (device's raw pipeline)", [r[2] for r, _ in known]), ("Processed (RRUFF's own correction)", [p[2] for _, p in known])):
-        X = np.array(vectors)
-        proba = np.array([identifier.classifier.probabilities(x) for x in X])
-        lines += answers_table(name, score_answers(matcher, proba, X, y))
-    return lines
+    head = f"\nRAW twins: {len(pairs)} pairs; library without their {len(specimens)} specimens ({int((~keep).sum())} entries left out)"
+    return [head] + _score_twins("twins", identifier, matcher, read)
 
 
 def new_specimen_twins(bundle_path: Path, run_dir: Path, dataset_path: Path, folder: Path) -> list[str]:
@@ -102,18 +100,11 @@ def new_specimen_twins(bundle_path: Path, run_dir: Path, dataset_path: Path, fol
     bundle = load_bundle(bundle_path)
     with np.load(run_dir / "split.npz") as split:
         test_specimens = set(SpectraDataset.load(dataset_path).specimen[split["test"]].tolist())
-    index = {m: i for i, m in enumerate(bundle.labels)}
     chosen = [(raw, processed) for raw, processed in twins(folder) if specimen_of(processed.name.split("__")[1]) in test_specimens]
     identifier = Identifier(bundle, None, num_threads=1)
     read = [(read_model_input(raw, raw=True), read_model_input(processed)) for raw, processed in chosen]
-    read = [(r, p) for r, p in read if p[0].mineral in index]
-    y = np.array([index[str(p[0].mineral)] for _, p in read])
-    lines = [f"\nRAW twins of new specimens: {len(read)} twins in {run_dir.name}'s test split, with its bundle"]
-    for name, vectors in (("RAW, new specimens", [r[2] for r, _ in read]), ("Processed, new specimens", [p[2] for _, p in read])):
-        X = np.array(vectors)
-        proba = np.array([identifier.classifier.probabilities(x) for x in X])
-        lines += answers_table(name, score_answers(identifier.matcher, proba, X, y))
-    return lines
+    head = f"\nRAW twins of new specimens: {len(read)} twins in {run_dir.name}'s test split, with its bundle"
+    return [head] + _score_twins("twins of new specimens", identifier, identifier.matcher, read)
 
 
 def lacking_minerals(bundle_path: Path, folder: Path) -> list[str]:
