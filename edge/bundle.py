@@ -6,7 +6,7 @@ A bundle is a folder::
     model.tflite     the classifier (int8, float16 or float32)
     labels.json      class names in model-output order
     library.npz      the reference library: every training spectrum of the model's split (uint8, on
-                     the grid), with mineral and RRUFF id; searched beside the model (edge.library)
+                     the grid), with mineral, RRUFF id and laser; searched beside the model (edge.library)
     demo.npz         held-out spectra (the run's test split) the demo's emulator plays
 
 The format is read and written here only: :class:`Manifest` is its typed record,
@@ -134,9 +134,9 @@ class Bundle:
         """The bundle's reference library (empty if it has none)."""
         if LIBRARY not in self.manifest.files:
             return ReferenceLibrary.concat()
-        a = self._arrays(LIBRARY, ("spectra", "minerals", "ids"))
+        a = self._arrays(LIBRARY, ("spectra", "minerals", "ids", "lasers"))
         spectra = a["spectra"] * np.float16(LIBRARY_STEP)  # uint8 steps -> float16, no float32 copy
-        return ReferenceLibrary(spectra, a["minerals"], a["ids"], np.full(len(spectra), "bundle"))
+        return ReferenceLibrary(spectra, a["minerals"], a["ids"], np.full(len(spectra), "bundle"), a["lasers"])
 
     def demo_spectra(self) -> list[tuple[str, np.ndarray]]:
         """(mineral, preprocessed spectrum) pairs the demo plays: spectra the library does not hold."""
@@ -177,7 +177,7 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     if len(labels) != manifest.n_classes:
         raise BundleError(f"{path}: {len(labels)} labels but the manifest says {manifest.n_classes} classes")
     bundle = Bundle(path=path, manifest=manifest, labels=labels)
-    for name, keys in ((LIBRARY, ("spectra", "minerals", "ids")), (DEMO, ("spectra", "minerals"))):
+    for name, keys in ((LIBRARY, ("spectra", "minerals", "ids", "lasers")), (DEMO, ("spectra", "minerals"))):
         if name in manifest.files:
             bundle._arrays(name, keys)  # a damaged library is refused now, not in the middle of a live session
     grid = manifest.grid_cm1 if isinstance(manifest.grid_cm1, dict) else {}
@@ -205,7 +205,7 @@ def write_bundle(
     (out / LABELS).write_text(json.dumps(labels, indent=0))
     stored = np.clip(np.round(np.asarray(library.spectra, np.float32) / LIBRARY_STEP), 0, 255).astype(np.uint8)
     with (out / LIBRARY).open("wb") as fh:
-        np.savez_compressed(fh, spectra=stored, minerals=library.minerals, ids=library.ids)
+        np.savez_compressed(fh, spectra=stored, minerals=library.minerals, ids=library.ids, lasers=library.lasers)
     with (out / DEMO).open("wb") as fh:
         np.savez_compressed(
             fh,

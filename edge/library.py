@@ -72,6 +72,7 @@ class ReferenceLibrary:
     minerals: np.ndarray
     ids: np.ndarray
     sources: np.ndarray
+    lasers: np.ndarray | None = None  #: (n,) laser wavelength, nm (nan where unknown)
     mineral_names: list[str] = field(init=False)  #: sorted distinct minerals
 
     def __post_init__(self) -> None:
@@ -80,6 +81,7 @@ class ReferenceLibrary:
         self.ids = np.asarray(self.ids, dtype=str)
         self.sources = np.asarray(self.sources, dtype=str)
         n = len(self.minerals)
+        self.lasers = np.full(n, np.nan) if self.lasers is None else np.asarray(self.lasers, dtype=np.float64)
         if self.spectra.shape != (n, GRID_SIZE) or len(self.ids) != n or len(self.sources) != n:
             raise ValueError(f"library arrays disagree: spectra {self.spectra.shape}, {n} minerals, {len(self.ids)} ids")
         # sorted by mineral, so that the best hit per mineral is one reduceat
@@ -115,6 +117,7 @@ class ReferenceLibrary:
             np.concatenate([p.minerals for p in parts]),
             np.concatenate([p.ids for p in parts]),
             np.concatenate([p.sources for p in parts]),
+            np.concatenate([p.lasers if p.lasers is not None else np.full(len(p), np.nan) for p in parts]),
         )
 
     def correlations(self, spectrum: np.ndarray) -> np.ndarray:
@@ -150,7 +153,8 @@ class ReferenceLibrary:
     def entry(self, sorted_index: int) -> dict[str, Any]:
         """What the ``sorted_index``-th reference (in :meth:`correlations`' order) is."""
         i = int(self._order[sorted_index])
-        return {"mineral": str(self.minerals[i]), "id": str(self.ids[i]), "source": str(self.sources[i])}
+        laser = float(self.lasers[i]) if self.lasers is not None and np.isfinite(self.lasers[i]) else None
+        return {"mineral": str(self.minerals[i]), "id": str(self.ids[i]), "source": str(self.sources[i]), "laser_nm": laser}
 
     def spectrum_of(self, sorted_index: int) -> np.ndarray:
         return np.asarray(self.spectra[int(self._order[sorted_index])], dtype=np.float32)

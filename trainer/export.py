@@ -132,9 +132,9 @@ def check_exported(precision: str, proba: np.ndarray, metrics: dict[str, float],
 
 def reference_library(dataset: SpectraDataset, rows: np.ndarray) -> ReferenceLibrary:
     """Every spectrum of ``rows`` (the run's training spectra only: a library evaluated on a split
-    never holds a validation or test specimen) with its mineral and RRUFF id."""
+    never holds a validation or test specimen) with its mineral, RRUFF id and laser."""
     ids = np.where(dataset.rruff_id[rows] != "", dataset.rruff_id[rows], dataset.source[rows])
-    return ReferenceLibrary(dataset.X[rows], dataset.mineral[rows], ids, np.full(len(rows), "bundle"))
+    return ReferenceLibrary(dataset.X[rows], dataset.mineral[rows], ids, np.full(len(rows), "bundle"), dataset.laser_nm[rows])
 
 
 def demo_spectra(dataset: SpectraDataset, rows: np.ndarray) -> list[tuple[str, np.ndarray]]:
