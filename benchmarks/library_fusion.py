@@ -28,7 +28,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +173,21 @@ def latency_worker(bundle_path: Path | None, repeats: int) -> list[str]:
     ]
 
 
+def demo_states(count: int) -> list[str]:
+    """`ramanedge demo --json`: of the answers naming the mineral played, how many say *identified*."""
+    command = [sys.executable, "-m", "edge", "demo", "--json", "--count", str(count)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]).stdout
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    right = [r for r in records if r["top"] and r["top"][0]["mineral"] == r["played"]]
+    named = [r for r in records if r["top"]]
+    identified = sum(r["state"] == "identified" for r in right)
+    return [
+        f"\ndemo (`ramanedge demo --json --count {count}`): {len(records)} answers, {len(named)} named a mineral, "
+        f"{len(right)} named the one played; {identified} of those {len(right)} said identified ({100 * identified / max(1, len(right)):.0f} %)",
+        f"states: {dict(sorted(Counter(r['state'] for r in records).items()))}",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="bundle (default: the shipped one)")
@@ -204,6 +219,7 @@ def main() -> None:
             lines += new_specimen_twins(args.grouped[0], args.grouped_run, args.dataset, folder)
         if args.lacking:
             lines += lacking_minerals(args.lacking, folder)
+    lines += demo_states(36)
     lines += latency(args.model, args.repeats)
     print("\n".join(lines))
     print(json.dumps({"calibration": shipped.calibration}, indent=1))

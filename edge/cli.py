@@ -184,6 +184,16 @@ def info(
         ("network", f"{m['training'].get('arch', 'sang2021')}, width {m['training']['width']}, augmentation {'yes' if m['training'].get('augmentation') else 'none'}"),
         ("trained with", m["training"]["device"]),
     ]
+    library, cal = m.get("library", {}), m.get("calibration", {})
+    if library:
+        rows.append(("library", f"{library.get('spectra')} reference spectra of {library.get('minerals')} minerals: {library.get('holds', '')}"))
+    if cal:
+        fitted = cal.get("fitted", {})
+        rows.append((
+            "calibration",
+            f"temperature {cal['temperature']:.3f}, library weight {cal['library_weight']:.2f}; identified from confidence "
+            f"{cal['identified']:.3f}, not in library under HQI {cal['not_in_library_hqi']:.0f} (fitted on {fitted.get('on', '?')})",
+        ))
     # the bundle's own test split, then the same recipe trained on the other split protocol
     for block in (m.get("metrics", {}), m.get("metrics_other_protocol") or {}):
         for name, scores in block.items():
