@@ -349,11 +349,12 @@ def listen(
     library: LibraryOption = None,
 ) -> None:
     """Identify minerals live from a spectrometer on a serial port (on the live screen, `a` adds the spectrum shown to the user library)."""
+    stop = _stop_on_signals()  # first: Ctrl-C while the bundle loads ends as cleanly as later
     try:
         bundle = load_bundle(model)
     except BundleError as exc:
         _fail(str(exc))
-    listener, _ = _listen(port, bundle, protocol.value, baud, profile, log, save_spectra, as_json, count, confidence, library, _stop_on_signals())
+    listener, _ = _listen(port, bundle, protocol.value, baud, profile, log, save_spectra, as_json, count, confidence, library, stop)
     s = listener.stats
     errors.print(
         f"{s.identifications} identifications; frames ok {s.frames_ok}, rejected {s.frames_rejected}; reconnects {s.reconnects}",
@@ -378,6 +379,7 @@ def demo(
     library: Annotated[Path | None, typer.Option("--library", help="a user library to search too (default: none, so that the demo is the same everywhere)")] = None,
 ) -> None:
     """The emulated spectrometer and `listen` on it, with the bundled model: no hardware needed."""
+    stop = _stop_on_signals()
     try:
         bundle = load_bundle(model)
     except BundleError as exc:
@@ -394,7 +396,7 @@ def demo(
 
         try:
             listener, score = _listen(
-                port, bundle, protocol.value, None, None, None, None, as_json, count or None, None, library, _stop_on_signals(), played
+                port, bundle, protocol.value, None, None, None, None, as_json, count or None, None, library, stop, played
             )
         finally:
             emulator.stop()
