@@ -89,8 +89,10 @@ def test_library_evidence_overrules_a_hesitant_model_and_user_only_minerals_are_
     # the model leans to Calcite, the spectrum is Quartz's: the library decides
     match = matcher.match(np.array([0.6, 0.4]), QUARTZ)
     assert match.top[0][0] == "Quartz" and match.source == "model" and match.library_hit["mineral"] == "Quartz"
-    # a mineral the model does not know at all, held by the user library
-    match = matcher.match(np.array([0.9, 0.1]), np.clip(GYPSUM + 0.01 * np.random.default_rng(1).normal(size=GRID.size), 0, 1))
+    # a mineral the model does not know at all, held by the user library: named against a confident model
+    # at the shipped bundle's weights, because the model neither votes for nor against it
+    shipped = Matcher(["Calcite", "Quartz"], ReferenceLibrary.concat(lib, user), Calibration(temperature=0.92, library_weight=5.06))
+    match = shipped.match(np.array([0.999, 0.001]), np.clip(GYPSUM + 0.01 * np.random.default_rng(1).normal(size=GRID.size), 0, 1))
     assert match.top[0][0] == "Gypsum" and match.source == "user library" and match.library_hit["id"] == "U0001"
     assert match.library_hit["gap"] > 0 and sum(c for _, c in matcher.match(np.array([0.5, 0.5]), QUARTZ, k=3).top) == pytest.approx(1.0)
     # with no library weight the model alone decides
