@@ -67,13 +67,21 @@ def test_table3_networks_have_their_sources_shapes_and_train(arch):
 
 
 def test_repeat_on_ray_runs_tasks_and_resumes(six_classes, tmp_path):
-    pytest.importorskip("ray")
-    import shutil
+    ray = pytest.importorskip("ray")
 
     from trainer.repeat import repeat
     from trainer.training import FitConfig
 
-    base = FitConfig(arch="fan2019", width=0.0625, epochs=2, patience=2)
+    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)  # one local Ray for both calls: its workers stay warm
+    try:
+        _repeat_twice_on_ray(six_classes, tmp_path, repeat, FitConfig(arch="fan2019", width=0.0625, epochs=1, patience=1))
+    finally:
+        ray.shutdown()
+
+
+def _repeat_twice_on_ray(six_classes, tmp_path, repeat, base):
+    import shutil
+
     first = repeat(six_classes, tmp_path, 1, base, ("random", "grouped"), executor="ray")
     assert first["missing"] == {} and len(first["results"]["random"]) == len(first["results"]["grouped"]) == 1
     runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())

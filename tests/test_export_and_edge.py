@@ -62,11 +62,11 @@ def test_info_json_carries_the_export_metrics(int8_bundle):
     assert info["runtime"].startswith("ai-edge-litert")
 
 
-def _corrupt_reference_with_matching_hash(bundle):
+def _corrupt_library_with_matching_hash(bundle):
     from edge.bundle import sha256_of
 
-    (bundle / "reference.npz").write_bytes(b"PK\x03\x04 not really a zip archive")
-    _edit_manifest(bundle, files={**json.loads((bundle / "manifest.json").read_text())["files"], "reference.npz": sha256_of(bundle / "reference.npz")})
+    (bundle / "library.npz").write_bytes(b"PK\x03\x04 not really a zip archive")
+    _edit_manifest(bundle, files={**json.loads((bundle / "manifest.json").read_text())["files"], "library.npz": sha256_of(bundle / "library.npz")})
 
 
 @pytest.mark.parametrize(
@@ -74,12 +74,12 @@ def _corrupt_reference_with_matching_hash(bundle):
     [
         (lambda b: (b / "model.tflite").write_bytes((b / "model.tflite").read_bytes()[:-10]), "model.tflite does not match its sha256"),
         (lambda b: (b / "labels.json").write_text(json.dumps(["a", "b"])), "labels.json does not match its sha256"),
-        (lambda b: (b / "reference.npz").unlink(), "reference.npz is missing"),
+        (lambda b: (b / "library.npz").unlink(), "library.npz is missing"),
         (lambda b: _edit_manifest(b, format_version=99), "bundle format version 99 is not supported"),
         (lambda b: _edit_manifest(b, n_classes=7), "6 labels but the manifest says 7 classes"),
         (lambda b: (b / "manifest.json").unlink(), "not a model bundle (no manifest.json)"),
         (lambda b: (b / "manifest.json").write_text("[]"), "manifest.json is not a JSON object (got list)"),
-        (_corrupt_reference_with_matching_hash, "unreadable reference.npz"),
+        (_corrupt_library_with_matching_hash, "unreadable library.npz"),
     ],
 )
 def test_damaged_bundles_are_refused_in_one_line(int8_bundle, tmp_path, damage, message):
@@ -166,7 +166,7 @@ def test_version_and_argument_checks_are_one_line(int8_bundle, rruff_sample):
     assert runner.invoke(edge_app, ["--version"]).stdout.strip() == f"ramanedge {version('ramanedge')}"
     assert runner.invoke(trainer_app, ["--version"]).stdout.strip() == f"trainer (ramanedge) {version('ramanedge')}"
     spectrum = str(sorted(rruff_sample.glob("*Processed*.txt"))[0])
-    for top, message in (("-1", "Invalid value for '--top'"), ("5000", "--top 5000: the model knows 6 minerals")):
+    for top, message in (("-1", "Invalid value for '--top'"), ("5000", "--top 5000: the model and libraries know 6 minerals")):
         result = runner.invoke(edge_app, ["classify", spectrum, "--model", str(int8_bundle), "--top", top])
         assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
 

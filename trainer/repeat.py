@@ -87,7 +87,9 @@ def _ray(tasks: list[tuple[str, str, dict]], address: str | None, on_done: Calla
         import ray
     except ImportError:
         raise ConfigError("--executor ray needs Ray: pip install 'ramanedge[cluster]'") from None
-    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    started_here = not ray.is_initialized()  # a Ray the caller started is left running for them
+    if started_here:
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1, retry_exceptions=True)(run_task)
@@ -100,7 +102,8 @@ def _ray(tasks: list[tuple[str, str, dict]], address: str | None, on_done: Calla
             except ray.exceptions.RayError as exc:  # failed twice (once retried by Ray)
                 on_done(run_dir, None, str(exc).strip().splitlines()[-1])
     finally:
-        ray.shutdown()
+        if started_here:
+            ray.shutdown()
 
 
 def repeat(
