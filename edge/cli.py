@@ -199,6 +199,13 @@ def info(
         for name, scores in block.items():
             if isinstance(scores, dict) and "top1" in scores and name != "keras_float":
                 rows.append((f"{block.get('protocol', '')} test, {name}", f"top-1 {scores['top1']:.4f}  top-3 {scores['top3']:.4f}"))
+        fused = block.get("answers", {}).get("fused")
+        if fused:
+            rows.append((
+                f"{block.get('protocol', '')} test, fused with the library",
+                f"top-1 {fused['top1']:.4f}  top-3 {fused['top3']:.4f}; identified {fused['identified']['coverage']:.2f} of spectra, "
+                f"right {fused['identified']['precision']:.3f}",
+            ))
     for row in rows:
         table.add_row(*row)
     console.print(table)

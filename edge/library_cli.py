@@ -22,7 +22,12 @@ from edge.raw_spectra import read_model_input
 from edge.spectrum_files import SpectrumFileError
 from edge.user_library import UserLibrary, UserLibraryError, check_mineral_name
 
-library_app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+library_app = typer.Typer(
+    help="Your own reference spectra, kept beside the bundle: searched at once by classify and listen, no retraining.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 
 LibraryOption = Annotated[
