@@ -63,7 +63,6 @@ def make_emulator(
 
 def run(
     listener: Listener,
-    bundle: Bundle,
     as_json: bool,
     count: int | None,
     stop: threading.Event,
@@ -103,7 +102,10 @@ def run(
             if "a" in pressed():
                 live.stop()
                 with typed_line():
-                    name = console.input("mineral name for the spectrum shown (empty: cancel): ")
+                    try:
+                        name = console.input("mineral name for the spectrum shown (empty: cancel): ")
+                    except EOFError:  # stdin closed under us: nothing typed
+                        name = ""
                 say(add_shown_spectrum(listener, result, name))
                 live.start()
 
