@@ -238,6 +238,11 @@ def _convert_and_score(
         X_val, y_val = dataset.X[run.split.val], labels[run.split.val]
         source = f"{run.path.name} validation ({run.split.protocol} split)"
         fusion = calibration.calibrate(matcher, bundle_probabilities(out, X_val), X_val, y_val, source)
+        if run.split.protocol != "grouped":
+            log(
+                f"{run.path.name}: calibrating on a random split's validation spectra, whose specimens the model has seen: "
+                "the thresholds will over-promise on new specimens; pass --other-protocol-run GROUPED_RUN to calibrate on those"
+            )
         log(
             f"{run.path.name}: fusion calibrated on {len(y_val)} validation spectra: temperature {fusion.temperature:.3f}, "
             f"library weight {fusion.library_weight:.2f}, identified from {fusion.identified:.3f}, not in library under HQI {fusion.not_in_library_hqi:.0f}"
