@@ -58,16 +58,19 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], path: 
 def repeat_boxplot(results: dict[str, list[dict[str, float]]], metrics: tuple[str, ...], path: Path, title: str) -> Path:
     """One box per metric and protocol over the repeated splits."""
     protocols = list(results)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(metrics) * len(protocols)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(metrics) * len(protocols)), 4.5 if len(protocols) <= 6 else 6.0))
     positions, data, labels = [], [], []
     for m, metric in enumerate(metrics):
         for p, protocol in enumerate(protocols):
             positions.append(m * (len(protocols) + 1) + p)
             data.append([r[metric] for r in results[protocol]])
-            labels.append(f"{metric}\n{protocol}")
+            labels.append(protocol if len(metrics) == 1 else f"{metric}\n{protocol}")
     ax.boxplot(data, positions=positions)
-    ax.set_xticks(positions, labels, fontsize=7)
-    ax.set_ylabel("score")
+    if len(metrics) == 1 and len(protocols) > 6:  # many groups (baselines beside CNNs): slanted names, one metric
+        ax.set_xticks(positions, labels, fontsize=8, rotation=35, ha="right")
+    else:
+        ax.set_xticks(positions, labels, fontsize=7)
+    ax.set_ylabel(metrics[0] if len(metrics) == 1 else "score")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
