@@ -205,10 +205,7 @@ def write_bundle(
     (out / LABELS).write_text(json.dumps(labels, indent=0))
     stored = np.clip(np.round(np.asarray(library.spectra, np.float32) / LIBRARY_STEP), 0, 255).astype(np.uint8)
     with (out / LIBRARY).open("wb") as fh:
-        np.savez_compressed(
-            fh, spectra=stored, minerals=library.minerals, ids=library.ids,
-            lasers=library.lasers if library.lasers is not None else np.full(len(library), np.nan),
-        )
+        np.savez_compressed(fh, spectra=stored, minerals=library.minerals, ids=library.ids, lasers=library.lasers)
     with (out / DEMO).open("wb") as fh:
         np.savez_compressed(
             fh,

@@ -212,11 +212,9 @@ def info(
 
 
 def _play_list(bundle: Bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
-    """Spectra for the emulator to play: the RRUFF files given, else the demo's choice from the bundle."""
-    from edge.session import demo_play_list
-
+    """Spectra for the emulator to play: the RRUFF files given, else the bundle's demo spectra."""
     if not files:
-        return demo_play_list(bundle)
+        return bundle.demo_spectra()
     library = []
     for path in files:
         try:

@@ -18,7 +18,7 @@ and the model's pick.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,7 @@ class ReferenceLibrary:
     minerals: np.ndarray
     ids: np.ndarray
     sources: np.ndarray
-    lasers: np.ndarray | None = None  #: (n,) laser wavelength, nm (nan where unknown)
+    lasers: np.ndarray = field(default_factory=lambda: np.empty(0))  #: (n,) laser wavelength, nm (nan where unknown; empty: all unknown)
     mineral_names: list[str] = field(init=False)  #: sorted distinct minerals
 
     def __post_init__(self) -> None:
@@ -81,8 +81,8 @@ class ReferenceLibrary:
         self.ids = np.asarray(self.ids, dtype=str)
         self.sources = np.asarray(self.sources, dtype=str)
         n = len(self.minerals)
-        self.lasers = np.full(n, np.nan) if self.lasers is None else np.asarray(self.lasers, dtype=np.float64)
-        if self.spectra.shape != (n, GRID_SIZE) or len(self.ids) != n or len(self.sources) != n:
+        self.lasers = np.asarray(self.lasers, dtype=np.float64) if len(self.lasers) else np.full(n, np.nan)
+        if self.spectra.shape != (n, GRID_SIZE) or len(self.ids) != n or len(self.sources) != n or len(self.lasers) != n:
             raise ValueError(f"library arrays disagree: spectra {self.spectra.shape}, {n} minerals, {len(self.ids)} ids")
         # sorted by mineral, so that the best hit per mineral is one reduceat
         self._order = np.argsort(self.minerals, kind="stable")
@@ -117,7 +117,7 @@ class ReferenceLibrary:
             np.concatenate([p.minerals for p in parts]),
             np.concatenate([p.ids for p in parts]),
             np.concatenate([p.sources for p in parts]),
-            np.concatenate([p.lasers if p.lasers is not None else np.full(len(p), np.nan) for p in parts]),
+            np.concatenate([p.lasers for p in parts]),
         )
 
     def correlations(self, spectrum: np.ndarray) -> np.ndarray:
@@ -153,7 +153,7 @@ class ReferenceLibrary:
     def entry(self, sorted_index: int) -> dict[str, Any]:
         """What the ``sorted_index``-th reference (in :meth:`correlations`' order) is."""
         i = int(self._order[sorted_index])
-        laser = float(self.lasers[i]) if self.lasers is not None and np.isfinite(self.lasers[i]) else None
+        laser = float(self.lasers[i]) if np.isfinite(self.lasers[i]) else None
         return {"mineral": str(self.minerals[i]), "id": str(self.ids[i]), "source": str(self.sources[i]), "laser_nm": laser}
 
     def spectrum_of(self, sorted_index: int) -> np.ndarray:
@@ -183,13 +183,7 @@ class Calibration:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "temperature": self.temperature,
-            "library_weight": self.library_weight,
-            "identified": self.identified,
-            "not_in_library_hqi": self.not_in_library_hqi,
-            "fitted": self.fitted,
-        }
+        return asdict(self)
 
 
 def fused_logits(probabilities: np.ndarray, best_r: np.ndarray, temperature: float, library_weight: float) -> np.ndarray:

@@ -3,8 +3,8 @@
 The CLI (:mod:`edge.cli`) parses arguments and prints errors; this module connects the pieces:
 a :class:`~edge.listen.Listener` (transport -> raw pipeline -> classifier -> answer gate ->
 session log) to either the live screen (:mod:`edge.live_view`) or JSON lines on stdout, and,
-for the demo, an :class:`~firmware_bridge.emulator.Emulator` playing well-known minerals first
-with the score kept in memory.
+for the demo, an :class:`~firmware_bridge.emulator.Emulator` playing the bundle's demo spectra
+(well-known minerals first, as ``trainer export`` chose them) with the score kept in memory.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import numpy as np
 from rich.console import Console
 from rich.live import Live
 
-from edge.bundle import Bundle
 from edge.keys import keys_pressed, typed_line
 from edge.listen import Identification, Listener
 from edge.live_view import DemoScore, render
@@ -27,24 +26,6 @@ from edge.preprocessing import GRID
 from edge.user_library import UserLibraryError
 from firmware_bridge.emulator import Emulator, Faults
 from firmware_bridge.profiles import DEFAULT_PROFILES, load_profile
-
-#: What a geologist expects a demo to know first: rock-forming and gem minerals, in this order.
-WELL_KNOWN = (
-    "Quartz", "Calcite", "Gypsum", "Dolomite", "Hematite", "Corundum", "Orthoclase", "Albite", "Microcline",
-    "Forsterite", "Fayalite", "Diopside", "Enstatite", "Augite", "Almandine", "Pyrope", "Grossular", "Andradite",
-    "Beryl", "Elbaite", "Schorl", "Muscovite", "Rutile", "Magnetite", "Pyrite", "Fluorite", "Zircon", "Titanite",
-    "Epidote", "Kyanite", "Topaz", "Spinel", "Aragonite", "Malachite", "Jadeite", "Spodumene",
-)
-DEMO_SPECTRA = 36
-
-
-def demo_play_list(bundle: Bundle) -> list[tuple[str, np.ndarray]]:
-    """The bundle's demo spectra (held out of its library and training): well-known minerals first,
-    in :data:`WELL_KNOWN` order, then the rest, :data:`DEMO_SPECTRA` in all."""
-    spectra = bundle.demo_spectra()
-    order = {m: i for i, m in enumerate(WELL_KNOWN)}
-    ranked = sorted(range(len(spectra)), key=lambda i: (order.get(spectra[i][0], len(order)), i))
-    return [spectra[i] for i in ranked[:DEMO_SPECTRA]]
 
 
 def make_emulator(

@@ -28,6 +28,8 @@ from edge.preprocessing import GRID_SIZE
 FILE = "user_library.npz"
 FORMAT = "ramanedge-user-library-1"
 MAX_NAME = 64
+#: The per-entry arrays of the library file, in UserEntry's field order.
+COLUMNS = ("ids", "minerals", "sources", "added", "sha256")
 
 
 class UserLibraryError(ValueError):
@@ -85,7 +87,7 @@ class UserLibrary:
             with np.load(self.path, allow_pickle=False) as data:
                 if str(data["format"]) != FORMAT:
                     raise UserLibraryError(f"{self.path}: not a ramanedge user library (format {data['format']})")
-                columns = [data[k].tolist() for k in ("ids", "minerals", "sources", "added", "sha256")]
+                columns = [data[k].tolist() for k in COLUMNS]
                 spectra = data["spectra"].astype(np.float32)
                 self._next = int(data["next_id"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
@@ -148,7 +150,7 @@ class UserLibrary:
         columns = list(zip(*[(e.id, e.mineral, e.source, e.added, e.sha256) for e in self.entries])) or [()] * 5
         try:
             with tmp.open("wb") as fh:
-                arrays: dict[str, np.ndarray] = {k: np.array(c, dtype=str) for k, c in zip(("ids", "minerals", "sources", "added", "sha256"), columns)}
+                arrays: dict[str, np.ndarray] = {k: np.array(c, dtype=str) for k, c in zip(COLUMNS, columns)}
                 arrays["format"] = np.array(FORMAT)
                 arrays["next_id"] = np.array(self._next)
                 arrays["spectra"] = np.array(self.spectra, dtype=np.float16).reshape(len(self.entries), GRID_SIZE)

@@ -70,11 +70,10 @@ class CorrelationSearch(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
 
 
-def make_search(name: str, seed: int, n_jobs: int = 1) -> Any:
-    """The estimator (with its grid, if any) of one baseline."""
-    if name == "correlation":
-        return CorrelationSearch()
+def make_search(name: str, seed: int, n_jobs: int = 1) -> tuple[Any, dict[str, list]]:
+    """The estimator of one baseline and its grid (empty: nothing to search)."""
     grids: dict[str, tuple[Any, dict[str, list]]] = {
+        "correlation": (CorrelationSearch(), {}),
         "knn1": (KNeighborsClassifier(n_neighbors=1), {"metric": ["euclidean", "cosine"]}),
         "knn5": (KNeighborsClassifier(n_neighbors=5), {"weights": ["uniform", "distance"]}),
         "tree": (DecisionTreeClassifier(random_state=seed), {"max_depth": [20, 40, None]}),
@@ -90,8 +89,7 @@ def make_search(name: str, seed: int, n_jobs: int = 1) -> Any:
     }
     if name not in grids:
         raise ConfigError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
-    estimator, grid = grids[name]
-    return estimator, grid
+    return grids[name]
 
 
 BASELINES = ("knn1", "knn5", "tree", "forest", "pca_svm_linear", "pca_svm_rbf", "correlation")
@@ -99,8 +97,7 @@ BASELINES = ("knn1", "knn5", "tree", "forest", "pca_svm_linear", "pca_svm_rbf", 
 
 def scores_of(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
     """(n, n_classes) scores in the dataset's label order (classes the model never saw score lowest)."""
-    raw = model.predict_proba(X) if hasattr(model, "predict_proba") and not isinstance(model, (Pipeline, CorrelationSearch)) else model.decision_function(X)
-    raw = np.asarray(raw, dtype=np.float64)
+    raw = np.asarray(model.decision_function(X) if hasattr(model, "decision_function") else model.predict_proba(X), dtype=np.float64)
     if raw.ndim == 1:  # two classes: one decision value
         raw = np.stack([-raw, raw], axis=1)
     out = np.full((len(X), n_classes), raw.min() - 1.0)
@@ -111,17 +108,16 @@ def scores_of(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
 def run_one(name: str, dataset: SpectraDataset, protocol: str, seed: int, n_jobs: int = 1) -> dict[str, Any]:
     """Fit one baseline on one split's non-test rows (grid search inside them) and score it on the test rows."""
     split = make_split(protocol, dataset.mineral, dataset.specimen, seed)
-    classes = sorted(set(dataset.mineral[np.concatenate([split.train, split.val])].tolist()))
-    labels = dataset.labels(classes)
     fit_rows = np.sort(np.concatenate([split.train, split.val]))
+    classes = sorted(set(dataset.mineral[fit_rows].tolist()))
+    labels = dataset.labels(classes)
     X, y = dataset.X[fit_rows], labels[fit_rows]
     started = time.perf_counter()
-    search = make_search(name, seed, n_jobs)
+    estimator, grid = make_search(name, seed, n_jobs)
     best_params: dict[str, Any] = {}
-    if isinstance(search, CorrelationSearch):
-        model = search.fit(X, y)
+    if not grid:
+        model = estimator.fit(X, y)
     else:
-        estimator, grid = search
         if protocol == "grouped":
             cv = list(GroupKFold(n_splits=CV_FOLDS).split(X, y, groups=dataset.specimen[fit_rows]))
         else:

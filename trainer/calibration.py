@@ -18,7 +18,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
-from edge.library import MODEL_FLOOR, Calibration, Matcher, hqi
+from edge.library import MODEL_FLOOR, Calibration, Matcher, fused_logits, hqi, softmax
 from edge.ranking import rank
 
 #: Identified answers must have been right this often on validation.
@@ -86,9 +86,8 @@ def calibrate(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, 
     outputs, ``spectra`` (n, GRID_SIZE) the model inputs, ``y`` (n,) label indices."""
     P, R, best_hqi = features(matcher, probabilities, spectra)
     temperature, weight = fit_fusion(P, R, y)
-    fused = np.log(np.maximum(P, MODEL_FLOOR)) / temperature + weight * R
-    confidence = np.exp(log_softmax(fused, axis=1))
-    answer = np.array([rank(c)[0] for c in confidence])
+    confidence = softmax(fused_logits(P, R, temperature, weight))  # the device's fusion, row-wise
+    answer = rank(confidence)[:, 0]
     top = confidence[np.arange(len(y)), answer]
     t, precision, coverage = threshold_for_precision(top, answer == y, IDENTIFIED_PRECISION)
     others = R.copy()

@@ -24,7 +24,6 @@ from edge.bundle import MANIFEST, Manifest, load_bundle, with_metrics, write_bun
 from edge.library import Calibration, Matcher, ReferenceLibrary
 from edge.preprocessing import GRID, GRID_SIZE
 from edge.runtime import Classifier
-from edge.session import DEMO_SPECTRA, WELL_KNOWN
 from trainer import calibration
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
@@ -33,6 +32,15 @@ from trainer.metrics import top_k_accuracy
 from trainer.training import Run, load_run
 
 PRECISIONS = ("int8", "float16", "float32")
+#: What a geologist expects a demo to know first: rock-forming and gem minerals, in this order.
+WELL_KNOWN = (
+    "Quartz", "Calcite", "Gypsum", "Dolomite", "Hematite", "Corundum", "Orthoclase", "Albite", "Microcline",
+    "Forsterite", "Fayalite", "Diopside", "Enstatite", "Augite", "Almandine", "Pyrope", "Grossular", "Andradite",
+    "Beryl", "Elbaite", "Schorl", "Muscovite", "Rutile", "Magnetite", "Pyrite", "Fluorite", "Zircon", "Titanite",
+    "Epidote", "Kyanite", "Topaz", "Spinel", "Aragonite", "Malachite", "Jadeite", "Spodumene",
+)
+#: How many held-out spectra a bundle carries for ``ramanedge demo`` to play.
+DEMO_SPECTRA = 36
 REPRESENTATIVE_SPECTRA = 300
 #: Most top-1 points an exported model may differ from float32, either way, before export refuses it.
 MAX_TOP1_CHANGE = 0.02
@@ -139,14 +147,16 @@ def reference_library(dataset: SpectraDataset, rows: np.ndarray) -> ReferenceLib
 
 def demo_spectra(dataset: SpectraDataset, rows: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """Spectra for the demo to play, from ``rows`` (the test split: in neither model nor library):
-    one of each well-known mineral the split holds, then others, DEMO_SPECTRA in all."""
+    one of each well-known mineral the split holds, in WELL_KNOWN order, then others, DEMO_SPECTRA in all:
+    the order the demo plays them in."""
     rng = np.random.default_rng(0)
     rows = rng.permutation(rows)
     first: dict[str, int] = {}
     for i in rows:
         first.setdefault(str(dataset.mineral[i]), int(i))
     known = [first[m] for m in WELL_KNOWN if m in first]
-    rest = [i for i in rows if i not in set(known)]
+    chosen = set(known)
+    rest = [int(i) for i in rows if i not in chosen]
     return [(str(dataset.mineral[i]), dataset.X[i]) for i in (known + rest)[:DEMO_SPECTRA]]
 
 
