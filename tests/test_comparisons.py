@@ -48,6 +48,25 @@ def test_grid_search_never_sees_a_test_spectrum(six_classes, monkeypatch):
         assert len(seen[-1]) == len(split.train) + len(split.val)
 
 
+def test_scores_are_computed_a_few_spectra_at_a_time_in_label_order():
+    from trainer.baselines import SCORE_ROWS, scores_of
+
+    calls: list[int] = []
+
+    class ManyClassSVM:  # one-vs-one decision values for 1332 classes take 7 MB a spectrum: never all at once
+        classes_ = np.array([0, 2, 3])
+
+        def decision_function(self, X):
+            calls.append(len(X))
+            return X[:, :3] * [1.0, 2.0, 3.0]
+
+    X = np.random.default_rng(0).uniform(size=(2 * SCORE_ROWS + 5, 4))
+    scores = scores_of(ManyClassSVM(), X, 5)
+    assert calls == [SCORE_ROWS, SCORE_ROWS, 5]
+    np.testing.assert_array_equal(scores[:, [0, 2, 3]], X[:, :3] * [1.0, 2.0, 3.0])
+    assert (scores[:, [1, 4]] < scores[:, [0, 2, 3]].min()).all()  # classes the model never saw rank last
+
+
 @pytest.mark.parametrize("arch", ["liu2017", "fan2019"])
 def test_table3_networks_have_their_sources_shapes_and_train(arch):
     import keras
@@ -66,17 +85,40 @@ def test_table3_networks_have_their_sources_shapes_and_train(arch):
     assert losses[-1] < 0.95 * losses[0]
 
 
-def test_repeat_on_ray_runs_tasks_and_resumes(six_classes, tmp_path):
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module's Ray tests: its workers stay warm."""
     ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+    yield ray
+    ray.shutdown()
 
+
+def test_repeat_on_ray_runs_tasks_and_resumes(six_classes, tmp_path, local_ray):
     from trainer.repeat import repeat
     from trainer.training import FitConfig
 
-    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)  # one local Ray for both calls: its workers stay warm
-    try:
-        _repeat_twice_on_ray(six_classes, tmp_path, repeat, FitConfig(arch="fan2019", width=0.0625, epochs=1, patience=1))
-    finally:
-        ray.shutdown()
+    _repeat_twice_on_ray(six_classes, tmp_path, repeat, FitConfig(arch="fan2019", width=0.0625, epochs=1, patience=1))
+    assert local_ray.is_initialized()  # a Ray the caller started is left running
+
+
+def test_baseline_grid_searches_run_on_rays_joblib_backend(six_classes, tmp_path, local_ray, monkeypatch):
+    import joblib
+
+    import trainer.baselines as baselines
+
+    backends: list[str] = []
+
+    class Spy(baselines.GridSearchCV):
+        def fit(self, X, y=None, **kw):
+            backends.append(type(joblib.parallel.get_active_backend()[0]).__name__)
+            return super().fit(X, y, **kw)
+
+    monkeypatch.setattr(baselines, "GridSearchCV", Spy)
+    summary = baselines.run_baselines(six_classes, tmp_path / "ray", 1, ("knn1",), ("grouped",), n_jobs=2, log=lambda _: None, executor="ray")
+    baselines.run_baselines(six_classes, tmp_path / "local", 1, ("knn1",), ("grouped",), n_jobs=2, log=lambda _: None)
+    assert backends == ["RayBackend", "LokyBackend"]
+    assert summary["summary"]["knn1 (grouped)"]["accuracy"]["mean"] > 0.6
 
 
 def _repeat_twice_on_ray(six_classes, tmp_path, repeat, base):

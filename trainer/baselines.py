@@ -19,6 +19,7 @@ The grids (the paper names grid search but not its grids; these are ours):
   mean-centred correlation (:class:`edge.library.ReferenceLibrary`, the device's code); no
   hyper-parameters.
 
+With ``--executor ray`` the grid searches' parallel fits run on Ray (:mod:`trainer.cluster`).
 SVMs rank by their one-vs-rest decision values (no Platt scaling); AUC and PR-AUC are computed on
 those scores.
 """
@@ -42,6 +43,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from edge.library import ReferenceLibrary
 from trainer import plots
+from trainer.cluster import joblib_backend
 from trainer.dataset import SpectraDataset
 from trainer.errors import ConfigError
 from trainer.metrics import METRIC_NAMES, classification_metrics
@@ -95,9 +97,13 @@ def make_search(name: str, seed: int, n_jobs: int = 1) -> tuple[Any, dict[str, l
 BASELINES = ("knn1", "knn5", "tree", "forest", "pca_svm_linear", "pca_svm_rbf", "correlation")
 
 
+SCORE_ROWS = 64  # spectra scored at a time: an SVM's one-vs-one decision values for 1332 classes take 7 MB a spectrum
+
+
 def scores_of(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
     """(n, n_classes) scores in the dataset's label order (classes the model never saw score lowest)."""
-    raw = np.asarray(model.decision_function(X) if hasattr(model, "decision_function") else model.predict_proba(X), dtype=np.float64)
+    score = model.decision_function if hasattr(model, "decision_function") else model.predict_proba
+    raw = np.concatenate([np.asarray(score(X[i : i + SCORE_ROWS]), dtype=np.float64) for i in range(0, len(X), SCORE_ROWS)])
     if raw.ndim == 1:  # two classes: one decision value
         raw = np.stack([-raw, raw], axis=1)
     out = np.full((len(X), n_classes), raw.min() - 1.0)
@@ -150,26 +156,33 @@ def run_baselines(
     n_jobs: int = 1,
     log=print,
     beside: dict[str, list[dict[str, float]]] | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Every baseline on ``n`` splits per protocol; finished results are reused. Writes summary.json and a
-    box plot of test accuracy, with ``beside`` (e.g. CNN repeats: name -> test metrics per split) in it too."""
+    box plot of test accuracy, with ``beside`` (e.g. CNN repeats: name -> test metrics per split) in it too.
+
+    ``executor="ray"`` runs the grid searches' ``n_jobs`` parallel fits through Ray's joblib backend
+    (:mod:`trainer.cluster`; ``address`` joins a cluster, none starts Ray here).
+    """
     dataset = SpectraDataset.load(dataset_path)
     out_dir = Path(out_dir)
     results: dict[str, list[dict[str, float]]] = {}
-    for protocol in protocols:
-        for seed in range(first_seed, first_seed + n):
-            for name in names:
-                path = out_dir / f"{protocol}-seed{seed}" / f"{name}.json"
-                if path.is_file():
-                    record = json.loads(path.read_text())
-                else:
-                    record = run_one(name, dataset, protocol, seed, n_jobs)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(record))
-                    tmp.replace(path)
-                log(f"{protocol} seed {seed} {name}: accuracy {record['test']['accuracy']:.4f} ({record['fit_seconds']:.0f} s)")
-                results.setdefault(f"{name} ({protocol})", []).append(record["test"])
+    with joblib_backend(executor, address):  # one Ray for the whole run
+        for protocol in protocols:
+            for seed in range(first_seed, first_seed + n):
+                for name in names:
+                    path = out_dir / f"{protocol}-seed{seed}" / f"{name}.json"
+                    if path.is_file():
+                        record = json.loads(path.read_text())
+                    else:
+                        record = run_one(name, dataset, protocol, seed, n_jobs)
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = path.with_suffix(".tmp")
+                        tmp.write_text(json.dumps(record))
+                        tmp.replace(path)
+                    log(f"{protocol} seed {seed} {name}: accuracy {record['test']['accuracy']:.4f} ({record['fit_seconds']:.0f} s)")
+                    results.setdefault(f"{name} ({protocol})", []).append(record["test"])
     summary = {
         "n": n,
         "dataset": str(dataset_path),

@@ -191,7 +191,9 @@ def baseline_command(
     protocols: Annotated[str, typer.Option(help="comma-separated: random,grouped")] = "random,grouped",
     baselines: Annotated[str, typer.Option(help="comma-separated, from: knn1, knn5, tree, forest, pca_svm_linear, pca_svm_rbf, correlation")] = "knn1,knn5,tree,forest,pca_svm_linear,pca_svm_rbf,correlation",
     seed: Annotated[int, typer.Option(help="first seed; split i uses seed + i (the CNN repeats' seeds)")] = 0,
-    jobs: Annotated[int, typer.Option(help="parallel jobs of the grid searches")] = 1,
+    jobs: Annotated[int, typer.Option(help="parallel fits of each grid search (-1: every CPU; of the Ray cluster with --executor ray)")] = 1,
+    executor: Annotated[str, typer.Option(help="local, or ray (the grid searches' fits through Ray's joblib backend)")] = "local",
+    address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start Ray on this machine)")] = None,
     beside: Annotated[list[Path] | None, typer.Option(help="a `trainer repeat` summary.json to draw beside the baselines (repeatable; labelled with its folder's name, e.g. the device)")] = None,
 ) -> None:
     """The paper's classic baselines (Fig. 7) and correlation library search, grid-searched inside the training part."""
@@ -208,7 +210,7 @@ def baseline_command(
     try:
         summary = run_baselines(
             dataset, out, n, tuple(b.strip() for b in baselines.split(",")), tuple(p.strip() for p in protocols.split(",")),
-            seed, jobs, log=lambda line: console.print(line, highlight=False), beside=extra,
+            seed, jobs, log=lambda line: console.print(line, highlight=False), beside=extra, executor=executor, address=address,
         )
     except EXPECTED as exc:
         _fail(str(exc))

@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 
 from trainer import plots
-from trainer.errors import ConfigError
+from trainer.cluster import check_executor, connected_ray
 from trainer.evaluation import METRICS
 from trainer.metrics import METRIC_NAMES
 from trainer.training import FitConfig
 
 SUMMARY = "summary.json"
-EXECUTORS = ("local", "ray")
 
 
 def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -83,14 +82,7 @@ def _local(tasks: list[tuple[str, str, dict]], quiet: bool, on_done: Callable[[s
 
 
 def _ray(tasks: list[tuple[str, str, dict]], address: str | None, on_done: Callable[[str, dict | None, str], None]) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--executor ray needs Ray: pip install 'ramanedge[cluster]'") from None
-    started_here = not ray.is_initialized()  # a Ray the caller started is left running for them
-    if started_here:
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
-    try:
+    with connected_ray(address) as ray:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1, retry_exceptions=True)(run_task)
         pending = {remote.remote(d, r, c): r for d, r, c in tasks}
@@ -101,9 +93,6 @@ def _ray(tasks: list[tuple[str, str, dict]], address: str | None, on_done: Calla
                 on_done(run_dir, ray.get(ready[0]), "")
             except ray.exceptions.RayError as exc:  # failed twice (once retried by Ray)
                 on_done(run_dir, None, str(exc).strip().splitlines()[-1])
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 def repeat(
@@ -121,8 +110,7 @@ def repeat(
 
     ``progress(done, total, line)`` is called after each task.
     """
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    check_executor(executor)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = [replace(base, protocol=p, seed=base.seed + i) for p in protocols for i in range(n)]
