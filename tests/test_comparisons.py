@@ -67,6 +67,34 @@ def test_scores_are_computed_a_few_spectra_at_a_time_in_label_order():
     assert (scores[:, [1, 4]] < scores[:, [0, 2, 3]].min()).all()  # classes the model never saw rank last
 
 
+def test_svm_one_vs_rest_scores_equal_scikit_learns():
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+    from sklearn.svm import SVC
+
+    from trainer.baselines import one_vs_rest, scores_of
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(7), 15)
+    X = rng.normal(size=(len(y), 12)) + 0.3 * y[:, None]
+    svm = SVC(kernel="linear").fit(X, y)
+    np.testing.assert_array_equal(one_vs_rest(svm, X), svm.decision_function(X))  # votes and squashed confidences, exactly
+    pipeline = Pipeline([("pca", PCA(5)), ("svm", SVC())]).fit(X, y)
+    np.testing.assert_array_equal(scores_of(pipeline, X[:40], 7), pipeline.decision_function(X[:40]))
+
+    from sklearn.utils.multiclass import _ovr_decision_function  # scikit-learn's own rule, ties included
+
+    values = np.array([[0.0, -1.0, 2.0, 0.0, -0.5, 0.0], [-2.0, 0.0, 0.0, 1.0, 0.0, -3.0]])  # 4 classes, 6 pairs
+
+    class Tied(SVC):  # a pair decided at exactly 0 goes to the pair's first class
+        classes_ = np.arange(4)
+
+        def decision_function(self, X):
+            return values
+
+    np.testing.assert_array_equal(one_vs_rest(Tied(), values), _ovr_decision_function(values < 0, -values, 4))
+
+
 @pytest.mark.parametrize("arch", ["liu2017", "fan2019"])
 def test_table3_networks_have_their_sources_shapes_and_train(arch):
     import keras

@@ -21,17 +21,21 @@ The grids (the paper names grid search but not its grids; these are ours):
 
 With ``--executor ray`` the grid searches' parallel fits run on Ray (:mod:`trainer.cluster`).
 SVMs rank by their one-vs-rest decision values (no Platt scaling); AUC and PR-AUC are computed on
-those scores.
+those scores. scikit-learn turns an SVM's one-vs-one values into them with a Python loop over the
+k(k-1)/2 class pairs (886,446 on Dataset_2: 44 s per 32 spectra); :func:`one_vs_rest` computes the
+same values with two sparse products.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestClassifier
@@ -100,10 +104,33 @@ BASELINES = ("knn1", "knn5", "tree", "forest", "pca_svm_linear", "pca_svm_rbf", 
 SCORE_ROWS = 64  # spectra scored at a time: an SVM's one-vs-one decision values for 1332 classes take 7 MB a spectrum
 
 
+def one_vs_rest(svm: SVC, X: np.ndarray) -> np.ndarray:
+    """(n, k) scikit-learn's one-vs-rest decision values of a fitted one-vs-one SVC: votes won plus the
+    pairwise confidences summed and squashed into (-1/3, 1/3), without its Python loop over the pairs."""
+    ovo = copy.copy(svm)  # shares the fitted state; only the output shape differs
+    ovo.decision_function_shape = "ovo"
+    values = ovo.decision_function(X)  # (n, pairs), pairs in np.triu_indices order: (0,1), (0,2), ..., (1,2), ...
+    k = len(svm.classes_)
+    first, second = np.triu_indices(k, 1)
+    pairs = np.arange(len(first))
+    to_first = sparse.csr_matrix((np.ones(len(pairs)), (pairs, first)), shape=(len(pairs), k))
+    to_second = sparse.csr_matrix((np.ones(len(pairs)), (pairs, second)), shape=(len(pairs), k))
+    first_wins = (values >= 0).astype(np.float64)
+    votes = (to_first.T @ first_wins.T + to_second.T @ (1.0 - first_wins).T).T
+    confidence = ((to_first - to_second).T @ values.T).T
+    return votes + confidence / (3 * (np.abs(confidence) + 1))
+
+
+def _scores(model: Any, X: np.ndarray) -> np.ndarray:
+    svm = model[-1] if isinstance(model, Pipeline) else model
+    if isinstance(svm, SVC) and len(svm.classes_) > 2:
+        return one_vs_rest(svm, model[:-1].transform(X) if isinstance(model, Pipeline) else X)
+    return model.decision_function(X) if hasattr(model, "decision_function") else model.predict_proba(X)
+
+
 def scores_of(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
     """(n, n_classes) scores in the dataset's label order (classes the model never saw score lowest)."""
-    score = model.decision_function if hasattr(model, "decision_function") else model.predict_proba
-    raw = np.concatenate([np.asarray(score(X[i : i + SCORE_ROWS]), dtype=np.float64) for i in range(0, len(X), SCORE_ROWS)])
+    raw = np.concatenate([np.asarray(_scores(model, X[i : i + SCORE_ROWS]), dtype=np.float64) for i in range(0, len(X), SCORE_ROWS)])
     if raw.ndim == 1:  # two classes: one decision value
         raw = np.stack([-raw, raw], axis=1)
     out = np.full((len(X), n_classes), raw.min() - 1.0)
