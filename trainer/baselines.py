@@ -29,6 +29,7 @@ same values with two sparse products.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from pathlib import Path
@@ -104,20 +105,27 @@ BASELINES = ("knn1", "knn5", "tree", "forest", "pca_svm_linear", "pca_svm_rbf", 
 SCORE_ROWS = 64  # spectra scored at a time: an SVM's one-vs-one decision values for 1332 classes take 7 MB a spectrum
 
 
+@functools.lru_cache(maxsize=2)
+def _pair_signs(k: int) -> sparse.csr_matrix:
+    """(k(k-1)/2, k): +1 at each pair's first class, -1 at its second, pairs in np.triu_indices order
+    (0,1), (0,2), ..., (1,2), ... as libsvm's one-vs-one values. Built once per class count, not per chunk."""
+    first, second = np.triu_indices(k, 1)
+    pairs = np.repeat(np.arange(len(first)), 2)
+    signs = np.tile([1.0, -1.0], len(first))
+    return sparse.csr_matrix((signs, (pairs, np.column_stack([first, second]).ravel())), shape=(len(first), k))
+
+
 def one_vs_rest(svm: SVC, X: np.ndarray) -> np.ndarray:
     """(n, k) scikit-learn's one-vs-rest decision values of a fitted one-vs-one SVC: votes won plus the
     pairwise confidences summed and squashed into (-1/3, 1/3), without its Python loop over the pairs."""
     ovo = copy.copy(svm)  # shares the fitted state; only the output shape differs
     ovo.decision_function_shape = "ovo"
-    values = ovo.decision_function(X)  # (n, pairs), pairs in np.triu_indices order: (0,1), (0,2), ..., (1,2), ...
+    values = ovo.decision_function(X)  # (n, pairs)
     k = len(svm.classes_)
-    first, second = np.triu_indices(k, 1)
-    pairs = np.arange(len(first))
-    to_first = sparse.csr_matrix((np.ones(len(pairs)), (pairs, first)), shape=(len(pairs), k))
-    to_second = sparse.csr_matrix((np.ones(len(pairs)), (pairs, second)), shape=(len(pairs), k))
-    first_wins = (values >= 0).astype(np.float64)
-    votes = (to_first.T @ first_wins.T + to_second.T @ (1.0 - first_wins).T).T
-    confidence = ((to_first - to_second).T @ values.T).T
+    signs = _pair_signs(k)
+    # class c is the second of c pairs and wins each unless the first does (a value >= 0 goes to the first)
+    votes = np.arange(k) + (signs.T @ (values >= 0).astype(np.float64).T).T
+    confidence = (signs.T @ values.T).T
     return votes + confidence / (3 * (np.abs(confidence) + 1))
 
 
