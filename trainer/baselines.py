@@ -22,8 +22,8 @@ The grids (the paper names grid search but not its grids; these are ours):
 With ``--executor ray`` the grid searches' parallel fits run on Ray (:mod:`trainer.cluster`).
 SVMs rank by their one-vs-rest decision values (no Platt scaling); AUC and PR-AUC are computed on
 those scores. scikit-learn turns an SVM's one-vs-one values into them with a Python loop over the
-k(k-1)/2 class pairs (886,446 on Dataset_2: 44 s per 32 spectra); :func:`one_vs_rest` computes the
-same values with two sparse products.
+k(k-1)/2 class pairs (886,446 on Dataset_2: 330 ms a spectrum); :func:`one_vs_rest` computes the
+same values with sparse products (53 ms; ``benchmarks/svm_scoring.py``).
 """
 
 from __future__ import annotations
