@@ -177,3 +177,17 @@ def test_local_executor_needs_no_ray_and_reports_failures(six_classes, tmp_path,
 
     with pytest.raises(ConfigError, match="needs Ray"):
         repeat(six_classes, tmp_path / "c", 1, FitConfig(arch="fan2019", epochs=1), ("random",), executor="ray")
+
+
+def test_baseline_on_ray_only_summarising_needs_no_ray(six_classes, tmp_path, monkeypatch):
+    import trainer.baselines as baselines
+    import trainer.cluster as cluster
+
+    baselines.run_baselines(six_classes, tmp_path, 1, ("knn1",), ("grouped",), log=lambda _: None)
+
+    def no_ray(address=None):
+        raise AssertionError("Ray was started although every result was on disk")
+
+    monkeypatch.setattr(cluster, "connected_ray", no_ray)
+    summary = baselines.run_baselines(six_classes, tmp_path, 1, ("knn1",), ("grouped",), log=lambda _: None, executor="ray")
+    assert summary["summary"]["knn1 (grouped)"]["accuracy"]["mean"] > 0.6

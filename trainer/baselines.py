@@ -48,7 +48,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from edge.library import ReferenceLibrary
 from trainer import plots
-from trainer.cluster import joblib_backend
+from trainer.cluster import check_executor, joblib_backend
 from trainer.dataset import SpectraDataset
 from trainer.errors import ConfigError
 from trainer.metrics import METRIC_NAMES, classification_metrics
@@ -200,24 +200,29 @@ def run_baselines(
     ``executor="ray"`` runs the grid searches' ``n_jobs`` parallel fits through Ray's joblib backend
     (:mod:`trainer.cluster`; ``address`` joins a cluster, none starts Ray here).
     """
+    check_executor(executor)
     dataset = SpectraDataset.load(dataset_path)
     out_dir = Path(out_dir)
     results: dict[str, list[dict[str, float]]] = {}
-    with joblib_backend(executor, address):  # one Ray for the whole run
-        for protocol in protocols:
-            for seed in range(first_seed, first_seed + n):
-                for name in names:
-                    path = out_dir / f"{protocol}-seed{seed}" / f"{name}.json"
-                    if path.is_file():
-                        record = json.loads(path.read_text())
-                    else:
-                        record = run_one(name, dataset, protocol, seed, n_jobs)
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        tmp = path.with_suffix(".tmp")
-                        tmp.write_text(json.dumps(record))
-                        tmp.replace(path)
-                    log(f"{protocol} seed {seed} {name}: accuracy {record['test']['accuracy']:.4f} ({record['fit_seconds']:.0f} s)")
-                    results.setdefault(f"{name} ({protocol})", []).append(record["test"])
+    planned = [
+        (protocol, seed, name, out_dir / f"{protocol}-seed{seed}" / f"{name}.json")
+        for protocol in protocols
+        for seed in range(first_seed, first_seed + n)
+        for name in names
+    ]
+    anything_to_fit = not all(path.is_file() for *_, path in planned)
+    with joblib_backend(executor if anything_to_fit else "local", address):  # one Ray for the whole run, none to only summarise
+        for protocol, seed, name, path in planned:
+            if path.is_file():
+                record = json.loads(path.read_text())
+            else:
+                record = run_one(name, dataset, protocol, seed, n_jobs)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(record))
+                tmp.replace(path)
+            log(f"{protocol} seed {seed} {name}: accuracy {record['test']['accuracy']:.4f} ({record['fit_seconds']:.0f} s)")
+            results.setdefault(f"{name} ({protocol})", []).append(record["test"])
     summary = {
         "n": n,
         "dataset": str(dataset_path),
