@@ -191,3 +191,17 @@ def test_baseline_on_ray_only_summarising_needs_no_ray(six_classes, tmp_path, mo
     monkeypatch.setattr(cluster, "connected_ray", no_ray)
     summary = baselines.run_baselines(six_classes, tmp_path, 1, ("knn1",), ("grouped",), log=lambda _: None, executor="ray")
     assert summary["summary"]["knn1 (grouped)"]["accuracy"]["mean"] > 0.6
+
+
+def test_cnn_runs_beside_the_baselines_say_width_and_how_many_runs(tmp_path):
+    from trainer.baselines import repeat_runs
+
+    run = {"accuracy": 0.8}
+    narrow = tmp_path / "cpu" / "summary.json"
+    narrow.parent.mkdir()
+    narrow.write_text(json.dumps({"fit": {"arch": "sang2021", "width": 0.25}, "results": {"grouped": [run]}}))
+    full = tmp_path / "h100" / "summary.json"
+    full.parent.mkdir()
+    full.write_text(json.dumps({"fit": {"arch": "liu2017", "width": 1.0}, "results": {"random": [run] * 5, "grouped": [run] * 4}}))
+    assert repeat_runs(narrow) == {"sang2021 w0.25 (grouped, 1 run, cpu)": [run]}
+    assert repeat_runs(full) == {"liu2017 (random, 5 runs, h100)": [run] * 5, "liu2017 (grouped, 4 runs, h100)": [run] * 4}

@@ -181,6 +181,19 @@ def run_one(name: str, dataset: SpectraDataset, protocol: str, seed: int, n_jobs
     }
 
 
+def repeat_runs(summary_path: Path) -> dict[str, list[dict[str, float]]]:
+    """A ``trainer repeat`` summary's test metrics per run, keyed by the box-plot label of each protocol:
+    network (and width when not full), protocol, how many runs, and the summary's folder (e.g. the device).
+    The run count is in the label because a CNN row beside 5-split baselines often rests on fewer runs."""
+    repeat_summary = json.loads(summary_path.read_text())
+    fit = repeat_summary["fit"]
+    network = fit["arch"] if fit.get("width", 1.0) == 1.0 else f"{fit['arch']} w{fit['width']:g}"
+    return {
+        f"{network} ({protocol}, {len(runs)} run{'s' * (len(runs) != 1)}, {summary_path.parent.name})": runs
+        for protocol, runs in repeat_summary["results"].items()
+    }
+
+
 def run_baselines(
     dataset_path: str | Path,
     out_dir: str | Path,
@@ -233,5 +246,5 @@ def run_baselines(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    plots.repeat_boxplot({**results, **(beside or {})}, ("accuracy",), out_dir / "baselines_boxplot.png", f"test accuracy, {n} splits per protocol")
+    plots.repeat_boxplot({**results, **(beside or {})}, ("accuracy",), out_dir / "baselines_boxplot.png", f"test accuracy (baselines: {n} splits per protocol)")
     return summary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -194,17 +193,15 @@ def baseline_command(
     jobs: Annotated[int, typer.Option(help="parallel fits of each grid search (-1: every CPU; of the Ray cluster with --executor ray)")] = 1,
     executor: Annotated[str, typer.Option(help="local, or ray (the grid searches' fits through Ray's joblib backend)")] = "local",
     address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start Ray on this machine)")] = None,
-    beside: Annotated[list[Path] | None, typer.Option(help="a `trainer repeat` summary.json to draw beside the baselines (repeatable; labelled with its folder's name, e.g. the device)")] = None,
+    beside: Annotated[list[Path] | None, typer.Option(help="a `trainer repeat` summary.json to draw beside the baselines (repeatable; labelled with the network, its width, the protocol, the runs and its folder's name, e.g. the device)")] = None,
 ) -> None:
     """The paper's classic baselines (Fig. 7) and correlation library search, grid-searched inside the training part."""
-    from trainer.baselines import run_baselines
+    from trainer.baselines import repeat_runs, run_baselines
 
     extra: dict[str, list[dict[str, float]]] = {}
     for path in beside or []:
         try:
-            repeat_summary = json.loads(path.read_text())
-            for protocol, runs in repeat_summary["results"].items():
-                extra[f"{repeat_summary['fit']['arch']} ({protocol}, {path.parent.name})"] = runs
+            extra.update(repeat_runs(path))
         except (OSError, ValueError, KeyError) as exc:
             _fail(f"{path}: not a `trainer repeat` summary ({exc})")
     try:
