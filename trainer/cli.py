@@ -143,6 +143,9 @@ def repeat_command(
     augment: Annotated[str, typer.Option(help="none, physical (trainer/augment.py), physical-no-NAME, or physical,key=value,...")] = "none",
     executor: Annotated[str, typer.Option(help="local (one run after another, here) or ray (a Ray task per run)")] = "local",
     address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start Ray on this machine)")] = None,
+    summary_only: Annotated[
+        bool, typer.Option("--summary-only", help="train nothing: summarise the finished run folders under --out, name the rest missing")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Train and evaluate N splits per protocol (resumable, locally or on Ray); mean ± std of every metric."""
@@ -165,7 +168,10 @@ def repeat_command(
             bar.console.print(line, highlight=False)
 
         try:
-            summary = repeat(dataset, out, n, base, split_protocols, quiet=True, executor=executor, address=address, progress=progress)
+            summary = repeat(
+                dataset, out, n, base, split_protocols, quiet=True, executor=executor, address=address, progress=progress,
+                train=not summary_only,
+            )
         except EXPECTED as exc:
             _fail(str(exc))
     table = Table(title=f"{arch}: {n} splits per protocol (mean ± std)")

@@ -5,6 +5,8 @@ beside it with the same seeds, so the two protocols are compared on equal footin
 (model, protocol, seed) is one task writing its own run folder ``{arch}-{protocol}-seed{seed}``;
 a task whose folder already holds its metrics is skipped, so a cut-short repeat resumes where it
 stopped. A failed task is reported and retried once; the summary names the runs still missing.
+Runs split over several processes or machines are merged by gathering their folders under one
+``out_dir`` and summarising without training (``trainer repeat --summary-only``).
 
 Executors: ``local`` (the default: one task after another in this process, no Ray needed) and
 ``ray`` (each task a Ray task: with no address a Ray instance is started on this machine, with
@@ -105,10 +107,13 @@ def repeat(
     executor: str = "local",
     address: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    train: bool = True,
 ) -> dict:
     """Train and evaluate ``n`` runs per protocol under ``out_dir``; write and return the summary.
 
-    ``progress(done, total, line)`` is called after each task.
+    ``progress(done, total, line)`` is called after each task. With ``train=False`` nothing is
+    trained: the summary holds the runs already finished under ``out_dir`` (run folders gathered
+    from several processes or machines) and names the others missing.
     """
     check_executor(executor)
     out_dir = Path(out_dir)
@@ -147,7 +152,14 @@ def repeat(
         if progress:
             progress(len(results) + len(failures), len(tasks), line)
 
-    if executor == "ray":
+    if not train:
+        for _, run_dir, _ in tasks:
+            done = finished(Path(run_dir))
+            if done is None:
+                failures[Path(run_dir).name] = "not finished (summary only)"
+            else:
+                results[Path(run_dir).name] = done
+    elif executor == "ray":
         _ray(tasks, address, on_done)
     else:
         _local(tasks, quiet, on_done)
