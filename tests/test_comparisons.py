@@ -205,3 +205,25 @@ def test_cnn_runs_beside_the_baselines_say_width_and_how_many_runs(tmp_path):
     full.write_text(json.dumps({"fit": {"arch": "liu2017", "width": 1.0}, "results": {"random": [run] * 5, "grouped": [run] * 4}}))
     assert repeat_runs(narrow) == {"sang2021 w0.25 (grouped, 1 run, cpu)": [run]}
     assert repeat_runs(full) == {"liu2017 (random, 5 runs, h100)": [run] * 5, "liu2017 (grouped, 4 runs, h100)": [run] * 4}
+
+
+def test_repeat_summary_only_gathers_runs_from_two_processes_and_trains_nothing(six_classes, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from trainer.cli import app
+    from trainer.repeat import repeat
+    from trainer.training import FitConfig
+
+    for seed in (0, 1):  # as two processes would, each into its own folder
+        repeat(six_classes, tmp_path / f"p{seed}", 1, FitConfig(arch="fan2019", width=0.0625, epochs=1, patience=1, seed=seed), ("random",))
+    gathered = tmp_path / "p0"
+    shutil.move(tmp_path / "p1" / "fan2019-random-seed1", gathered)
+    args = ["repeat", str(six_classes), "--out", str(gathered), "--arch", "fan2019", "--width", "0.0625", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--protocols", "random", "--n", "3", "--summary-only", "--quiet"])
+    summary = json.loads((gathered / "summary.json").read_text())
+    assert len(summary["results"]["random"]) == 2 and summary["summary"]["random"]["accuracy"]["std"] > 0
+    assert summary["missing"] == {"fan2019-random-seed2": "not finished (summary only)"}
+    assert not (gathered / "fan2019-random-seed2").exists()  # nothing trained
+    assert result.exit_code == 1 and "fan2019-random-seed2" in result.output
