@@ -10,7 +10,9 @@ differences on each split, not from two means and their spreads. Each side is ei
   (``DIR/{protocol}-seed{N}/NAME.json``, which lists its test rows).
 
 Splits are paired by protocol and seed, and only on identical test rows: a pair whose test rows
-differ is refused, naming it. Prints, per protocol, each split's values and difference (percent)
+differ is refused, naming it. ``--field-degraded`` compares the scores on the same test spectra
+degraded as in the field (``test_field_degraded``: top1, top3 or top5), which CNN runs and
+baselines both draw from :func:`trainer.augment.field_degrade` with the split's seed. Prints, per protocol, each split's values and difference (percent)
 and the mean ± sample std of the differences, with how many splits A wins.
 
     python benchmarks/paired_splits.py runs/table3-gpu-d2/sang2021 runs/baselines-d2:correlation --metric top1
@@ -32,33 +34,34 @@ SPLIT_NAME = re.compile(r"(?:^|-)(random|grouped)-seed(\d+)$")
 Scores = dict[tuple[str, int], tuple[float, np.ndarray]]
 
 
-def repeat_scores(folder: Path, metric: str) -> Scores:
+def repeat_scores(folder: Path, metric: str, scores_key: str = "test") -> Scores:
     """The finished ``trainer repeat`` runs under ``folder``."""
     scores: Scores = {}
     for run in sorted(folder.iterdir()):
         match = SPLIT_NAME.search(run.name)
         if not (match and (run / "metrics.json").is_file() and (run / "split.npz").is_file()):
             continue
-        value = json.loads((run / "metrics.json").read_text())["test"][metric]
+        value = json.loads((run / "metrics.json").read_text())[scores_key][metric]
         with np.load(run / "split.npz") as split:
             scores[(match[1], int(match[2]))] = (float(value), np.sort(split["test"]))
     return scores
 
 
-def baseline_scores(folder: Path, name: str, metric: str) -> Scores:
+def baseline_scores(folder: Path, name: str, metric: str, scores_key: str = "test") -> Scores:
     """Baseline ``name``'s results under a ``trainer baseline`` output folder."""
     scores: Scores = {}
     for result in sorted(folder.glob(f"*-seed*/{name}.json")):
         match = SPLIT_NAME.search(result.parent.name)
         if match:
             record = json.loads(result.read_text())
-            scores[(match[1], int(match[2]))] = (float(record["test"][metric]), np.sort(np.asarray(record["test_rows"])))
+            scores[(match[1], int(match[2]))] = (float(record[scores_key][metric]), np.sort(np.asarray(record["test_rows"])))
     return scores
 
 
-def load(side: str, metric: str) -> Scores:
+def load(side: str, metric: str, scores_key: str = "test") -> Scores:
+    """``side``'s scores: ``DIR:NAME`` is a baseline, a plain folder holds repeat runs."""
     folder, _, name = side.partition(":")
-    return baseline_scores(Path(folder), name, metric) if name else repeat_scores(Path(folder), metric)
+    return baseline_scores(Path(folder), name, metric, scores_key) if name else repeat_scores(Path(folder), metric, scores_key)
 
 
 def paired_rows(a: Scores, b: Scores, label_a: str, label_b: str) -> list[str]:
@@ -86,9 +89,11 @@ def main() -> int:
     parser.add_argument("a", metavar="A", help="folder of repeat runs, or BASELINE_DIR:NAME")
     parser.add_argument("b", metavar="B", help="folder of repeat runs, or BASELINE_DIR:NAME")
     parser.add_argument("--metric", default="top1", help="a test metric of both sides (default: top1)")
+    parser.add_argument("--field-degraded", action="store_true", help="on the field-degraded test spectra (top1, top3, top5)")
     args = parser.parse_args()
+    key = "test_field_degraded" if args.field_degraded else "test"
     try:
-        lines = paired_rows(load(args.a, args.metric), load(args.b, args.metric), args.a, args.b)
+        lines = paired_rows(load(args.a, args.metric, key), load(args.b, args.metric, key), args.a, args.b)
     except (OSError, ValueError, KeyError) as exc:
         print(f"{args.a} against {args.b}: {exc}", file=sys.stderr)
         return 2

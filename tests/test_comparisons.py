@@ -20,6 +20,7 @@ def test_each_baseline_beats_chance_widely(six_classes, name):
     record = run_one(name, SpectraDataset.load(six_classes), "grouped", seed=0)
     assert record["test"]["accuracy"] > 0.6  # chance: 1/6
     assert set(record["test"]) >= {"accuracy", "f1_weighted", "roc_auc", "top3"}
+    assert set(record["test_field_degraded"]) == {"top1", "top3", "top5"}
 
 
 def test_grid_search_never_sees_a_test_spectrum(six_classes, monkeypatch):
@@ -191,6 +192,35 @@ def test_baseline_on_ray_only_summarising_needs_no_ray(six_classes, tmp_path, mo
     monkeypatch.setattr(cluster, "connected_ray", no_ray)
     summary = baselines.run_baselines(six_classes, tmp_path, 1, ("knn1",), ("grouped",), log=lambda _: None, executor="ray")
     assert summary["summary"]["knn1 (grouped)"]["accuracy"]["mean"] > 0.6
+
+
+def test_field_degraded_scores_are_completed_by_refitting_the_chosen_hyper_parameters(six_classes, tmp_path, monkeypatch):
+    import trainer.baselines as baselines
+    from trainer.errors import SplitError
+
+    degraded_with: list[tuple[int, int]] = []
+    field_degrade = baselines.field_degrade
+
+    def spy(X, seed=0):
+        degraded_with.append((len(X), seed))
+        return field_degrade(X, seed=seed)
+
+    monkeypatch.setattr(baselines, "field_degrade", spy)
+    first = baselines.run_baselines(six_classes, tmp_path, 1, ("tree",), ("grouped",), first_seed=2, log=lambda _: None)
+    path = tmp_path / "grouped-seed2" / "tree.json"
+    record = json.loads(path.read_text())
+    assert degraded_with == [(len(record["test_rows"]), 2)]  # the test spectra, degraded with the split's seed
+    assert first["field_degraded"]["tree (grouped)"]["top1"]["mean"] == record["test_field_degraded"]["top1"]
+
+    path.write_text(json.dumps({k: v for k, v in record.items() if k != "test_field_degraded"}))  # an older result
+    assert baselines.run_baselines(six_classes, tmp_path, 1, ("tree",), ("grouped",), first_seed=2, log=lambda _: None)["field_degraded"] == {}
+    completed = baselines.run_baselines(six_classes, tmp_path, 1, ("tree",), ("grouped",), first_seed=2, log=lambda _: None, complete_field=True)
+    assert json.loads(path.read_text()) == record  # the refitted tree is the grid search's tree
+    assert completed["field_degraded"] == first["field_degraded"]
+
+    path.write_text(json.dumps({**{k: v for k, v in record.items() if k != "test_field_degraded"}, "test_rows": [0]}))
+    with pytest.raises(SplitError, match="no longer has the result's rows"):
+        baselines.run_baselines(six_classes, tmp_path, 1, ("tree",), ("grouped",), first_seed=2, log=lambda _: None, complete_field=True)
 
 
 def test_cnn_runs_beside_the_baselines_say_width_and_how_many_runs(tmp_path):

@@ -16,13 +16,13 @@ from paired_splits import load, paired_rows  # noqa: E402
 def repeat_run(root: Path, name: str, top1: float, test: list[int]) -> None:
     run = root / name
     run.mkdir(parents=True)
-    (run / "metrics.json").write_text(json.dumps({"test": {"top1": top1}}))
+    (run / "metrics.json").write_text(json.dumps({"test": {"top1": top1}, "test_field_degraded": {"top1": top1 / 2}}))
     np.savez(run / "split.npz", train=np.arange(3), val=np.arange(0), test=np.array(test))
 
 
 def baseline_result(root: Path, split: str, top1: float, test: list[int]) -> None:
     (root / split).mkdir(parents=True, exist_ok=True)
-    (root / split / "correlation.json").write_text(json.dumps({"test": {"top1": top1}, "test_rows": test}))
+    (root / split / "correlation.json").write_text(json.dumps({"test": {"top1": top1}, "test_field_degraded": {"top1": top1 / 4}, "test_rows": test}))
 
 
 def test_differences_are_paired_by_protocol_and_seed(tmp_path):
@@ -36,6 +36,10 @@ def test_differences_are_paired_by_protocol_and_seed(tmp_path):
     assert lines[3] == "| grouped | 1 | 80.00 | 83.00 | -3.00 |"
     assert lines[4] == f"| grouped | mean of 2 | | | **+0.50 ± {np.std([4, -3], ddof=1):.2f}** (A ahead on 1) |"
     assert len(lines) == 5  # the random run has no baseline split to pair with
+    field = paired_rows(
+        load(str(tmp_path / "cnn"), "top1", "test_field_degraded"), load(f"{tmp_path / 'base'}:correlation", "top1", "test_field_degraded"), "A", "B"
+    )
+    assert field[2] == "| grouped | 0 | 43.00 | 20.50 | +22.50 |"
 
 
 def test_splits_tested_on_different_spectra_are_refused(tmp_path):

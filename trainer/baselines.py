@@ -4,8 +4,12 @@ For each repeat (seed) and protocol the split of :mod:`trainer.splits` is made; 
 fitted on the non-test part only (training + validation rows) with its hyper-parameters chosen by
 grid search with cross-validation inside that part (folds grouped by specimen on the grouped
 protocol, stratified otherwise), then scored on the test rows with the paper's metrics
-(:func:`trainer.metrics.classification_metrics`, ranked as the device ranks). Results go to
-``DIR/{protocol}-seed{seed}/{baseline}.json``; finished ones are skipped on a rerun.
+(:func:`trainer.metrics.classification_metrics`, ranked as the device ranks), and on the same
+test spectra as a field spectrometer would measure them (:func:`trainer.augment.field_degrade`,
+seeded by the split as the CNNs' evaluation does: top-1/3/5). Results go to
+``DIR/{protocol}-seed{seed}/{baseline}.json``; finished ones are skipped on a rerun, and an older
+one without field-degraded scores is completed on request by refitting its chosen
+hyper-parameters on its own rows (no grid search).
 
 The grids (the paper names grid search but not its grids; these are ours):
 
@@ -48,13 +52,16 @@ from sklearn.tree import DecisionTreeClassifier
 
 from edge.library import ReferenceLibrary
 from trainer import plots
+from trainer.augment import field_degrade
 from trainer.cluster import check_executor, joblib_backend
 from trainer.dataset import SpectraDataset
-from trainer.errors import ConfigError
+from trainer.errors import ConfigError, SplitError
 from trainer.metrics import METRIC_NAMES, classification_metrics
 from trainer.splits import make_split
 
 CV_FOLDS = 3
+FIELD_METRICS = ("top1", "top3", "top5")
+FIELD = "test_field_degraded"
 
 
 class CorrelationSearch(ClassifierMixin, BaseEstimator):
@@ -146,12 +153,24 @@ def scores_of(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def run_one(name: str, dataset: SpectraDataset, protocol: str, seed: int, n_jobs: int = 1) -> dict[str, Any]:
-    """Fit one baseline on one split's non-test rows (grid search inside them) and score it on the test rows."""
+def _split_rows(dataset: SpectraDataset, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Fit rows (training + validation, sorted), test rows, labels in the fit rows' class order, class count."""
     split = make_split(protocol, dataset.mineral, dataset.specimen, seed)
     fit_rows = np.sort(np.concatenate([split.train, split.val]))
     classes = sorted(set(dataset.mineral[fit_rows].tolist()))
-    labels = dataset.labels(classes)
+    return fit_rows, split.test, dataset.labels(classes), len(classes)
+
+
+def field_scores(model: Any, dataset: SpectraDataset, test: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> dict[str, float]:
+    """Top-1/3/5 on the test spectra degraded as in the field (the same degradation the CNNs' evaluation draws)."""
+    degraded = field_degrade(dataset.X[test], seed=seed)
+    metrics = classification_metrics(labels[test], scores_of(model, degraded, n_classes))
+    return {k: metrics[k] for k in FIELD_METRICS}
+
+
+def run_one(name: str, dataset: SpectraDataset, protocol: str, seed: int, n_jobs: int = 1) -> dict[str, Any]:
+    """Fit one baseline on one split's non-test rows (grid search inside them) and score it on the test rows."""
+    fit_rows, test, labels, n_classes = _split_rows(dataset, protocol, seed)
     X, y = dataset.X[fit_rows], labels[fit_rows]
     started = time.perf_counter()
     estimator, grid = make_search(name, seed, n_jobs)
@@ -167,8 +186,7 @@ def run_one(name: str, dataset: SpectraDataset, protocol: str, seed: int, n_jobs
         gs.fit(X, y)
         model, best_params = gs.best_estimator_, gs.best_params_
     seconds = time.perf_counter() - started
-    test = split.test
-    metrics = classification_metrics(labels[test], scores_of(model, dataset.X[test], len(classes)))
+    metrics = classification_metrics(labels[test], scores_of(model, dataset.X[test], n_classes))
     return {
         "baseline": name,
         "protocol": protocol,
@@ -178,7 +196,20 @@ def run_one(name: str, dataset: SpectraDataset, protocol: str, seed: int, n_jobs
         "test_rows": test.tolist(),
         "fit_seconds": seconds,
         "test": metrics,
+        FIELD: field_scores(model, dataset, test, labels, n_classes, seed),
     }
+
+
+def complete_field_scores(record: dict[str, Any], dataset: SpectraDataset, n_jobs: int = 1) -> dict[str, Any]:
+    """An older result without field-degraded scores, completed: its baseline refitted with the chosen
+    hyper-parameters on its own fit rows (what the grid search's refit did; no search) and scored."""
+    name, protocol, seed = record["baseline"], record["protocol"], record["seed"]
+    fit_rows, test, labels, n_classes = _split_rows(dataset, protocol, seed)
+    if fit_rows.tolist() != record["grid_search_rows"] or test.tolist() != record["test_rows"]:
+        raise SplitError(f"{name}, {protocol} seed {seed}: this dataset's split no longer has the result's rows")
+    estimator, _ = make_search(name, seed, n_jobs)
+    model = estimator.set_params(**record["best_params"]).fit(dataset.X[fit_rows], labels[fit_rows])
+    return {**record, FIELD: field_scores(model, dataset, test, labels, n_classes, seed)}
 
 
 def repeat_runs(summary_path: Path) -> dict[str, list[dict[str, float]]]:
@@ -194,6 +225,14 @@ def repeat_runs(summary_path: Path) -> dict[str, list[dict[str, float]]]:
     }
 
 
+def _mean_std(runs: list[dict[str, float]], metrics: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation of each metric over the runs (0 for one run)."""
+    return {
+        m: {"mean": float(np.mean([r[m] for r in runs])), "std": float(np.std([r[m] for r in runs], ddof=1)) if len(runs) > 1 else 0.0}
+        for m in metrics
+    }
+
+
 def run_baselines(
     dataset_path: str | Path,
     out_dir: str | Path,
@@ -206,9 +245,12 @@ def run_baselines(
     beside: dict[str, list[dict[str, float]]] | None = None,
     executor: str = "local",
     address: str | None = None,
+    complete_field: bool = False,
 ) -> dict[str, Any]:
     """Every baseline on ``n`` splits per protocol; finished results are reused. Writes summary.json and a
     box plot of test accuracy, with ``beside`` (e.g. CNN repeats: name -> test metrics per split) in it too.
+    ``complete_field`` completes finished results that lack field-degraded scores (:func:`complete_field_scores`).
+    The summary's ``field_degraded`` holds their mean ± std where every split of a row has them.
 
     ``executor="ray"`` runs the grid searches' ``n_jobs`` parallel fits through Ray's joblib backend
     (:mod:`trainer.cluster`; ``address`` joins a cluster, none starts Ray here).
@@ -217,31 +259,34 @@ def run_baselines(
     dataset = SpectraDataset.load(dataset_path)
     out_dir = Path(out_dir)
     results: dict[str, list[dict[str, float]]] = {}
+    field: dict[str, list[dict[str, float] | None]] = {}
     planned = [
         (protocol, seed, name, out_dir / f"{protocol}-seed{seed}" / f"{name}.json")
         for protocol in protocols
         for seed in range(first_seed, first_seed + n)
         for name in names
     ]
-    anything_to_fit = not all(path.is_file() for *_, path in planned)
+    stored = {path: json.loads(path.read_text()) for *_, path in planned if path.is_file()}
+    anything_to_fit = len(stored) < len(planned) or (complete_field and any(FIELD not in r for r in stored.values()))
     with joblib_backend(executor if anything_to_fit else "local", address):  # one Ray for the whole run, none to only summarise
         for protocol, seed, name, path in planned:
-            if path.is_file():
-                record = json.loads(path.read_text())
-            else:
-                record = run_one(name, dataset, protocol, seed, n_jobs)
+            record = stored.get(path)
+            if record is None or (complete_field and FIELD not in record):
+                record = run_one(name, dataset, protocol, seed, n_jobs) if record is None else complete_field_scores(record, dataset, n_jobs)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(record))
                 tmp.replace(path)
-            log(f"{protocol} seed {seed} {name}: accuracy {record['test']['accuracy']:.4f} ({record['fit_seconds']:.0f} s)")
+            degraded = f", field-degraded top-1 {record[FIELD]['top1']:.4f}" if FIELD in record else ""
+            log(f"{protocol} seed {seed} {name}: accuracy {record['test']['accuracy']:.4f}{degraded} ({record['fit_seconds']:.0f} s)")
             results.setdefault(f"{name} ({protocol})", []).append(record["test"])
+            field.setdefault(f"{name} ({protocol})", []).append(record.get(FIELD))
     summary = {
         "n": n,
         "dataset": str(dataset_path),
-        "summary": {
-            key: {m: {"mean": float(np.mean([r[m] for r in runs])), "std": float(np.std([r[m] for r in runs], ddof=1)) if len(runs) > 1 else 0.0} for m in METRIC_NAMES}
-            for key, runs in results.items()
+        "summary": {key: _mean_std(runs, METRIC_NAMES) for key, runs in results.items()},
+        "field_degraded": {
+            key: _mean_std([r for r in runs if r is not None], FIELD_METRICS) for key, runs in field.items() if None not in runs
         },
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -200,6 +200,9 @@ def baseline_command(
     executor: Annotated[str, typer.Option(help="local, or ray (the grid searches' fits through Ray's joblib backend)")] = "local",
     address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start Ray on this machine)")] = None,
     beside: Annotated[list[Path] | None, typer.Option(help="a `trainer repeat` summary.json to draw beside the baselines (repeatable; labelled with the network, its width, the protocol, the runs and its folder's name, e.g. the device)")] = None,
+    field_degraded: Annotated[
+        bool, typer.Option("--field-degraded", help="complete finished results that lack field-degraded scores (each refitted with its chosen hyper-parameters, no grid search)")
+    ] = False,
 ) -> None:
     """The paper's classic baselines (Fig. 7) and correlation library search, grid-searched inside the training part."""
     from trainer.baselines import repeat_runs, run_baselines
@@ -214,14 +217,17 @@ def baseline_command(
         summary = run_baselines(
             dataset, out, n, tuple(b.strip() for b in baselines.split(",")), tuple(p.strip() for p in protocols.split(",")),
             seed, jobs, log=lambda line: console.print(line, highlight=False), beside=extra, executor=executor, address=address,
+            complete_field=field_degraded,
         )
     except EXPECTED as exc:
         _fail(str(exc))
     table = Table(title=f"baselines, {n} splits per protocol (mean ± std)")
-    for column in ("baseline (protocol)", "accuracy", "F1 weighted", "top-3", "top-5"):
+    for column in ("baseline (protocol)", "accuracy", "F1 weighted", "top-3", "top-5", "field-degraded top-1"):
         table.add_column(column, justify="right")
     for key, s in summary["summary"].items():
-        table.add_row(key, *(f"{s[m]['mean']:.4f} ± {s[m]['std']:.4f}" for m in ("accuracy", "f1_weighted", "top3", "top5")))
+        f = summary["field_degraded"].get(key)
+        degraded = f"{f['top1']['mean']:.4f} ± {f['top1']['std']:.4f}" if f else "—"
+        table.add_row(key, *(f"{s[m]['mean']:.4f} ± {s[m]['std']:.4f}" for m in ("accuracy", "f1_weighted", "top3", "top5")), degraded)
     console.print(table)
     console.print(f"summary.json and baselines_boxplot.png in {out}")
 
