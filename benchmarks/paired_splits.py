@@ -12,8 +12,9 @@ differences on each split, not from two means and their spreads. Each side is ei
 Splits are paired by protocol and seed, and only on identical test rows: a pair whose test rows
 differ is refused, naming it. ``--field-degraded`` compares the scores on the same test spectra
 degraded as in the field (``test_field_degraded``: top1, top3 or top5), which CNN runs and
-baselines both draw from :func:`trainer.augment.field_degrade` with the split's seed. Prints, per protocol, each split's values and difference (percent)
-and the mean ± sample std of the differences, with how many splits A wins.
+baselines both draw from :func:`trainer.augment.field_degrade` with the split's seed. Prints,
+per protocol, each split's values and difference (percent) and the mean ± sample std of the
+differences, with how many splits A wins.
 
     python benchmarks/paired_splits.py runs/table3-gpu-d2/sang2021 runs/baselines-d2:correlation --metric top1
 """

@@ -56,7 +56,7 @@ from trainer.augment import field_degrade
 from trainer.cluster import check_executor, joblib_backend
 from trainer.dataset import SpectraDataset
 from trainer.errors import ConfigError, SplitError
-from trainer.metrics import METRIC_NAMES, classification_metrics
+from trainer.metrics import classification_metrics, mean_std
 from trainer.splits import make_split
 
 CV_FOLDS = 3
@@ -225,14 +225,6 @@ def repeat_runs(summary_path: Path) -> dict[str, list[dict[str, float]]]:
     }
 
 
-def _mean_std(runs: list[dict[str, float]], metrics: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """Mean and sample standard deviation of each metric over the runs (0 for one run)."""
-    return {
-        m: {"mean": float(np.mean([r[m] for r in runs])), "std": float(np.std([r[m] for r in runs], ddof=1)) if len(runs) > 1 else 0.0}
-        for m in metrics
-    }
-
-
 def run_baselines(
     dataset_path: str | Path,
     out_dir: str | Path,
@@ -284,9 +276,9 @@ def run_baselines(
     summary = {
         "n": n,
         "dataset": str(dataset_path),
-        "summary": {key: _mean_std(runs, METRIC_NAMES) for key, runs in results.items()},
+        "summary": {key: mean_std(runs) for key, runs in results.items()},
         "field_degraded": {
-            key: _mean_std([r for r in runs if r is not None], FIELD_METRICS) for key, runs in field.items() if None not in runs
+            key: mean_std([r for r in runs if r is not None], FIELD_METRICS) for key, runs in field.items() if None not in runs
         },
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,17 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     return {name: float(result[name]) for name in METRIC_NAMES}
 
 
+def mean_std(runs: list[dict[str, float]], names: tuple[str, ...] = METRIC_NAMES) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation of each named metric over repeated runs (std 0 for one run)."""
+    return {
+        name: {
+            "mean": float(np.mean([r[name] for r in runs])),
+            "std": float(np.std([r[name] for r in runs], ddof=1)) if len(runs) > 1 else 0.0,
+        }
+        for name in names
+    }
+
+
 def per_class_report(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> list[dict[str, object]]:
     """Precision, recall, F1 and support of every class present in the test labels."""
     present = np.unique(y_true)

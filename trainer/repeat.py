@@ -22,12 +22,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from trainer import plots
 from trainer.cluster import check_executor, connected_ray
 from trainer.evaluation import METRICS
-from trainer.metrics import METRIC_NAMES
+from trainer.metrics import mean_std
 from trainer.training import FitConfig
 
 SUMMARY = "summary.json"
@@ -35,17 +33,7 @@ SUMMARY = "summary.json"
 
 def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
     """Mean and sample standard deviation of every metric, per protocol."""
-    return {
-        protocol: {
-            name: {
-                "mean": float(np.mean([r[name] for r in runs])),
-                "std": float(np.std([r[name] for r in runs], ddof=1)) if len(runs) > 1 else 0.0,
-            }
-            for name in METRIC_NAMES
-        }
-        for protocol, runs in results.items()
-        if runs
-    }
+    return {protocol: mean_std(runs) for protocol, runs in results.items() if runs}
 
 
 def run_name(config: FitConfig) -> str:
