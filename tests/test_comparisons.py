@@ -257,3 +257,10 @@ def test_repeat_summary_only_gathers_runs_from_two_processes_and_trains_nothing(
     assert summary["missing"] == {"fan2019-random-seed2": "not finished (summary only)"}
     assert not (gathered / "fan2019-random-seed2").exists()  # nothing trained
     assert result.exit_code == 1 and "fan2019-random-seed2" in result.output
+    field = [json.loads((gathered / f"fan2019-random-seed{s}" / "metrics.json").read_text())["test_field_degraded"]["top1"] for s in (0, 1)]
+    assert summary["field_degraded"]["random"]["top1"]["mean"] == pytest.approx(sum(field) / 2)
+    older = gathered / "fan2019-random-seed1" / "metrics.json"  # a run evaluated before field-degraded scores existed
+    older.write_text(json.dumps({k: v for k, v in json.loads(older.read_text()).items() if k != "test_field_degraded"}))
+    CliRunner().invoke(app, [*args, "--protocols", "random", "--n", "2", "--summary-only", "--quiet"])
+    summary = json.loads((gathered / "summary.json").read_text())
+    assert len(summary["results"]["random"]) == 2 and summary["field_degraded"] == {}  # no field figure from fewer runs than the row

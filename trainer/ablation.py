@@ -15,6 +15,7 @@ from pathlib import Path
 
 from trainer.augment import Augmentation
 from trainer.evaluation import METRICS, evaluate
+from trainer.metrics import FIELD
 from trainer.training import CONFIG, FitConfig, fit
 
 SUMMARY = "ablation.json"
@@ -40,7 +41,7 @@ def ablation(dataset_path: str | Path, out_dir: str | Path, base: FitConfig, qui
             "best_val_accuracy": record["best_val_accuracy"],
             "test_top1": record["test"]["top1"],
             "test_top3": record["test"]["top3"],
-            "field_top1": record["test_field_degraded"]["top1"],
+            "field_top1": record[FIELD]["top1"],
             "run": str(run_dir),
         }
     (out_dir / SUMMARY).write_text(json.dumps(rows, indent=2))

@@ -56,12 +56,10 @@ from trainer.augment import field_degrade
 from trainer.cluster import check_executor, joblib_backend
 from trainer.dataset import SpectraDataset
 from trainer.errors import ConfigError, SplitError
-from trainer.metrics import classification_metrics, mean_std
+from trainer.metrics import FIELD, FIELD_METRICS, classification_metrics, mean_std
 from trainer.splits import make_split
 
 CV_FOLDS = 3
-FIELD_METRICS = ("top1", "top3", "top5")
-FIELD = "test_field_degraded"
 
 
 class CorrelationSearch(ClassifierMixin, BaseEstimator):

@@ -328,13 +328,15 @@ def _use_fastest_backend() -> str:
 
 
 def _print_metrics(record: dict) -> None:
+    from trainer.metrics import FIELD
+
     table = Table(title=f"test split ({record['protocol']}, seed {record['seed']}): {record['n_test']} spectra, {record['n_classes']} classes")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in record["test"].items():
         table.add_row(name, f"{value:.4f}")
     console.print(table)
-    field = record["test_field_degraded"]
+    field = record[FIELD]
     console.print(
         f"same test spectra degraded as in the field (trainer/augment.py field_degrade): "
         f"top-1 {field['top1']:.4f}, top-3 {field['top3']:.4f}, top-5 {field['top5']:.4f}",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from trainer import plots
 from trainer.augment import field_degrade
-from trainer.metrics import classification_metrics, per_class_report
+from trainer.metrics import FIELD, FIELD_METRICS, classification_metrics, per_class_report
 from trainer.training import load_run
 
 METRICS = "metrics.json"
@@ -47,7 +47,7 @@ def evaluate(run_dir: str | Path, dataset_path: str | Path | None = None, out_di
         "n_classes": len(run.classes),
         "n_test": int(len(rows)),
         "test": metrics,
-        "test_field_degraded": {k: field[k] for k in ("top1", "top3", "top5")},
+        FIELD: {k: field[k] for k in FIELD_METRICS},
         "best_val_accuracy": max(run.history.get("val_accuracy", [float("nan")])),
         "last_train_accuracy_training_mode": run.history["accuracy"][-1],
         "device": run.config["device"],

@@ -30,6 +30,10 @@ METRIC_NAMES = (
     "top3",
     "top5",
 )
+#: The record key of the scores on test spectra degraded as in the field (``trainer.augment.field_degrade``),
+#: written by the CNN evaluation and by every baseline result, and the metrics it holds.
+FIELD = "test_field_degraded"
+FIELD_METRICS = ("top1", "top3", "top5")
 
 
 def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int) -> float:

@@ -5,6 +5,8 @@ beside it with the same seeds, so the two protocols are compared on equal footin
 (model, protocol, seed) is one task writing its own run folder ``{arch}-{protocol}-seed{seed}``;
 a task whose folder already holds its metrics is skipped, so a cut-short repeat resumes where it
 stopped. A failed task is reported and retried once; the summary names the runs still missing.
+Beside each protocol's test metrics the summary holds, under ``field_degraded``, the mean ± std of
+the runs' scores on the same test spectra degraded as in the field, where every run has them.
 Runs split over several processes or machines are merged by gathering their folders under one
 ``out_dir`` and summarising without training (``trainer repeat --summary-only``).
 
@@ -25,7 +27,7 @@ from typing import Any
 from trainer import plots
 from trainer.cluster import check_executor, connected_ray
 from trainer.evaluation import METRICS
-from trainer.metrics import mean_std
+from trainer.metrics import FIELD, FIELD_METRICS, mean_std
 from trainer.training import FitConfig
 
 SUMMARY = "summary.json"
@@ -40,16 +42,17 @@ def run_name(config: FitConfig) -> str:
     return f"{config.arch}-{config.protocol}-seed{config.seed}"
 
 
-def finished(run_dir: Path) -> dict[str, float] | None:
-    """The test metrics of a finished run folder, or None."""
+def finished(run_dir: Path) -> dict[str, dict[str, float]] | None:
+    """A finished run folder's scores, or None: ``test`` metrics and, where evaluated, the field-degraded ones."""
     try:
-        return json.loads((run_dir / METRICS).read_text())["test"]
+        record = json.loads((run_dir / METRICS).read_text())
+        return {"test": record["test"], **({FIELD: record[FIELD]} if FIELD in record else {})}
     except (OSError, ValueError, KeyError):
         return None
 
 
-def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: bool = True) -> dict[str, float]:
-    """One (model, protocol, seed): fit and evaluate into ``run_dir``; its test metrics. Runs where Ray puts it."""
+def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: bool = True) -> dict[str, dict[str, float]]:
+    """One (model, protocol, seed): fit and evaluate into ``run_dir``; its scores (:func:`finished`). Runs where Ray puts it."""
     from trainer.evaluation import evaluate
     from trainer.training import fit
 
@@ -57,7 +60,8 @@ def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: boo
     if done is not None:
         return done
     fit(dataset_path, run_dir, FitConfig(**config), quiet=quiet)
-    return evaluate(run_dir)["test"]
+    record = evaluate(run_dir)
+    return {"test": record["test"], FIELD: record[FIELD]}
 
 
 def _local(tasks: list[tuple[str, str, dict]], quiet: bool, on_done: Callable[[str, dict | None, str], None]) -> None:
@@ -108,12 +112,13 @@ def repeat(
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = [replace(base, protocol=p, seed=base.seed + i) for p in protocols for i in range(n)]
     tasks = [(str(Path(dataset_path).resolve()), str((out_dir / run_name(c)).resolve()), asdict(c)) for c in configs]
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, dict[str, float]]] = {}
     failures: dict[str, str] = {}
 
     def write_summary() -> dict:
         """summary.json as it stands: written after every task, so a run cut short still says what it has."""
-        by_protocol = {p: [results[run_name(c)] for c in configs if c.protocol == p and run_name(c) in results] for p in protocols}
+        finished_runs = {p: [results[run_name(c)] for c in configs if c.protocol == p and run_name(c) in results] for p in protocols}
+        by_protocol = {p: [r["test"] for r in runs] for p, runs in finished_runs.items()}
         summary = {
             "n": n,
             "fit": asdict(base),
@@ -122,20 +127,23 @@ def repeat(
             "missing": {run_name(c): failures.get(run_name(c), "not run") for c in configs if run_name(c) not in results},
             "results": by_protocol,
             "summary": summarise(by_protocol),
+            "field_degraded": {
+                p: mean_std([r[FIELD] for r in runs], FIELD_METRICS) for p, runs in finished_runs.items() if runs and all(FIELD in r for r in runs)
+            },
         }
         tmp = out_dir / (SUMMARY + ".tmp")
         tmp.write_text(json.dumps(summary, indent=2))
         tmp.replace(out_dir / SUMMARY)
         return summary
 
-    def on_done(run_dir: str, metrics: dict | None, error: str) -> None:
+    def on_done(run_dir: str, scores: dict | None, error: str) -> None:
         name = Path(run_dir).name
-        if metrics is None:
+        if scores is None:
             failures[name] = error
             line = f"{name}: failed twice ({error})"
         else:
-            results[name] = metrics
-            line = f"{name}: accuracy {metrics['accuracy']:.4f}"
+            results[name] = scores
+            line = f"{name}: accuracy {scores['test']['accuracy']:.4f}"
         write_summary()
         if progress:
             progress(len(results) + len(failures), len(tasks), line)
