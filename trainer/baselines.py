@@ -56,7 +56,7 @@ from trainer.augment import field_degrade
 from trainer.cluster import check_executor, joblib_backend
 from trainer.dataset import SpectraDataset
 from trainer.errors import ConfigError, SplitError
-from trainer.metrics import FIELD, FIELD_METRICS, classification_metrics, mean_std
+from trainer.metrics import FIELD, FIELD_METRICS, classification_metrics, field_summary, mean_std
 from trainer.splits import make_split
 
 CV_FOLDS = 3
@@ -275,9 +275,7 @@ def run_baselines(
         "n": n,
         "dataset": str(dataset_path),
         "summary": {key: mean_std(runs) for key, runs in results.items()},
-        "field_degraded": {
-            key: mean_std([r for r in runs if r is not None], FIELD_METRICS) for key, runs in field.items() if None not in runs
-        },
+        "field_degraded": field_summary(field),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))

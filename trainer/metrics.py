@@ -77,6 +77,12 @@ def mean_std(runs: list[dict[str, float]], names: tuple[str, ...] = METRIC_NAMES
     }
 
 
+def field_summary(groups: dict[str, list[dict[str, float] | None]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean ± std of the field-degraded scores per row (None: a run without them), only for rows where every run
+    has them, so no field figure rests on fewer runs than its row's clean one."""
+    return {key: mean_std([r for r in runs if r is not None], FIELD_METRICS) for key, runs in groups.items() if runs and None not in runs}
+
+
 def per_class_report(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> list[dict[str, object]]:
     """Precision, recall, F1 and support of every class present in the test labels."""
     present = np.unique(y_true)

@@ -27,7 +27,7 @@ from typing import Any
 from trainer import plots
 from trainer.cluster import check_executor, connected_ray
 from trainer.evaluation import METRICS
-from trainer.metrics import FIELD, FIELD_METRICS, mean_std
+from trainer.metrics import FIELD, field_summary, mean_std
 from trainer.training import FitConfig
 
 SUMMARY = "summary.json"
@@ -42,17 +42,21 @@ def run_name(config: FitConfig) -> str:
     return f"{config.arch}-{config.protocol}-seed{config.seed}"
 
 
+def _scores(record: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """What a run contributes to the summary: its ``test`` metrics and, where evaluated, the field-degraded ones."""
+    return {"test": record["test"], **({FIELD: record[FIELD]} if FIELD in record else {})}
+
+
 def finished(run_dir: Path) -> dict[str, dict[str, float]] | None:
-    """A finished run folder's scores, or None: ``test`` metrics and, where evaluated, the field-degraded ones."""
+    """A finished run folder's scores (:func:`_scores`), or None."""
     try:
-        record = json.loads((run_dir / METRICS).read_text())
-        return {"test": record["test"], **({FIELD: record[FIELD]} if FIELD in record else {})}
+        return _scores(json.loads((run_dir / METRICS).read_text()))
     except (OSError, ValueError, KeyError):
         return None
 
 
 def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: bool = True) -> dict[str, dict[str, float]]:
-    """One (model, protocol, seed): fit and evaluate into ``run_dir``; its scores (:func:`finished`). Runs where Ray puts it."""
+    """One (model, protocol, seed): fit and evaluate into ``run_dir``; its scores (:func:`_scores`). Runs where Ray puts it."""
     from trainer.evaluation import evaluate
     from trainer.training import fit
 
@@ -60,8 +64,7 @@ def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: boo
     if done is not None:
         return done
     fit(dataset_path, run_dir, FitConfig(**config), quiet=quiet)
-    record = evaluate(run_dir)
-    return {"test": record["test"], FIELD: record[FIELD]}
+    return _scores(evaluate(run_dir))
 
 
 def _local(tasks: list[tuple[str, str, dict]], quiet: bool, on_done: Callable[[str, dict | None, str], None]) -> None:
@@ -117,19 +120,17 @@ def repeat(
 
     def write_summary() -> dict:
         """summary.json as it stands: written after every task, so a run cut short still says what it has."""
-        finished_runs = {p: [results[run_name(c)] for c in configs if c.protocol == p and run_name(c) in results] for p in protocols}
-        by_protocol = {p: [r["test"] for r in runs] for p, runs in finished_runs.items()}
+        done = {p: [run_name(c) for c in configs if c.protocol == p and run_name(c) in results] for p in protocols}
+        by_protocol = {p: [results[name]["test"] for name in names] for p, names in done.items()}
         summary = {
             "n": n,
             "fit": asdict(base),
             "executor": executor,
-            "runs": {p: [str(out_dir / run_name(c)) for c in configs if c.protocol == p and run_name(c) in results] for p in protocols},
+            "runs": {p: [str(out_dir / name) for name in names] for p, names in done.items()},
             "missing": {run_name(c): failures.get(run_name(c), "not run") for c in configs if run_name(c) not in results},
             "results": by_protocol,
             "summary": summarise(by_protocol),
-            "field_degraded": {
-                p: mean_std([r[FIELD] for r in runs], FIELD_METRICS) for p, runs in finished_runs.items() if runs and all(FIELD in r for r in runs)
-            },
+            "field_degraded": field_summary({p: [results[name].get(FIELD) for name in names] for p, names in done.items()}),
         }
         tmp = out_dir / (SUMMARY + ".tmp")
         tmp.write_text(json.dumps(summary, indent=2))
