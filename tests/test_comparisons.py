@@ -264,3 +264,20 @@ def test_repeat_summary_only_gathers_runs_from_two_processes_and_trains_nothing(
     CliRunner().invoke(app, [*args, "--protocols", "random", "--n", "2", "--summary-only", "--quiet"])
     summary = json.loads((gathered / "summary.json").read_text())
     assert len(summary["results"]["random"]) == 2 and summary["field_degraded"] == {}  # no field figure from fewer runs than the row
+    assert summary["diverged"] == {"random": []}
+    history = gathered / "fan2019-random-seed0" / "history.json"
+    history.write_text(json.dumps({**json.loads(history.read_text()), "loss": [4.0, 0.2, 0.5, 2.5]}))  # blew up after epoch 2
+    result = CliRunner().invoke(app, [*args, "--protocols", "random", "--n", "2", "--summary-only", "--quiet"])
+    summary = json.loads((gathered / "summary.json").read_text())
+    assert summary["diverged"] == {"random": ["fan2019-random-seed0"]} and "diverged in training" in result.output
+
+
+@pytest.mark.parametrize(
+    ("loss", "expected"), [([4.0, 0.2, 0.5], False), ([4.0, 0.2, 0.5, 2.5], True), ([0.3], False), ([], False)]
+)
+def test_a_run_whose_training_loss_ends_ten_times_its_lowest_diverged(tmp_path, loss, expected):
+    from trainer.repeat import diverged
+
+    (tmp_path / "history.json").write_text(json.dumps({"loss": loss, "accuracy": [0.5] * len(loss)}))
+    assert diverged(tmp_path) is expected
+    assert diverged(tmp_path / "no-run") is None

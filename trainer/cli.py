@@ -152,7 +152,7 @@ def repeat_command(
     _use_fastest_backend()
     from rich.progress import Progress
 
-    from trainer.repeat import repeat
+    from trainer.repeat import DIVERGENCE_FACTOR, repeat
     from trainer.training import FitConfig
 
     base = FitConfig(
@@ -181,6 +181,11 @@ def repeat_command(
     for metric in next(iter(summary["summary"].values()), {}):
         table.add_row(metric, *(f"{s[metric]['mean']:.4f} ± {s[metric]['std']:.4f}" for s in summary["summary"].values()))
     console.print(table)
+    if blown := [name for names in summary["diverged"].values() for name in names]:
+        console.print(
+            f"diverged in training (last epoch's loss over {DIVERGENCE_FACTOR:g} times its lowest; scored at an early epoch): {', '.join(blown)}",
+            highlight=False, soft_wrap=True,
+        )
     if summary["missing"]:
         errors.print(f"missing runs: {', '.join(f'{k} ({v})' for k, v in summary['missing'].items())}", highlight=False, soft_wrap=True)
     console.print(f"summary.json and repeat_boxplot.png in {out}")

@@ -6,7 +6,9 @@ beside it with the same seeds, so the two protocols are compared on equal footin
 a task whose folder already holds its metrics is skipped, so a cut-short repeat resumes where it
 stopped. A failed task is reported and retried once; the summary names the runs still missing.
 Beside each protocol's test metrics the summary holds, under ``field_degraded``, the mean ± std of
-the runs' scores on the same test spectra degraded as in the field, where every run has them.
+the runs' scores on the same test spectra degraded as in the field, where every run has them, and
+under ``diverged`` the runs whose training blew up (:func:`diverged`): their scores are of a
+network that early stopping kept from an early epoch, which a mean ± std alone would not show.
 Runs split over several processes or machines are merged by gathering their folders under one
 ``out_dir`` and summarising without training (``trainer repeat --summary-only``).
 
@@ -28,9 +30,12 @@ from trainer import plots
 from trainer.cluster import check_executor, connected_ray
 from trainer.evaluation import METRICS
 from trainer.metrics import FIELD, field_summary, mean_std
-from trainer.training import FitConfig
+from trainer.training import HISTORY, FitConfig
 
 SUMMARY = "summary.json"
+#: a last-epoch training loss this many times the run's lowest is a training that blew up: over the 97 run
+#: records here, stable runs end within 4 times it, blown-up ones (Dataset_1 grouped, H100) 25-110 times
+DIVERGENCE_FACTOR = 10.0
 
 
 def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -53,6 +58,15 @@ def finished(run_dir: Path) -> dict[str, dict[str, float]] | None:
         return _scores(json.loads((run_dir / METRICS).read_text()))
     except (OSError, ValueError, KeyError):
         return None
+
+
+def diverged(run_dir: Path) -> bool | None:
+    """Whether the run's training loss ended above ``DIVERGENCE_FACTOR`` times its lowest; None without a history."""
+    try:
+        loss = json.loads((run_dir / HISTORY).read_text())["loss"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return bool(loss) and loss[-1] > DIVERGENCE_FACTOR * min(loss)
 
 
 def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: bool = True) -> dict[str, dict[str, float]]:
@@ -131,6 +145,7 @@ def repeat(
             "results": by_protocol,
             "summary": summarise(by_protocol),
             "field_degraded": field_summary({p: [results[name].get(FIELD) for name in names] for p, names in done.items()}),
+            "diverged": {p: [name for name in names if diverged(out_dir / name)] for p, names in done.items()},
         }
         tmp = out_dir / (SUMMARY + ".tmp")
         tmp.write_text(json.dumps(summary, indent=2))
