@@ -237,6 +237,36 @@ def test_cnn_runs_beside_the_baselines_say_width_and_how_many_runs(tmp_path):
     assert repeat_runs(full) == {"liu2017 (random, 5 runs, h100)": [run] * 5, "liu2017 (grouped, 4 runs, h100)": [run] * 4}
 
 
+def test_summaries_pair_the_runs_split_by_split_after_their_folders_are_gone(six_classes, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import trainer.baselines as baselines
+    from trainer.repeat import repeat
+    from trainer.training import FitConfig
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from paired_splits import load, paired_rows
+
+    repeat(six_classes, tmp_path / "cnn", 2, FitConfig(arch="fan2019", width=0.0625, epochs=1, patience=1), ("grouped",), quiet=True)
+    baselines.run_baselines(six_classes, tmp_path / "base", 2, ("correlation",), ("grouped",), log=lambda _: None)
+    cnn, base = tmp_path / "cnn" / "summary.json", f"{tmp_path / 'base' / 'summary.json'}:correlation"
+    from_folders = paired_rows(load(str(tmp_path / "cnn"), "top1"), load(f"{tmp_path / 'base'}:correlation", "top1"), "A", "B")
+    assert len(from_folders) == 5  # two splits and their mean
+    field = [load(side, "top3", "test_field_degraded") for side in (str(tmp_path / "cnn"), f"{tmp_path / 'base'}:correlation")]
+
+    for run in (tmp_path / "cnn").glob("fan2019-grouped-seed*"):
+        shutil.rmtree(run)
+    shutil.rmtree(tmp_path / "base" / "grouped-seed0")
+    assert paired_rows(load(str(cnn), "top1"), load(base, "top1"), "A", "B") == from_folders
+    assert [load(side, "top3", "test_field_degraded") for side in (str(cnn), base)] == field
+
+    older = json.loads(cnn.read_text())  # a summary written before summaries had `splits`
+    del older["splits"]
+    cnn.write_text(json.dumps(older))
+    assert paired_rows(load(str(cnn), "top1", dataset=six_classes), load(base, "top1"), "A", "B") == from_folders
+
+
 def test_repeat_summary_only_gathers_runs_from_two_processes_and_trains_nothing(six_classes, tmp_path):
     import shutil
 

@@ -47,3 +47,41 @@ def test_splits_tested_on_different_spectra_are_refused(tmp_path):
     baseline_result(tmp_path / "base", "grouped-seed0", 0.8, [1, 2, 4])
     with pytest.raises(ValueError, match="grouped seed 0: .*different spectra"):
         paired_rows(load(str(tmp_path / "cnn"), "top1"), load(f"{tmp_path / 'base'}:correlation", "top1"), "A", "B")
+
+
+def test_summaries_pair_by_their_split_fingerprints_and_refuse_others(tmp_path):
+    from trainer.splits import rows_fingerprint
+
+    def split(seed: int, rows: list[int], field: float) -> dict:
+        return {"seed": seed, "test_rows_sha256": rows_fingerprint(np.array(rows)), "test_field_degraded": {"top1": field}}
+
+    cnn = tmp_path / "cnn.json"  # as `trainer repeat` writes it
+    runs = {"grouped": ["runs/x/liu2017-grouped-seed3", "runs/x/liu2017-grouped-seed4"]}
+    results = {"grouped": [{"top1": 0.9}, {"top1": 0.7}]}
+    cnn.write_text(json.dumps({"runs": runs, "results": results, "splits": {"grouped": [split(3, [1, 2], 0.5), split(4, [3], 0.4)]}}))
+    base = tmp_path / "base.json"  # as `trainer baseline` writes it: two baselines, keyed "NAME (protocol)"
+    base.write_text(
+        json.dumps(
+            {
+                "results": {"correlation (grouped)": [{"top1": 0.8}, {"top1": 0.75}], "knn1 (grouped)": [{"top1": 0.1}, {"top1": 0.1}]},
+                "splits": {"correlation (grouped)": [split(3, [2, 1], 0.2), split(4, [3], 0.1)], "knn1 (grouped)": [split(3, [1, 2], 0), split(4, [3], 0)]},
+            }
+        )
+    )
+    lines = paired_rows(load(str(cnn), "top1"), load(f"{base}:correlation", "top1"), "A", "B")
+    assert lines[2:4] == ["| grouped | 3 | 90.00 | 80.00 | +10.00 |", "| grouped | 4 | 70.00 | 75.00 | -5.00 |"]
+    field = paired_rows(load(str(cnn), "top1", "test_field_degraded"), load(f"{base}:correlation", "top1", "test_field_degraded"), "A", "B")
+    assert field[2] == "| grouped | 3 | 50.00 | 20.00 | +30.00 |"
+    with pytest.raises(ValueError, match="holds no baseline 'forest'"):
+        load(f"{base}:forest", "top1")
+
+    moved = json.loads(cnn.read_text())
+    moved["splits"]["grouped"][1] = split(4, [3, 4], 0.4)  # seed 4 tested on other spectra
+    cnn.write_text(json.dumps(moved))
+    with pytest.raises(ValueError, match="grouped seed 4: .*different spectra"):
+        paired_rows(load(str(cnn), "top1"), load(f"{base}:correlation", "top1"), "A", "B")
+
+    del moved["splits"]  # a summary written before it had `splits`
+    cnn.write_text(json.dumps(moved))
+    with pytest.raises(ValueError, match="no per-split record.*--dataset"):
+        load(str(cnn), "top1")

@@ -57,7 +57,7 @@ from trainer.cluster import check_executor, joblib_backend
 from trainer.dataset import SpectraDataset
 from trainer.errors import ConfigError, SplitError
 from trainer.metrics import FIELD, FIELD_METRICS, classification_metrics, field_summary, mean_std
-from trainer.splits import make_split
+from trainer.splits import make_split, rows_fingerprint
 
 CV_FOLDS = 3
 
@@ -240,7 +240,9 @@ def run_baselines(
     """Every baseline on ``n`` splits per protocol; finished results are reused. Writes summary.json and a
     box plot of test accuracy, with ``beside`` (e.g. CNN repeats: name -> test metrics per split) in it too.
     ``complete_field`` completes finished results that lack field-degraded scores (:func:`complete_field_scores`).
-    The summary's ``field_degraded`` holds their mean ± std where every split of a row has them.
+    The summary's ``field_degraded`` holds their mean ± std where every split of a row has them; its
+    ``results`` and ``splits`` each split's test metrics, seed, test rows' fingerprint and field-degraded
+    scores, as a ``trainer repeat`` summary does, so the splits pair with CNN runs after the folders are gone.
 
     ``executor="ray"`` runs the grid searches' ``n_jobs`` parallel fits through Ray's joblib backend
     (:mod:`trainer.cluster`; ``address`` joins a cluster, none starts Ray here).
@@ -250,6 +252,7 @@ def run_baselines(
     out_dir = Path(out_dir)
     results: dict[str, list[dict[str, float]]] = {}
     field: dict[str, list[dict[str, float] | None]] = {}
+    splits: dict[str, list[dict[str, Any]]] = {}
     planned = [
         (protocol, seed, name, out_dir / f"{protocol}-seed{seed}" / f"{name}.json")
         for protocol in protocols
@@ -271,11 +274,15 @@ def run_baselines(
             log(f"{protocol} seed {seed} {name}: accuracy {record['test']['accuracy']:.4f}{degraded} ({record['fit_seconds']:.0f} s)")
             results.setdefault(f"{name} ({protocol})", []).append(record["test"])
             field.setdefault(f"{name} ({protocol})", []).append(record.get(FIELD))
+            split = {"seed": seed, "test_rows_sha256": rows_fingerprint(np.asarray(record["test_rows"]))}
+            splits.setdefault(f"{name} ({protocol})", []).append({**split, **({FIELD: record[FIELD]} if FIELD in record else {})})
     summary = {
         "n": n,
         "dataset": str(dataset_path),
         "summary": {key: mean_std(runs) for key, runs in results.items()},
         "field_degraded": field_summary(field),
+        "results": results,
+        "splits": splits,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))

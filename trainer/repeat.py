@@ -9,6 +9,9 @@ Beside each protocol's test metrics the summary holds, under ``field_degraded``,
 the runs' scores on the same test spectra degraded as in the field, where every run has them, and
 under ``diverged`` the runs whose training blew up (:func:`diverged`): their scores are of a
 network that early stopping kept from an early epoch, which a mean ± std alone would not show.
+Under ``splits``, beside each run's ``results``, its seed, the fingerprint of its test rows
+(:func:`trainer.splits.rows_fingerprint`) and its field-degraded scores: enough to pair the runs
+split by split with another summary (``benchmarks/paired_splits.py``) once the run folders are gone.
 Runs split over several processes or machines are merged by gathering their folders under one
 ``out_dir`` and summarising without training (``trainer repeat --summary-only``).
 
@@ -26,11 +29,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trainer import plots
 from trainer.cluster import check_executor, connected_ray
 from trainer.evaluation import METRICS
 from trainer.metrics import FIELD, field_summary, mean_std
-from trainer.training import HISTORY, FitConfig
+from trainer.splits import rows_fingerprint
+from trainer.training import HISTORY, SPLIT, FitConfig
 
 SUMMARY = "summary.json"
 #: a last-epoch training loss this many times the run's lowest is a training that blew up: over the 97 run
@@ -47,17 +53,25 @@ def run_name(config: FitConfig) -> str:
     return f"{config.arch}-{config.protocol}-seed{config.seed}"
 
 
-def _scores(record: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """What a run contributes to the summary: its ``test`` metrics and, where evaluated, the field-degraded ones."""
-    return {"test": record["test"], **({FIELD: record[FIELD]} if FIELD in record else {})}
+def _scores(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """What a run contributes to the summary: its ``test`` metrics, its test rows' fingerprint and,
+    where evaluated, the field-degraded scores."""
+    with np.load(run_dir / SPLIT) as split:
+        fingerprint = rows_fingerprint(split["test"])
+    return {"test": record["test"], "test_rows_sha256": fingerprint, **({FIELD: record[FIELD]} if FIELD in record else {})}
 
 
-def finished(run_dir: Path) -> dict[str, dict[str, float]] | None:
+def finished(run_dir: Path) -> dict[str, Any] | None:
     """A finished run folder's scores (:func:`_scores`), or None."""
     try:
-        return _scores(json.loads((run_dir / METRICS).read_text()))
+        return _scores(json.loads((run_dir / METRICS).read_text()), run_dir)
     except (OSError, ValueError, KeyError):
         return None
+
+
+def _split_record(seed: int, scores: dict[str, Any]) -> dict[str, Any]:
+    """A run's entry under the summary's ``splits``: what pairing it with another method's run needs."""
+    return {"seed": seed, "test_rows_sha256": scores["test_rows_sha256"], **({FIELD: scores[FIELD]} if FIELD in scores else {})}
 
 
 def diverged(run_dir: Path) -> bool | None:
@@ -69,7 +83,7 @@ def diverged(run_dir: Path) -> bool | None:
     return bool(loss) and loss[-1] > DIVERGENCE_FACTOR * min(loss)
 
 
-def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: bool = True) -> dict[str, dict[str, float]]:
+def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: bool = True) -> dict[str, Any]:
     """One (model, protocol, seed): fit and evaluate into ``run_dir``; its scores (:func:`_scores`). Runs where Ray puts it."""
     from trainer.evaluation import evaluate
     from trainer.training import fit
@@ -78,7 +92,7 @@ def run_task(dataset_path: str, run_dir: str, config: dict[str, Any], quiet: boo
     if done is not None:
         return done
     fit(dataset_path, run_dir, FitConfig(**config), quiet=quiet)
-    return _scores(evaluate(run_dir))
+    return _scores(evaluate(run_dir), Path(run_dir))
 
 
 def _local(tasks: list[tuple[str, str, dict]], quiet: bool, on_done: Callable[[str, dict | None, str], None]) -> None:
@@ -129,7 +143,8 @@ def repeat(
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = [replace(base, protocol=p, seed=base.seed + i) for p in protocols for i in range(n)]
     tasks = [(str(Path(dataset_path).resolve()), str((out_dir / run_name(c)).resolve()), asdict(c)) for c in configs]
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, Any]] = {}
+    seeds = {run_name(c): c.seed for c in configs}
     failures: dict[str, str] = {}
 
     def write_summary() -> dict:
@@ -143,6 +158,7 @@ def repeat(
             "runs": {p: [str(out_dir / name) for name in names] for p, names in done.items()},
             "missing": {run_name(c): failures.get(run_name(c), "not run") for c in configs if run_name(c) not in results},
             "results": by_protocol,
+            "splits": {p: [_split_record(seeds[name], results[name]) for name in names] for p, names in done.items()},
             "summary": summarise(by_protocol),
             "field_degraded": field_summary({p: [results[name].get(FIELD) for name in names] for p, names in done.items()}),
             "diverged": {p: [name for name in names if diverged(out_dir / name)] for p, names in done.items()},

@@ -9,6 +9,7 @@ with a single specimen are left out of it, and the split says how many.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,3 +114,9 @@ def make_split(protocol: str, mineral: np.ndarray, specimen: np.ndarray, seed: i
     if protocol == "grouped":
         return grouped_split(mineral, specimen, seed)
     raise ConfigError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def rows_fingerprint(rows: np.ndarray) -> str:
+    """sha256 of a set of row indices (order ignored): lets two results be paired on the same test spectra
+    after their run folders are gone, since summaries keep this instead of the rows."""
+    return hashlib.sha256(np.sort(np.asarray(rows, dtype=np.int64)).tobytes()).hexdigest()
