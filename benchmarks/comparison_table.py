@@ -34,11 +34,11 @@ def rows(label: str, summary: dict, field_degraded: bool = False) -> list[str]:
     columns, section = (FIELD_COLUMNS, "field_degraded") if field_degraded else (COLUMNS, "summary")
     out = []
     for key, stats in summary[section].items():
-        if "results" in summary:  # trainer repeat: keyed by protocol, {"results": {protocol: [runs]}}
+        name, baseline, protocol = key.removesuffix(")").partition(" (")
+        if not baseline:  # trainer repeat: keyed by protocol, {"results": {protocol: [runs]}}
             model, protocol, runs = label, key, len(summary["results"][key])
-        else:  # trainer baseline: keyed by "name (protocol)", {"n": runs}
-            name, protocol = key.rstrip(")").split(" (")
-            model, runs = f"{label} {name}".strip(), summary["n"]
+        else:  # trainer baseline: keyed by "name (protocol)", {"n": splits}; newer ones list each split's results
+            model, runs = f"{label} {name}".strip(), len(summary["results"][key]) if "results" in summary else summary["n"]
         out.append(f"| {model} | {protocol} | {runs} | " + " | ".join(cell(stats[m], runs) for m in columns) + " |")
     return out
 

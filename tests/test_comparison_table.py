@@ -28,6 +28,9 @@ def test_baseline_rows_split_name_and_protocol():
     summary = {"n": 5, "summary": {"knn1 (grouped)": stats(0.815, 0.016)}}
     (row,) = rows("", summary)
     assert row.startswith("| knn1 | grouped | 5 | 81.50 ± 1.60 |") and row.count("|") == 12
+    newer = {**summary, "results": {"knn1 (grouped)": [{}] * 4}}  # each split's results listed: the row counts them
+    (row,) = rows("Dataset_1", newer)
+    assert row.startswith("| Dataset_1 knn1 | grouped | 4 | 81.50 ± 1.60 |")
 
 
 def test_field_degraded_rows_come_from_each_summarys_field_scores(tmp_path, monkeypatch, capsys):
