@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.splits import rows_fingerprint
+from trainer.dataset import SpectraDataset
+from trainer.splits import make_split, rows_fingerprint
 
 SPLIT_NAME = re.compile(r"(?:^|-)(random|grouped)-seed(\d+)$")
 TEST = "test"
@@ -73,9 +74,6 @@ def baseline_scores(folder: Path, name: str, metric: str, scores_key: str = TEST
 
 def _rebuilt_splits(summary: dict[str, Any], dataset_path: Path) -> dict[str, list[dict[str, Any]]]:
     """``splits`` for a repeat summary that predates them: seeds from its run names, test rows remade from the dataset."""
-    from trainer.dataset import SpectraDataset
-    from trainer.splits import make_split
-
     dataset = SpectraDataset.load(dataset_path)
     splits: dict[str, list[dict[str, Any]]] = {}
     for protocol, runs in summary["runs"].items():
