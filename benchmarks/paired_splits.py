@@ -135,9 +135,7 @@ def paired_rows(a: Scores, b: Scores, label_a: str, label_b: str) -> list[str]:
             lines.append(f"| {protocol} | {key[1]} | {100 * value_a:.2f} | {100 * value_b:.2f} | {differences[-1]:+.2f} |")
         spread = f" ± {np.std(differences, ddof=1):.2f}" if len(differences) > 1 else ""
         wins = sum(d > 0 for d in differences)
-        lines.append(
-            f"| {protocol} | mean of {len(differences)} | | | **{np.mean(differences):+.2f}{spread}** ({label_a} ahead on {wins}) |"
-        )
+        lines.append(f"| {protocol} | mean of {len(differences)} | | | **{np.mean(differences):+.2f}{spread}** ({label_a} ahead on {wins}) |")
     return lines
 
 
