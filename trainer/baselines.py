@@ -56,7 +56,7 @@ from trainer.augment import field_degrade
 from trainer.cluster import check_executor, joblib_backend
 from trainer.dataset import SpectraDataset
 from trainer.errors import ConfigError, SplitError
-from trainer.metrics import FIELD, FIELD_METRICS, classification_metrics, field_summary, mean_std
+from trainer.metrics import FIELD, FIELD_METRICS, classification_metrics, field_summary, mean_std, split_record
 from trainer.splits import make_split, rows_fingerprint
 
 CV_FOLDS = 3
@@ -274,8 +274,7 @@ def run_baselines(
             log(f"{protocol} seed {seed} {name}: accuracy {record['test']['accuracy']:.4f}{degraded} ({record['fit_seconds']:.0f} s)")
             results.setdefault(f"{name} ({protocol})", []).append(record["test"])
             field.setdefault(f"{name} ({protocol})", []).append(record.get(FIELD))
-            split = {"seed": seed, "test_rows_sha256": rows_fingerprint(np.asarray(record["test_rows"]))}
-            splits.setdefault(f"{name} ({protocol})", []).append({**split, **({FIELD: record[FIELD]} if FIELD in record else {})})
+            splits.setdefault(f"{name} ({protocol})", []).append(split_record(seed, rows_fingerprint(np.asarray(record["test_rows"])), record))
     summary = {
         "n": n,
         "dataset": str(dataset_path),

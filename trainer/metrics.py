@@ -83,6 +83,12 @@ def field_summary(groups: dict[str, list[dict[str, float] | None]]) -> dict[str,
     return {key: mean_std([r for r in runs if r is not None], FIELD_METRICS) for key, runs in groups.items() if runs and None not in runs}
 
 
+def split_record(seed: int, test_rows_sha256: str, scores: dict) -> dict:
+    """One split's entry under a summary's ``splits`` (repeat or baseline): its seed, its test rows' fingerprint
+    and, where ``scores`` has them, its field-degraded scores; what pairing it with another method's split needs."""
+    return {"seed": seed, "test_rows_sha256": test_rows_sha256, **({FIELD: scores[FIELD]} if FIELD in scores else {})}
+
+
 def per_class_report(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> list[dict[str, object]]:
     """Precision, recall, F1 and support of every class present in the test labels."""
     present = np.unique(y_true)

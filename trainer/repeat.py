@@ -34,7 +34,7 @@ import numpy as np
 from trainer import plots
 from trainer.cluster import check_executor, connected_ray
 from trainer.evaluation import METRICS
-from trainer.metrics import FIELD, field_summary, mean_std
+from trainer.metrics import FIELD, field_summary, mean_std, split_record
 from trainer.splits import rows_fingerprint
 from trainer.training import HISTORY, SPLIT, FitConfig
 
@@ -67,11 +67,6 @@ def finished(run_dir: Path) -> dict[str, Any] | None:
         return _scores(json.loads((run_dir / METRICS).read_text()), run_dir)
     except (OSError, ValueError, KeyError):
         return None
-
-
-def _split_record(seed: int, scores: dict[str, Any]) -> dict[str, Any]:
-    """A run's entry under the summary's ``splits``: what pairing it with another method's run needs."""
-    return {"seed": seed, "test_rows_sha256": scores["test_rows_sha256"], **({FIELD: scores[FIELD]} if FIELD in scores else {})}
 
 
 def diverged(run_dir: Path) -> bool | None:
@@ -158,7 +153,7 @@ def repeat(
             "runs": {p: [str(out_dir / name) for name in names] for p, names in done.items()},
             "missing": {run_name(c): failures.get(run_name(c), "not run") for c in configs if run_name(c) not in results},
             "results": by_protocol,
-            "splits": {p: [_split_record(seeds[name], results[name]) for name in names] for p, names in done.items()},
+            "splits": {p: [split_record(seeds[name], results[name]["test_rows_sha256"], results[name]) for name in names] for p, names in done.items()},
             "summary": summarise(by_protocol),
             "field_degraded": field_summary({p: [results[name].get(FIELD) for name in names] for p, names in done.items()}),
             "diverged": {p: [name for name in names if diverged(out_dir / name)] for p, names in done.items()},
