@@ -172,6 +172,7 @@ def test_local_executor_needs_no_ray_and_reports_failures(six_classes, tmp_path,
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     summary = repeat(six_classes, tmp_path, 1, FitConfig(arch="fan2019", width=0.0625, epochs=1, patience=1), ("random",))
     assert summary["missing"] == {} and summary["executor"] == "local"
+    assert summary["fit"]["arch"] == "fan2019" and "protocol" not in summary["fit"]  # the recipe, not the first run's split
     broken = repeat(six_classes, tmp_path / "b", 1, FitConfig(arch="nonesuch", epochs=1), ("random",))
     assert list(broken["missing"]) == ["nonesuch-random-seed0"] and "unknown architecture" in broken["missing"]["nonesuch-random-seed0"]
     from trainer.errors import ConfigError

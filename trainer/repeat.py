@@ -148,7 +148,8 @@ def repeat(
         by_protocol = {p: [results[name]["test"] for name in names] for p, names in done.items()}
         summary = {
             "n": n,
-            "fit": asdict(base),
+            # the recipe every run shares; each run's protocol and seed are in `runs` and `splits`
+            "fit": {k: v for k, v in asdict(base).items() if k not in ("protocol", "seed")},
             "executor": executor,
             "runs": {p: [str(out_dir / name) for name in names] for p, names in done.items()},
             "missing": {run_name(c): failures.get(run_name(c), "not run") for c in configs if run_name(c) not in results},
