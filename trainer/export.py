@@ -29,7 +29,7 @@ from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
 from trainer.metrics import top_k_accuracy
-from trainer.training import Run, load_run
+from trainer.training import SPLIT_FIELDS, Run, load_run
 
 PRECISIONS = ("int8", "float16", "float32")
 #: What a geologist expects a demo to know first: rock-forming and gem minerals, in this order.
@@ -177,7 +177,7 @@ def bundle_manifest(run: Run, precision: str, io: dict) -> Manifest:
             "seed": run.split.seed,
             "arch": run.fit_config.arch,
             "width": run.fit_config.width,
-            "recipe": {k: v for k, v in run.config["fit"].items() if k not in ("protocol", "seed", "init_from")},
+            "recipe": {k: v for k, v in run.config["fit"].items() if k not in (*SPLIT_FIELDS, "init_from")},
             "augmentation": run.config.get("augmentation"),
             "epochs_run": run.config.get("epochs_run"),
             "train_seconds": run.config.get("train_seconds"),

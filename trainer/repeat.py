@@ -36,7 +36,7 @@ from trainer.cluster import check_executor, connected_ray
 from trainer.evaluation import METRICS
 from trainer.metrics import FIELD, field_summary, mean_std, split_record
 from trainer.splits import rows_fingerprint
-from trainer.training import HISTORY, SPLIT, FitConfig
+from trainer.training import HISTORY, SPLIT, SPLIT_FIELDS, FitConfig
 
 SUMMARY = "summary.json"
 #: a last-epoch training loss this many times the run's lowest is a training that blew up: over the 97 run
@@ -149,7 +149,7 @@ def repeat(
         summary = {
             "n": n,
             # the recipe every run shares; each run's protocol and seed are in `runs` and `splits`
-            "fit": {k: v for k, v in asdict(base).items() if k not in ("protocol", "seed")},
+            "fit": {k: v for k, v in asdict(base).items() if k not in SPLIT_FIELDS},
             "executor": executor,
             "runs": {p: [str(out_dir / name) for name in names] for p, names in done.items()},
             "missing": {run_name(c): failures.get(run_name(c), "not run") for c in configs if run_name(c) not in results},

@@ -59,6 +59,10 @@ class FitConfig:
     init_from: str | None = None
 
 
+#: FitConfig fields that pick a run's split rather than its recipe (a repeat's runs differ only in these)
+SPLIT_FIELDS = ("protocol", "seed")
+
+
 def epoch_batches(
     X: np.ndarray,
     labels: np.ndarray,
