@@ -174,3 +174,17 @@ def test_ablation_switches_off_each_perturbation_once_and_reuses_finished_runs(t
         assert (aug is None) == (augment == "none")
     again = ablation.ablation("d.npz", tmp_path, FitConfig(arch="resnet1d"))
     assert len(trained) == 11 and again == rows  # nothing trained twice
+
+
+def test_warp_moves_bands_by_different_amounts_and_keeps_the_axis_increasing():
+    from trainer.augment import warp_axis
+
+    x = np.arange(100.0, 1500.0)
+    moved = []
+    for seed in range(20):
+        warped = warp_axis(x, 6.0, 200.0, np.random.default_rng(seed))
+        assert np.all(np.diff(warped) > 0)
+        shift = warped - x
+        moved.append(abs(shift[364] - shift[986]))  # two bands 622 cm^-1 apart
+    assert np.median(moved) > 1.0  # not one global shift
+    assert Augmentation.parse("physical,warp_cm1=4").warp_cm1 == 4.0 and Augmentation().warp_cm1 == 0.0

@@ -7,6 +7,8 @@ spectrum's own 0..1 range):
 
 =================  ==========================================================================
 offset / stretch   wavenumber calibration differs between instruments
+warp               band positions move individually between specimens (solid solutions): a smooth
+                   local shift of the axis, off unless asked for
 broadening         a portable spectrometer resolves 7-12 cm^-1; RRUFF's instruments far finer
 band gain          crystal orientation and laser wavelength change relative peak heights
 baseline           fluorescence left over after baseline removal
@@ -61,6 +63,8 @@ class Augmentation:
     spike_probability: float = 0.1  #: chance of 1-3 residual spikes
     mix_probability: float = 0.3  #: chance of mixing with another spectrum of the same class
     mix_min_weight: float = 0.5  #: the spectrum's own weight is drawn in [this, 1]
+    warp_cm1: float = 0.0  #: standard deviation of a smooth local axis shift, cm^-1 (scaled by U[0, 1]); 0: off
+    warp_period_cm1: float = 200.0  #: shortest period of that shift curve, cm^-1: bands this far apart move apart
 
     NAMES = ("offset", "stretch", "broadening", "band_gain", "baseline", "noise", "range", "spikes", "mixing")
 
@@ -125,6 +129,14 @@ def _smooth_curve(x: np.ndarray, period_cm1: float, rng: np.random.Generator, te
 def band_gain(x: np.ndarray, y: np.ndarray, sd: float, period_cm1: float, rng: np.random.Generator) -> np.ndarray:
     """Multiply by exp(sd * smooth curve): band heights change relative to each other, peaks stay put."""
     return y * np.exp(sd * _smooth_curve(x, period_cm1, rng))
+
+
+def warp_axis(x: np.ndarray, sd_cm1: float, period_cm1: float, rng: np.random.Generator) -> np.ndarray:
+    """Shift the axis by ``sd_cm1`` times a smooth curve: bands ``period_cm1`` apart move by different
+    amounts, as between two specimens of a solid solution. An axis the curve would fold (not strictly
+    increasing) is returned unchanged."""
+    warped = x + sd_cm1 * _smooth_curve(x, period_cm1, rng)
+    return warped if np.all(np.diff(warped) > 0) else x
 
 
 def broaden(y: np.ndarray, fwhm_cm1: float) -> np.ndarray:
@@ -206,6 +218,8 @@ def perturb(
         y = add_noise(y, np.exp(rng.uniform(np.log(aug.noise_snr_min), np.log(500.0))), rng)
     if aug.spike_probability and rng.random() < aug.spike_probability:
         y = add_spikes(y, int(rng.integers(1, 4)), rng)
+    if aug.warp_cm1:
+        x = warp_axis(x, aug.warp_cm1 * rng.uniform(0, 1), aug.warp_period_cm1, rng)
     x = x + rng.uniform(-aug.offset_cm1, aug.offset_cm1) + rng.uniform(-aug.stretch, aug.stretch) * (x - 800.0)
     if aug.range_probability and rng.random() < aug.range_probability:
         low, high = x[0] + rng.uniform(0, aug.range_low_cm1), x[-1] - rng.uniform(0, aug.range_high_cm1)

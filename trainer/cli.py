@@ -68,13 +68,17 @@ LearningRate = Annotated[float, typer.Option(help="Adam learning rate (the paper
 Schedule = Annotated[str, typer.Option(help="learning rate: constant (the paper's) or cosine (decays to 0 over --epochs)")]
 LabelSmoothing = Annotated[float, typer.Option(help="label smoothing of the cross-entropy (the paper's: 0)")]
 Quiet = Annotated[bool, typer.Option(help="no progress bars")]
+ExtraTrain = Annotated[
+    Path | None,
+    typer.Option(help="the fair/poor set (rruff_fair_poor_d2.tar.xz): its processed files of the specimens the run trains on join its training data"),
+]
 
 
 @app.command(name="fit")
 def fit_command(
     dataset: DatasetArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")],
-    split: Annotated[str, typer.Option(help="random (the paper's) or grouped (by RRUFF specimen)")] = "random",
+    split: Annotated[str, typer.Option(help="random (the paper's), grouped (by RRUFF specimen) or all (every spectrum in training: the production fit; no early stopping)")] = "random",
     seed: Seed = 0,
     arch: Arch = "sang2021",
     width: Width = 1.0,
@@ -87,6 +91,7 @@ def fit_command(
     augment: Annotated[str, typer.Option(help="none, physical (trainer/augment.py), physical-no-NAME, or physical,key=value,...")] = "none",
     bn_momentum: Annotated[float, typer.Option(help="BatchNorm moving-average momentum (Keras' default 0.99 lags on RRUFF-sized runs)")] = 0.9,
     init_from: Annotated[Path | None, typer.Option(help="start from this run's weights (same dataset, split, seed and width)")] = None,
+    extra_train: ExtraTrain = None,
     quiet: Quiet = False,
 ) -> None:
     """Train the paper's CNN (Adam 1e-4, cross-entropy, early stopping) and evaluate it."""
@@ -94,13 +99,16 @@ def fit_command(
     from trainer.evaluation import evaluate
     from trainer.training import FitConfig, fit
 
-    config = FitConfig(
-        protocol=split, seed=seed, arch=arch, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
-        bn_momentum=bn_momentum, learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing,
-        augment=augment, init_from=str(init_from) if init_from else None,
-    )
     try:
+        config = FitConfig(
+            protocol=split, seed=seed, arch=arch, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
+            bn_momentum=bn_momentum, learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing,
+            augment=augment, init_from=str(init_from) if init_from else None, extra_train=str(extra_train) if extra_train else None,
+        )
         run = fit(dataset, out, config, quiet=quiet)
+        if config.protocol == "all":
+            console.print(f"run written to {run} (every spectrum in training: no test part; its figures are the grouped runs')")
+            return
         record = evaluate(run)
     except EXPECTED as exc:
         _fail(str(exc))
@@ -113,12 +121,13 @@ def evaluate_command(
     run: Annotated[Path, typer.Argument(help="run folder from `trainer fit`")],
     dataset: Annotated[Path | None, typer.Option(help="dataset file, if it moved since training")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="folder for the results (default: the run folder)")] = None,
+    field_set: Annotated[Path | None, typer.Option(help="the fair/poor set for the grouped-fair figures (default: rruff_fair_poor_d2.tar.xz in $RAMANEDGE_DATA or ../shared/data)")] = None,
 ) -> None:
-    """Table 3 metrics of a run on its test split, per-class report and figures."""
+    """Table 3 metrics of a run on its test split, grouped-fair figures, per-class report and figures."""
     from trainer.evaluation import evaluate
 
     try:
-        record = evaluate(run, dataset, out)
+        record = evaluate(run, dataset, out, field_set)
     except EXPECTED as exc:
         _fail(str(exc))
     _print_metrics(record)
@@ -141,6 +150,7 @@ def repeat_command(
     schedule: Schedule = "constant",
     label_smoothing: LabelSmoothing = 0.0,
     augment: Annotated[str, typer.Option(help="none, physical (trainer/augment.py), physical-no-NAME, or physical,key=value,...")] = "none",
+    extra_train: ExtraTrain = None,
     executor: Annotated[str, typer.Option(help="local (one run after another, here) or ray (a Ray task per run)")] = "local",
     address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start Ray on this machine)")] = None,
     summary_only: Annotated[
@@ -155,10 +165,14 @@ def repeat_command(
     from trainer.repeat import DIVERGENCE_FACTOR, repeat
     from trainer.training import FitConfig
 
-    base = FitConfig(
-        seed=seed, arch=arch, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
-        learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing, augment=augment,
-    )
+    try:
+        base = FitConfig(
+            seed=seed, arch=arch, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
+            learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing, augment=augment,
+            extra_train=str(extra_train) if extra_train else None,
+        )
+    except EXPECTED as exc:
+        _fail(str(exc))
     split_protocols = tuple(p.strip() for p in protocols.split(","))
     with Progress(console=console, disable=quiet) as bar:
         task = bar.add_task(f"{arch} runs", total=n * len(split_protocols))
@@ -257,11 +271,11 @@ def ablation_command(
     from trainer.ablation import ablation
     from trainer.training import FitConfig
 
-    base = FitConfig(
-        protocol=split, seed=seed, arch=arch, width=width, epochs=epochs, patience=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing,
-    )
     try:
+        base = FitConfig(
+            protocol=split, seed=seed, arch=arch, width=width, epochs=epochs, patience=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing,
+        )
         rows = ablation(dataset, out, base, quiet=quiet)
     except EXPECTED as exc:
         _fail(str(exc))
@@ -352,3 +366,27 @@ def _print_metrics(record: dict) -> None:
         f"device: {record['device']}",
         highlight=False,
     )
+    _print_grouped_fair(record)
+
+
+def _print_grouped_fair(record: dict) -> None:
+    from trainer.field_set import GROUPED_FAIR
+
+    fair = record.get(GROUPED_FAIR, {})
+    if "not_scored" in fair:
+        console.print(f"grouped-fair: not scored ({fair['not_scored']})", highlight=False)
+        return
+    for part in ("test", "validation"):
+        table = Table(title=f"grouped-fair, {part} specimens: real fair/poor RRUFF spectra of specimens the model never saw (top-1 / top-3, %)")
+        for column in ("files", "model", "library", "fused", "identified (share, right)"):
+            table.add_column(column, justify="right")
+        for group, cell in fair[part].items():
+            if not cell["spectra"]:
+                table.add_row(f"{group}: 0", "—", "—", "—", "—")
+                continue
+            pct = [f"{100 * cell[f'{source}_top1']:.1f} / {100 * cell[f'{source}_top3']:.1f}" for source in ("model", "library", "fused")]
+            table.add_row(
+                f"{group}: {cell['spectra']}", *pct,
+                f"{100 * cell['identified_coverage']:.0f} %, {100 * cell['identified_precision']:.0f} %",
+            )
+        console.print(table)

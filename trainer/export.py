@@ -28,6 +28,7 @@ from trainer import calibration
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
+from trainer.field_set import FIELD_SET_FILE, GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set
 from trainer.metrics import top_k_accuracy
 from trainer.training import SPLIT_FIELDS, Run, load_run
 
@@ -42,6 +43,8 @@ WELL_KNOWN = (
 #: How many held-out spectra a bundle carries for ``ramanedge demo`` to play.
 DEMO_SPECTRA = 36
 REPRESENTATIVE_SPECTRA = 300
+#: Training spectra a run without a test part (``--split all``) is checked for int8 drift on.
+DRIFT_CHECK_SPECTRA = 1000
 #: Most top-1 points an exported model may differ from float32, either way, before export refuses it.
 MAX_TOP1_CHANGE = 0.02
 #: Refuse an exported model whose first place is tied (two classes at the same output) for more
@@ -56,8 +59,8 @@ class ExportError(TrainerError):
     """Export refused or failed; one line saying why."""
 
 
-def check_inference_mode(model: keras.Model, run: Run, dataset: SpectraDataset, labels: np.ndarray) -> dict[str, float]:
-    """Inference-mode accuracy on training and test spectra, refused if BatchNorm statistics lag."""
+def check_inference_mode(model: keras.Model, run: Run, dataset: SpectraDataset, labels: np.ndarray, rows: np.ndarray) -> dict[str, float]:
+    """Inference-mode accuracy on training spectra and on ``rows`` (the test split), refused if BatchNorm statistics lag."""
     rng = np.random.default_rng(0)
     train_rows = rng.choice(run.split.train, size=min(1000, len(run.split.train)), replace=False)
     train_acc = float(np.mean(model.predict(dataset.X[train_rows, :, None], batch_size=256, verbose=0).argmax(1) == labels[train_rows]))
@@ -68,11 +71,11 @@ def check_inference_mode(model: keras.Model, run: Run, dataset: SpectraDataset, 
             f"{run.path}: inference-mode accuracy on training spectra is {train_acc:.3f} against {training_mode:.3f} "
             "in training mode; BatchNorm moving statistics are off (retrain with a lower --bn-momentum), not exporting"
         )
-    test_proba = model.predict(dataset.X[run.split.test, :, None], batch_size=256, verbose=0)
+    test_proba = model.predict(dataset.X[rows, :, None], batch_size=256, verbose=0)
     return {
         "train_inference_accuracy": train_acc,
         "train_training_mode_accuracy": training_mode,
-        **topk(test_proba, labels[run.split.test]),
+        **topk(test_proba, labels[rows]),
     }
 
 
@@ -160,7 +163,7 @@ def demo_spectra(dataset: SpectraDataset, rows: np.ndarray) -> list[tuple[str, n
     return [(str(dataset.mineral[i]), dataset.X[i]) for i in (known + rest)[:DEMO_SPECTRA]]
 
 
-def bundle_manifest(run: Run, precision: str, io: dict) -> Manifest:
+def bundle_manifest(run: Run, precision: str, io: dict, demo: str = "") -> Manifest:
     """The manifest of a run's bundle, before its files are hashed and its metrics measured."""
     return Manifest(
         precision=precision,
@@ -183,10 +186,30 @@ def bundle_manifest(run: Run, precision: str, io: dict) -> Manifest:
             "train_seconds": run.config.get("train_seconds"),
             "parameters": run.config["parameters"],
             "device": run.config["device"],
+            "extra_training_spectra": run.config.get("extra_training_spectra", 0),
+            "data": _training_data(run),
         },
-        library={"holds": f"the training spectra of {run.path.name}'s {run.split.protocol} split (no validation or test spectrum)"},
+        library={"holds": _library_holds(run), "demo": demo},
         files={},
     )
+
+
+def _training_data(run: Run) -> str:
+    """What the run learnt from, in words, for the manifest."""
+    part = "every spectrum" if run.split.protocol == "all" else f"the training part of the {run.split.protocol} split (seed {run.split.seed})"
+    data = f"{part} of {run.config['dataset_summary']}"
+    if run.fit_config.extra_train:
+        data += (
+            f", plus {run.config.get('extra_training_spectra', 0)} fair/poor RRUFF processed spectra of its training specimens "
+            f"({Path(run.fit_config.extra_train).name}: no longer a test for this model)"
+        )
+    return data
+
+
+def _library_holds(run: Run) -> str:
+    if run.split.protocol == "all":
+        return f"every spectrum of the dataset {run.path.name} was trained on ({run.config['dataset_summary']})"
+    return f"the training spectra of {run.path.name}'s {run.split.protocol} split (no validation or test spectrum)"
 
 
 def _io_details(model_bytes: bytes) -> dict:
@@ -201,6 +224,40 @@ def _io_details(model_bytes: bytes) -> dict:
     return details
 
 
+def _check_rows(run: Run) -> tuple[np.ndarray, str]:
+    """The rows a run's exported model is scored on: its test part, or for a run trained on every
+    spectrum (``--split all``) a seeded sample of them, which can only show drift from float32."""
+    if len(run.split.test):
+        return run.split.test, "test split"
+    rows = np.sort(np.random.default_rng(0).choice(run.split.train, size=min(DRIFT_CHECK_SPECTRA, len(run.split.train)), replace=False))
+    return rows, f"{len(rows)} of its training spectra (drift from float32 only: the model saw them)"
+
+
+def _field_set_for(run: Run) -> FieldSet | None:
+    """The fair/poor set: the one the run trained on, else the shared one; None where there is none."""
+    path = run.fit_config.extra_train or default_path()
+    return load_field_set(path) if path else None
+
+
+def _demo_for(run: Run, dataset: SpectraDataset, field: FieldSet | None) -> tuple[list[tuple[str, np.ndarray]], str]:
+    """The demo's spectra and what they are: the test split's, or for a run trained on every spectrum the
+    fair/poor set's RAW files cleaned on the device path (no library spectrum; a processed twin may be training data)."""
+    if len(run.split.test):
+        return demo_spectra(dataset, run.split.test), f"{run.path.name}'s test split (in neither model nor library)"
+    if field is None:
+        raise ExportError(f"{run.path}: trained on every spectrum, so the demo needs the fair/poor set ({FIELD_SET_FILE}); none found")
+    raw = np.flatnonzero((field.kind == "raw") & np.isin(field.mineral, run.classes))
+    rows = raw[np.random.default_rng(0).permutation(len(raw))]
+    first: dict[str, int] = {}
+    for i in rows:
+        first.setdefault(str(field.mineral[i]), int(i))
+    known = [first[m] for m in WELL_KNOWN if m in first]
+    chosen = (known + [int(i) for i in rows if int(i) not in set(known)])[:DEMO_SPECTRA]
+    return [(str(field.mineral[i]), field.X[i]) for i in chosen], (
+        "fair/poor RRUFF RAW files cleaned on the device path: in no library; their processed twins may be training data"
+    )
+
+
 def _convert_and_score(
     run: Run, dataset_path: str | Path | None, precision: str, out: Path, scratch: Path, log, fusion: Calibration | None = None
 ) -> tuple[dict, Calibration]:
@@ -210,44 +267,48 @@ def _convert_and_score(
     ``fusion`` (fitted on a grouped run of the same recipe) is given. Returns the metrics block of
     the manifest: each precision's top-1/top-3 on the run's test split (ranked as the device
     ranks) and on the same spectra degraded as in the field; model alone, library alone and fused
-    answers of the exported model; and the calibration.
+    answers of the exported model; for a grouped run its grouped-fair figures; and the calibration.
     """
     dataset = run.load_dataset(dataset_path)
     labels = dataset.labels(run.classes)
     if len(run.split.train) == 0:
         raise ExportError(f"{run.path}: no training spectra to calibrate the quantisation with")
     model = run.build_trained_model()
-    keras_metrics = check_inference_mode(model, run, dataset, labels)
+    rows, scored_on = _check_rows(run)
+    keras_metrics = check_inference_mode(model, run, dataset, labels, rows)
     log(
-        f"{run.path.name}: float Keras model, inference mode: test top-1 {keras_metrics['top1']:.4f}, "
+        f"{run.path.name}: float Keras model, inference mode: top-1 {keras_metrics['top1']:.4f} on {scored_on}, "
         f"training spectra {keras_metrics['train_inference_accuracy']:.4f} (training mode {keras_metrics['train_training_mode_accuracy']:.4f})"
     )
     rng = np.random.default_rng(0)
     representative = dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
-    X_test, y_test = dataset.X[run.split.test], labels[run.split.test]
+    X_test, y_test = dataset.X[rows], labels[rows]
     X_field = field_degrade(X_test, seed=run.split.seed)
     library = reference_library(dataset, run.split.train)
-    demo = demo_spectra(dataset, run.split.test)
-    metrics: dict = {}
+    field = _field_set_for(run)
+    demo, demo_note = _demo_for(run, dataset, field)
+    metrics: dict = {"scored_on": scored_on}
     for p in ["float32"] if precision == "float32" else ["float32", precision]:
         model_bytes = convert(model, p, representative)
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
-        write_bundle(target, model_bytes, run.classes, library, demo, bundle_manifest(run, p, _io_details(model_bytes)))
+        manifest = bundle_manifest(run, p, _io_details(model_bytes), demo_note)
+        write_bundle(target, model_bytes, run.classes, library, demo, manifest)
         proba = bundle_probabilities(target, X_test)
         metrics[p] = topk(proba, y_test)
         field_proba = bundle_probabilities(target, X_field)
         metrics[f"{p}_field_degraded"] = topk(field_proba, y_test)
         log(
-            f"{run.path.name}: {p} TFLite through the edge interpreter: test top-1 {metrics[p]['top1']:.4f}, "
-            f"top-3 {metrics[p]['top3']:.4f}; field-degraded top-1 {metrics[f'{p}_field_degraded']['top1']:.4f}"
+            f"{run.path.name}: {p} TFLite through the edge interpreter: top-1 {metrics[p]['top1']:.4f}, "
+            f"top-3 {metrics[p]['top3']:.4f} on {scored_on}; field-degraded top-1 {metrics[f'{p}_field_degraded']['top1']:.4f}"
         )
         if p != "float32":
             check_exported(p, proba, metrics[p], metrics["float32"])
-    matcher = Matcher(run.classes, library, Calibration())
     if fusion is None:
+        if not len(run.split.val):
+            raise ExportError(f"{run.path}: no validation spectra to calibrate the fusion on; pass --other-protocol-run GROUPED_RUN")
         X_val, y_val = dataset.X[run.split.val], labels[run.split.val]
         source = f"{run.path.name} validation ({run.split.protocol} split)"
-        fusion = calibration.calibrate(matcher, bundle_probabilities(out, X_val), X_val, y_val, source)
+        fusion = calibration.calibrate(Matcher(run.classes, library, Calibration()), bundle_probabilities(out, X_val), X_val, y_val, source)
         if run.split.protocol != "grouped":
             log(
                 f"{run.path.name}: calibrating on a random split's validation spectra, whose specimens the model has seen: "
@@ -258,16 +319,25 @@ def _convert_and_score(
             f"library weight {fusion.library_weight:.2f}, identified from {fusion.identified:.3f}, not in library under HQI {fusion.not_in_library_hqi:.0f}"
         )
     matcher = Matcher(run.classes, library, fusion)
-    answers = calibration.score_answers(matcher, proba, X_test, y_test)
-    answers_field = calibration.score_answers(matcher, field_proba, X_field, y_test)
-    log(
-        f"{run.path.name}: {precision} answers on the test split: model top-1 {answers['model']['top1']:.4f}, "
-        f"library {answers['library']['top1']:.4f}, fused {answers['fused']['top1']:.4f}; identified {answers['fused']['identified']}"
-    )
+    if len(run.split.test):
+        metrics["answers"] = calibration.score_answers(matcher, proba, X_test, y_test)
+        metrics["answers_field_degraded"] = calibration.score_answers(matcher, field_proba, X_field, y_test)
+        answers = metrics["answers"]
+        log(
+            f"{run.path.name}: {precision} answers on the test split: model top-1 {answers['model']['top1']:.4f}, "
+            f"library {answers['library']['top1']:.4f}, fused {answers['fused']['top1']:.4f}; identified {answers['fused']['identified']}"
+        )
+    if run.split.protocol == "grouped" and field is not None:
+        parts = {"test": dataset.specimen[run.split.test], "validation": dataset.specimen[run.split.val]}
+        metrics[GROUPED_FAIR] = grouped_fair(field, parts, matcher, lambda X: bundle_probabilities(out, X))
+        cell = metrics[GROUPED_FAIR]["test"]["fair_processed"]
+        if cell["spectra"]:
+            log(
+                f"{run.path.name}: {precision} grouped-fair, fair processed test files ({cell['spectra']}): model top-1 {cell['model_top1']:.4f}, "
+                f"library {cell['library_top1']:.4f}, fused {cell['fused_top1']:.4f} / top-3 {cell['fused_top3']:.4f}"
+            )
     return {
         **metrics,
-        "answers": answers,
-        "answers_field_degraded": answers_field,
         "keras_float": {k: keras_metrics[k] for k in ("top1", "top3")},
         "test_spectra": int(len(y_test)),
         "n_classes": len(run.classes),
@@ -298,20 +368,29 @@ def export(
     other = load_run(other_protocol_run) if other_protocol_run else None
     if other is not None and other.split.protocol == run.split.protocol:
         raise ExportError(f"{other.path}: uses the same split protocol ({run.split.protocol}) as {run.path}")
+    if run.split.protocol == "all" and (other is None or other.split.protocol != "grouped"):
+        raise ExportError(
+            f"{run.path}: trained on every spectrum, so it has no held-out spectra for its figures and calibration; "
+            "pass --other-protocol-run GROUPED_RUN (the same recipe on the grouped split)"
+        )
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not (out / MANIFEST).is_file():
-            raise ExportError(f"{out}: exists and is not a model bundle; not overwriting it")
-        shutil.rmtree(out)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
+        raise ExportError(f"{out}: exists and is not a model bundle; not overwriting it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # built beside its place and renamed into it: a refused or failed export leaves the old bundle as it was
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
             other_metrics, other_fusion = (
                 _convert_and_score(other, None, precision, Path(tmp) / "other", Path(tmp), log) if other else (None, None)
             )
             # a grouped run's calibration was fitted on specimens its model never saw: the honest one to ship
             fusion = other_fusion if other is not None and other.split.protocol == "grouped" else None
-            metrics, fusion = _convert_and_score(run, dataset_path, precision, out, Path(tmp), log, fusion)
-        except ExportError:
-            shutil.rmtree(out, ignore_errors=True)
-            raise
-    return with_metrics(load_bundle(out), metrics, other_metrics, fusion).manifest
+            metrics, fusion = _convert_and_score(run, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion)
+        with_metrics(load_bundle(staging / "bundle"), metrics, other_metrics, fusion)
+        if out.exists():
+            out.rename(staging / "replaced")
+        (staging / "bundle").rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_bundle(out).manifest

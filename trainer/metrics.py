@@ -85,8 +85,10 @@ def field_summary(groups: dict[str, list[dict[str, float] | None]]) -> dict[str,
 
 def split_record(seed: int, test_rows_sha256: str, scores: dict) -> dict:
     """One split's entry under a summary's ``splits`` (repeat or baseline): its seed, its test rows' fingerprint
-    and, where ``scores`` has them, its field-degraded scores; what pairing it with another method's split needs."""
-    return {"seed": seed, "test_rows_sha256": test_rows_sha256, **({FIELD: scores[FIELD]} if FIELD in scores else {})}
+    and, where ``scores`` has them, its field-degraded and grouped-fair scores; what pairing it with another
+    method's split needs."""
+    extra = {key: scores[key] for key in (FIELD, "grouped_fair") if key in scores}
+    return {"seed": seed, "test_rows_sha256": test_rows_sha256, **extra}
 
 
 def per_class_report(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> list[dict[str, object]]:

@@ -34,6 +34,7 @@ import numpy as np
 from trainer import plots
 from trainer.cluster import check_executor, connected_ray
 from trainer.evaluation import METRICS
+from trainer.field_set import GROUPED_FAIR, flat_test_figures
 from trainer.metrics import FIELD, field_summary, mean_std, split_record
 from trainer.splits import rows_fingerprint
 from trainer.training import HISTORY, SPLIT, SPLIT_FIELDS, FitConfig
@@ -49,6 +50,18 @@ def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str,
     return {protocol: mean_std(runs) for protocol, runs in results.items() if runs}
 
 
+def grouped_fair_summary(groups: dict[str, list[dict[str, float] | None]]) -> dict[str, dict[str, Any]]:
+    """Mean ± std of each grouped-fair figure per protocol, over the runs scored on it (grouped runs);
+    a figure missing from any of them (an empty group in one split) is left out, not averaged over fewer."""
+    out = {}
+    for protocol, runs in groups.items():
+        scored = [r for r in runs if r is not None]
+        if scored:
+            names = tuple(sorted(set.intersection(*(set(r) for r in scored))))
+            out[protocol] = {"runs": len(scored), "figures": mean_std(scored, names)}
+    return out
+
+
 def run_name(config: FitConfig) -> str:
     return f"{config.arch}-{config.protocol}-seed{config.seed}"
 
@@ -58,7 +71,13 @@ def _scores(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     where evaluated, the field-degraded scores."""
     with np.load(run_dir / SPLIT) as split:
         fingerprint = rows_fingerprint(split["test"])
-    return {"test": record["test"], "test_rows_sha256": fingerprint, **({FIELD: record[FIELD]} if FIELD in record else {})}
+    fair = flat_test_figures(record)
+    return {
+        "test": record["test"],
+        "test_rows_sha256": fingerprint,
+        **({FIELD: record[FIELD]} if FIELD in record else {}),
+        **({GROUPED_FAIR: fair} if fair else {}),
+    }
 
 
 def finished(run_dir: Path) -> dict[str, Any] | None:
@@ -157,6 +176,7 @@ def repeat(
             "splits": {p: [split_record(seeds[name], results[name]["test_rows_sha256"], results[name]) for name in names] for p, names in done.items()},
             "summary": summarise(by_protocol),
             "field_degraded": field_summary({p: [results[name].get(FIELD) for name in names] for p, names in done.items()}),
+            GROUPED_FAIR: grouped_fair_summary({p: [results[name].get(GROUPED_FAIR) for name in names] for p, names in done.items()}),
             "diverged": {p: [name for name in names if diverged(out_dir / name)] for p, names in done.items()},
         }
         tmp = out_dir / (SUMMARY + ".tmp")

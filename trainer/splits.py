@@ -4,7 +4,9 @@ The paper splits at random (stratified 70/30, then 20% of the training part for 
 0.56/0.14/0.30). RRUFF holds several spectra of one specimen (lasers, orientations,
 sub-samples), so a random split tests on specimens the model has already seen. The grouped
 split keeps every specimen whole in one part; it needs two specimens in a class, so classes
-with a single specimen are left out of it, and the split says how many.
+with a single specimen are left out of it, and the split says how many. ``all`` puts every
+spectrum in training (the production fit, once a recipe is chosen on the grouped split): no
+validation and no test part.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from trainer.errors import ConfigError, SplitError
 
-PROTOCOLS = ("random", "grouped")
+PROTOCOLS = ("random", "grouped", "all")
 TEST_FRACTION = 0.30
 VAL_FRACTION = 0.14
 
@@ -109,6 +111,9 @@ def _check_disjoint_specimens(split: Split, specimen: np.ndarray) -> None:
 
 
 def make_split(protocol: str, mineral: np.ndarray, specimen: np.ndarray, seed: int) -> Split:
+    if protocol == "all":
+        empty = np.empty(0, np.int64)
+        return Split("all", seed, np.arange(len(mineral)), empty, empty)
     if protocol == "random":
         return random_split(mineral, seed)
     if protocol == "grouped":

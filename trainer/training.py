@@ -21,9 +21,9 @@ import numpy as np
 from trainer.augment import Augmentation, augment_batch
 from trainer.dataset import SpectraDataset
 from trainer.errors import ConfigError, TrainerError
-from trainer.model import BN_MOMENTUM, compile_model, make_model
+from trainer.model import ARCHITECTURES, BN_MOMENTUM, compile_model, make_model
 from trainer.progress import RichProgress
-from trainer.splits import Split, make_split
+from trainer.splits import PROTOCOLS, Split, make_split
 
 CONFIG = "config.json"
 LABELS = "labels.json"
@@ -31,6 +31,7 @@ SPLIT = "split.npz"
 WEIGHTS = "model.weights.h5"
 HISTORY = "history.json"
 EPOCH_LOG = "epochs.csv"  # written as training goes, to follow a long run
+SCHEDULES = ("constant", "cosine")
 
 
 class RunError(TrainerError):
@@ -57,6 +58,35 @@ class FitConfig:
     augment: str = "none"
     #: a run folder to start from (same dataset, split and width): continues a run cut short
     init_from: str | None = None
+    #: the fair/poor set (trainer.field_set): its processed files of the specimens this run trains on join
+    #: its training data (never a validation or test specimen's)
+    extra_train: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a recipe that cannot run before anything is written or trained (a typo under
+        ``trainer repeat`` would otherwise fail every run of it)."""
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown split protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown learning-rate schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        for name in ("width", "learning_rate", "batch_size", "epochs", "patience"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing}")
+        try:
+            Augmentation.parse(self.augment)
+        except ValueError as exc:
+            raise ConfigError(f"augmentation {self.augment!r}: {exc}") from None
+        if self.protocol == "all" and self.patience < self.epochs:
+            raise ConfigError(
+                "--split all trains on every spectrum: there is no held-out data to stop early on, and stopping on "
+                f"training data would be a lie; set --patience to --epochs ({self.epochs}) and fix --epochs from the grouped runs"
+            )
+        if self.extra_train is not None and not Path(self.extra_train).exists():
+            raise ConfigError(f"--extra-train {self.extra_train}: no such file")
 
 
 #: FitConfig fields that pick a run's split rather than its recipe (a repeat's runs differ only in these)
@@ -165,18 +195,24 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
         model.load_weights(Path(config.init_from) / WEIGHTS)
     steps = int(np.ceil(len(split.train) / config.batch_size))
     learning_rate = config.learning_rate
+    X_train, y_train = dataset.X[split.train], labels[split.train]
+    extra = extra_training_rows(config, dataset, split, classes)
+    if extra is not None:
+        X_train = np.concatenate([X_train, extra[0]])
+        y_train = np.concatenate([y_train, extra[1]])
+        steps = int(np.ceil(len(X_train) / config.batch_size))
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps * config.epochs)
-    elif config.schedule != "constant":
-        raise ConfigError(f"unknown learning-rate schedule {config.schedule!r}; choose constant or cosine")
     compile_model(model, learning_rate, config.label_smoothing)
 
     def xy(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return dataset.X[rows, :, None], keras.utils.to_categorical(labels[rows], len(classes))
 
-    X_train, y_train = dataset.X[split.train], labels[split.train]
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True
+    # no early stopping without held-out data (--split all): FitConfig already refused a patience that would ask for it
+    stopper = (
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True)
+        if len(split.val)
+        else None
     )
     started = time.perf_counter()
     history = train_loop(
@@ -184,7 +220,11 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
         lambda epoch: epoch_batches(X_train, y_train, len(classes), config.batch_size, augmentation, config.seed, epoch),
         validation=xy(split.val) if len(split.val) else None,
         epochs=config.epochs,
-        callbacks=[stopper, keras.callbacks.CSVLogger(str(run_dir / EPOCH_LOG)), RichProgress(config.epochs, steps, quiet)],
+        callbacks=[
+            *([stopper] if stopper else []),
+            keras.callbacks.CSVLogger(str(run_dir / EPOCH_LOG)),
+            RichProgress(config.epochs, steps, quiet),
+        ],
     )
     seconds = time.perf_counter() - started
     # save from an uncompiled twin: the weights alone, without the optimizer's slots (a third of the size)
@@ -202,7 +242,8 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
         "split_sizes": {k: int(len(v)) for k, v in split.as_arrays().items()},
         "excluded_classes": list(split.excluded_classes),
         "epochs_run": epochs_run,
-        "best_epoch": int(stopper.best_epoch) + 1,
+        "best_epoch": int(stopper.best_epoch) + 1 if stopper else epochs_run,
+        "extra_training_spectra": 0 if extra is None else len(extra[1]),
         "train_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / max(epochs_run, 1), 2),
         "parameters": int(model.count_params()),
@@ -212,6 +253,19 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     (run_dir / CONFIG).write_text(json.dumps(record, indent=2))
     (run_dir / HISTORY).write_text(json.dumps({k: [float(v) for v in vals] for k, vals in history.items()}))
     return run_dir
+
+
+def extra_training_rows(config: FitConfig, dataset: SpectraDataset, split: Split, classes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(X (n, GRID_SIZE), labels (n,))`` of the fair/poor set's processed files of the specimens this run
+    trains on (``config.extra_train``), or None. A validation or test specimen's file never joins."""
+    if config.extra_train is None:
+        return None
+    from trainer.field_set import load_field_set
+
+    field = load_field_set(config.extra_train)
+    rows = field.training_rows(dataset.specimen[split.train], classes)
+    index = {m: i for i, m in enumerate(classes)}
+    return field.X[rows], np.array([index[m] for m in field.mineral[rows]], dtype=np.int64)
 
 
 def _check_same_run(start: Run, classes: list[str], dataset: SpectraDataset, config: FitConfig) -> None:
