@@ -4,6 +4,7 @@ A bundle is a folder::
 
     manifest.json    format version, grid, preprocessing, quantisation, calibration, metrics, sha256 of each file
     model.tflite     the classifier (int8, float16 or float32)
+    model-N.tflite   further members of an ensemble (N = 1, 2, ...): the device averages their probabilities
     labels.json      class names in model-output order
     library.npz      the reference library: every training spectrum of the model's split (uint8, on
                      the grid), with mineral, RRUFF id and laser; searched beside the model (edge.library)
@@ -76,6 +77,8 @@ class Manifest:
     metrics_other_protocol: dict[str, Any] | None = None  #: the same recipe on the other split protocol
     calibration: dict[str, Any] = field(default_factory=dict)  #: edge.library.Calibration as a dict
     library: dict[str, Any] = field(default_factory=dict)  #: what library.npz holds and where it came from
+    #: the model files whose probabilities are averaged (an ensemble), model.tflite first
+    members: list[str] = field(default_factory=lambda: [MODEL])
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -115,9 +118,18 @@ class Bundle:
         return self.path / MODEL
 
     @property
+    def member_paths(self) -> list[Path]:
+        """Every model file of the bundle: one, or an ensemble's members."""
+        return [self.path / name for name in self.manifest.members]
+
+    @property
     def model_id(self) -> str:
-        """Short, stable name of the model for logs: precision and the first 12 hex digits of its sha256."""
-        return f"{self.manifest.precision}-{self.manifest.files[MODEL][:12]}"
+        """Short, stable name of the model for logs: precision and the first 12 hex digits of its sha256
+        (of its members' sha256s, for an ensemble, with their count)."""
+        if len(self.manifest.members) == 1:
+            return f"{self.manifest.precision}-{self.manifest.files[MODEL][:12]}"
+        joined = hashlib.sha256("".join(self.manifest.files[m] for m in self.manifest.members).encode()).hexdigest()
+        return f"{self.manifest.precision}x{len(self.manifest.members)}-{joined[:12]}"
 
     def _arrays(self, name: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         try:
@@ -170,6 +182,10 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             raise BundleError(f"{path}: {name} does not match its sha256 in the manifest (damaged or altered)")
     if MODEL not in manifest.files:
         raise BundleError(f"{path}: the manifest lists no {MODEL}")
+    if not isinstance(manifest.members, list) or not manifest.members or manifest.members[0] != MODEL:
+        raise BundleError(f"{path}: the manifest's members must be a list of model files starting with {MODEL}")
+    if unlisted := [m for m in manifest.members if m not in manifest.files]:
+        raise BundleError(f"{path}: ensemble member {unlisted[0]} has no sha256 in the manifest")
     try:
         labels = json.loads((path / LABELS).read_text())
     except (OSError, ValueError) as exc:
@@ -186,22 +202,31 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     return bundle
 
 
+def member_name(i: int) -> str:
+    """File name of an ensemble's ``i``-th model (0: model.tflite)."""
+    return MODEL if i == 0 else f"model-{i}.tflite"
+
+
 def write_bundle(
     out: Path,
-    model_bytes: bytes,
+    model_bytes: bytes | list[bytes],
     labels: list[str],
     library: ReferenceLibrary,
     demo: list[tuple[str, np.ndarray]],
     manifest: Manifest,
 ) -> Bundle:
-    """Write a bundle folder: model, labels, reference library (uint8), demo spectra (float16) and manifest.
+    """Write a bundle folder: model (or an ensemble's models), labels, reference library (uint8), demo
+    spectra (float16) and manifest.
 
     The manifest's ``files`` and ``created`` are filled in here; the manifest is written last,
     through a temporary file and a rename, so a bundle is never left with a manifest that
     vouches for files that are not (yet) there. Returns the bundle as :func:`load_bundle` reads it.
     """
     out.mkdir(parents=True, exist_ok=True)
-    (out / MODEL).write_bytes(model_bytes)
+    models = [model_bytes] if isinstance(model_bytes, bytes) else list(model_bytes)
+    members = [member_name(i) for i in range(len(models))]
+    for name, content in zip(members, models):
+        (out / name).write_bytes(content)
     (out / LABELS).write_text(json.dumps(labels, indent=0))
     stored = np.clip(np.round(np.asarray(library.spectra, np.float32) / LIBRARY_STEP), 0, 255).astype(np.uint8)
     with (out / LIBRARY).open("wb") as fh:
@@ -215,7 +240,8 @@ def write_bundle(
     manifest = replace(
         manifest,
         library={**manifest.library, "spectra": len(library), "minerals": len(library.mineral_names), "stored_as": "uint8, steps of 1/255"},
-        files={name: sha256_of(out / name) for name in (MODEL, LABELS, LIBRARY, DEMO)},
+        files={name: sha256_of(out / name) for name in (*members, LABELS, LIBRARY, DEMO)},
+        members=members,
         created=manifest.created or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     _write_manifest(out, manifest)

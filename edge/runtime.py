@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
@@ -72,27 +73,22 @@ class Prediction:
     latency_ms: float
 
 
-class Classifier:
-    """A bundle's model, ready to classify preprocessed spectra one at a time."""
+class _Member:
+    """One TFLite model of a bundle, loaded, with its own quantisation."""
 
-    def __init__(self, bundle: Bundle, num_threads: int | None = None) -> None:
-        cls, self.runtime = interpreter_class()
+    def __init__(self, cls: type, path: Path, bundle: Bundle, num_threads: int | None) -> None:
         try:
-            self.interpreter = cls(model_path=str(bundle.model_path), num_threads=num_threads or os.cpu_count())
+            self.interpreter = cls(model_path=str(path), num_threads=num_threads or os.cpu_count())
             with _native_stderr_silenced():
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise BundleError(f"{bundle.path}: the interpreter cannot load {bundle.model_path.name} ({exc})") from None
-        self.bundle = bundle
-        self.labels = bundle.labels
+            raise BundleError(f"{bundle.path}: the interpreter cannot load {path.name} ({exc})") from None
         (self._input,) = self.interpreter.get_input_details()
         (self._output,) = self.interpreter.get_output_details()
         if tuple(self._input["shape"]) != (1, GRID_SIZE, 1):
-            raise BundleError(f"{bundle.path}: model input shape {tuple(self._input['shape'])} is not (1, {GRID_SIZE}, 1)")
-        if int(self._output["shape"][-1]) != len(self.labels):
-            raise BundleError(
-                f"{bundle.path}: model has {int(self._output['shape'][-1])} outputs but {len(self.labels)} labels"
-            )
+            raise BundleError(f"{bundle.path}: {path.name} input shape {tuple(self._input['shape'])} is not (1, {GRID_SIZE}, 1)")
+        if int(self._output["shape"][-1]) != len(bundle.labels):
+            raise BundleError(f"{bundle.path}: {path.name} has {int(self._output['shape'][-1])} outputs but {len(bundle.labels)} labels")
 
     def _quantise(self, x: np.ndarray) -> np.ndarray:
         dtype = self._input["dtype"]
@@ -109,10 +105,26 @@ class Classifier:
         return y.astype(np.float32)
 
     def probabilities(self, spectrum: np.ndarray) -> np.ndarray:
-        """Class probabilities for one preprocessed spectrum (GRID_SIZE values)."""
-        self.interpreter.set_tensor(self._input["index"], self._quantise(np.asarray(spectrum, dtype=np.float32)))
+        self.interpreter.set_tensor(self._input["index"], self._quantise(spectrum))
         self.interpreter.invoke()
         return self._dequantise(self.interpreter.get_tensor(self._output["index"])[0])
+
+
+class Classifier:
+    """A bundle's model (or the mean of an ensemble's members), ready to classify preprocessed spectra one at a time."""
+
+    def __init__(self, bundle: Bundle, num_threads: int | None = None) -> None:
+        cls, self.runtime = interpreter_class()
+        self.bundle = bundle
+        self.labels = bundle.labels
+        self.members = [_Member(cls, path, bundle, num_threads) for path in bundle.member_paths]
+
+    def probabilities(self, spectrum: np.ndarray) -> np.ndarray:
+        """Class probabilities for one preprocessed spectrum (GRID_SIZE values): the members' mean."""
+        x = np.asarray(spectrum, dtype=np.float32)
+        if len(self.members) == 1:
+            return self.members[0].probabilities(x)
+        return np.mean([member.probabilities(x) for member in self.members], axis=0)
 
     def classify(self, spectrum: np.ndarray, k: int = 3) -> Prediction:
         """Top-k minerals of one preprocessed spectrum."""

@@ -111,7 +111,7 @@ def test_classification_path_never_imports_tensorflow(int8_bundle, rruff_sample)
     assert result.returncode == 0, f"imported: {result.stdout} {result.stderr[-500:]}"
 
 
-def test_export_refuses_a_model_whose_batchnorm_statistics_are_off(small_run, tmp_path):
+def test_export_refuses_a_model_whose_batchnorm_statistics_are_off(small_run, int8_bundle, tmp_path):
     """Moving statistics far from the batch statistics: the float model is wrong in inference mode."""
     from trainer.export import ExportError, export
     from trainer.training import load_run
@@ -124,8 +124,44 @@ def test_export_refuses_a_model_whose_batchnorm_statistics_are_off(small_run, tm
     gamma, beta, mean, var = bn.get_weights()
     bn.set_weights([gamma, beta, mean + 50.0 * np.sqrt(var + 1e-3), var])
     model.save_weights(broken / "model.weights.h5")
+    previous = tmp_path / "out"
+    shutil.copytree(int8_bundle, previous)
     with pytest.raises(ExportError, match="BatchNorm moving statistics are off"):
-        export(broken, tmp_path / "out", "int8", log=lambda _: None)
+        export(broken, previous, "int8", log=lambda _: None)
+    # a refused export leaves the bundle that was there as it was, and no staging folder beside it
+    assert load_bundle(previous).manifest == load_bundle(int8_bundle).manifest
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_an_ensemble_bundle_averages_its_members(tmp_path):
+    """Two tiny models whose outputs are known (a constant softmax each): the device answers their mean."""
+    import keras
+
+    from edge.bundle import Manifest, write_bundle
+    from edge.library import ReferenceLibrary
+    from edge.preprocessing import GRID
+    from edge.runtime import Classifier
+    from trainer.export import convert
+
+    def constant(p):
+        inputs = keras.Input((GRID.size, 1))
+        dense = keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(np.log(p)))
+        return keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+
+    representative = np.random.default_rng(0).uniform(0, 1, (4, GRID.size)).astype(np.float32)
+    members = [convert(constant([0.9, 0.1]), "float32", representative), convert(constant([0.3, 0.7]), "float32", representative)]
+    spectra = np.random.default_rng(1).uniform(0, 1, (2, GRID.size))
+    library = ReferenceLibrary(spectra, np.array(["A", "B"]), np.array(["a", "b"]), np.array(["bundle"] * 2))
+    io = {"dtype": "float32", "shape": [1, GRID.size, 1], "scale": 0.0, "zero_point": 0}
+    manifest = Manifest(
+        precision="float32", n_classes=2, grid_cm1={"start": 30.0, "stop": 1599.0, "step": 1.0, "size": GRID.size},
+        preprocessing="", input=io, output=io, training={}, files={},
+    )
+    bundle = write_bundle(tmp_path / "ensemble", members, ["A", "B"], library, [("A", spectra[0])], manifest)
+    assert bundle.manifest.members == ["model.tflite", "model-1.tflite"] and bundle.model_id.startswith("float32x2-")
+    np.testing.assert_allclose(Classifier(bundle, num_threads=1).probabilities(spectra[0]), [0.6, 0.4], atol=1e-5)
+    single = write_bundle(tmp_path / "single", members[0], ["A", "B"], library, [("A", spectra[0])], manifest)
+    np.testing.assert_allclose(Classifier(single, num_threads=1).probabilities(spectra[0]), [0.9, 0.1], atol=1e-5)
 
 
 def test_export_errors_are_one_line(tmp_path, small_run):

@@ -92,6 +92,7 @@ def fit_command(
     bn_momentum: Annotated[float, typer.Option(help="BatchNorm moving-average momentum (Keras' default 0.99 lags on RRUFF-sized runs)")] = 0.9,
     init_from: Annotated[Path | None, typer.Option(help="start from this run's weights (same dataset, split, seed and width)")] = None,
     extra_train: ExtraTrain = None,
+    init_seed: Annotated[int | None, typer.Option(help="seed of the initial weights, batches and augmentation, if not --seed (ensemble members on one split)")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train the paper's CNN (Adam 1e-4, cross-entropy, early stopping) and evaluate it."""
@@ -103,7 +104,7 @@ def fit_command(
         config = FitConfig(
             protocol=split, seed=seed, arch=arch, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
             bn_momentum=bn_momentum, learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing,
-            augment=augment, init_from=str(init_from) if init_from else None, extra_train=str(extra_train) if extra_train else None,
+            augment=augment, init_from=str(init_from) if init_from else None, extra_train=str(extra_train) if extra_train else None, init_seed=init_seed,
         )
         run = fit(dataset, out, config, quiet=quiet)
         if config.protocol == "all":
@@ -290,15 +291,18 @@ def ablation_command(
 
 @app.command(name="export")
 def export_command(
-    run: Annotated[Path, typer.Argument(help="run folder from `trainer fit`")],
+    runs: Annotated[list[Path], typer.Argument(help="run folder from `trainer fit`; several runs of one split: an ensemble whose probabilities the device averages")],
     out: Annotated[Path, typer.Option("--out", "-o", help="bundle folder to write")],
     int8: Annotated[bool, typer.Option("--int8", help="full-integer int8 model (default)")] = False,
     float16: Annotated[bool, typer.Option("--float16", help="float16 weights")] = False,
     float32: Annotated[bool, typer.Option("--float32", help="plain float32")] = False,
     dataset: Annotated[Path | None, typer.Option(help="dataset file, if it moved since training")] = None,
-    other_protocol_run: Annotated[Path | None, typer.Option(help="the same recipe trained on the other split protocol: scored too, its metrics recorded in the manifest")] = None,
+    other_protocol_run: Annotated[
+        list[Path] | None,
+        typer.Option(help="the same recipe trained on the other split protocol (repeat it for an ensemble's members): scored too, its metrics recorded in the manifest, a grouped run's calibration shipped"),
+    ] = None,
 ) -> None:
-    """Export a run as a TFLite model bundle for the edge, scored on the run's test split."""
+    """Export a run (or an ensemble of runs) as a TFLite model bundle for the edge, scored on the run's test split."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # the TFLite converter needs it; JAX-trained weights load here
     chosen = [name for name, flag in (("int8", int8), ("float16", float16), ("float32", float32)) if flag]
     if len(chosen) > 1:
@@ -307,8 +311,8 @@ def export_command(
 
     try:
         manifest = export(
-            run, out, chosen[0] if chosen else "int8", dataset, log=lambda line: console.print(line, highlight=False),
-            other_protocol_run=other_protocol_run,
+            list(runs), out, chosen[0] if chosen else "int8", dataset, log=lambda line: console.print(line, highlight=False),
+            other_protocol_runs=list(other_protocol_run or []),
         )
     except (ExportError, *EXPECTED) as exc:
         _fail(str(exc))
@@ -322,8 +326,8 @@ def export_command(
             f"{verdict} the target (within 0.5 points either way)",
             highlight=False,
         )
-    size = (out / "model.tflite").stat().st_size
-    console.print(f"bundle written to {out} (model {size / 1e6:.2f} MB, {manifest.n_classes} classes)")
+    size = sum((out / name).stat().st_size for name in manifest.members)
+    console.print(f"bundle written to {out} ({len(manifest.members)} model file(s), {size / 1e6:.2f} MB, {manifest.n_classes} classes)")
 
 
 #: Keras backends for training, fastest first on this project's 2-core CPU (benchmarks/keras_backends.py:

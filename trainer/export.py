@@ -59,8 +59,11 @@ class ExportError(TrainerError):
     """Export refused or failed; one line saying why."""
 
 
-def check_inference_mode(model: keras.Model, run: Run, dataset: SpectraDataset, labels: np.ndarray, rows: np.ndarray) -> dict[str, float]:
-    """Inference-mode accuracy on training spectra and on ``rows`` (the test split), refused if BatchNorm statistics lag."""
+def check_inference_mode(
+    model: keras.Model, run: Run, dataset: SpectraDataset, labels: np.ndarray, rows: np.ndarray
+) -> tuple[dict[str, float], np.ndarray]:
+    """Inference-mode accuracy on training spectra and on ``rows`` (the test split), refused if BatchNorm
+    statistics lag; and the model's (len(rows), classes) probabilities on ``rows``."""
     rng = np.random.default_rng(0)
     train_rows = rng.choice(run.split.train, size=min(1000, len(run.split.train)), replace=False)
     train_acc = float(np.mean(model.predict(dataset.X[train_rows, :, None], batch_size=256, verbose=0).argmax(1) == labels[train_rows]))
@@ -76,7 +79,7 @@ def check_inference_mode(model: keras.Model, run: Run, dataset: SpectraDataset, 
         "train_inference_accuracy": train_acc,
         "train_training_mode_accuracy": training_mode,
         **topk(test_proba, labels[rows]),
-    }
+    }, test_proba
 
 
 def topk(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -163,8 +166,9 @@ def demo_spectra(dataset: SpectraDataset, rows: np.ndarray) -> list[tuple[str, n
     return [(str(dataset.mineral[i]), dataset.X[i]) for i in (known + rest)[:DEMO_SPECTRA]]
 
 
-def bundle_manifest(run: Run, precision: str, io: dict, demo: str = "") -> Manifest:
-    """The manifest of a run's bundle, before its files are hashed and its metrics measured."""
+def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "") -> Manifest:
+    """The manifest of a run's (or an ensemble's) bundle, before its files are hashed and its metrics measured."""
+    run = runs[0]
     return Manifest(
         precision=precision,
         n_classes=len(run.classes),
@@ -174,6 +178,7 @@ def bundle_manifest(run: Run, precision: str, io: dict, demo: str = "") -> Manif
         output=io["output"],
         training={
             "run": run.path.name,
+            **({"ensemble": [r.path.name for r in runs]} if len(runs) > 1 else {}),
             "dataset_sha256": run.config["dataset_sha256"],
             "dataset": run.config["dataset_summary"],
             "protocol": run.split.protocol,
@@ -258,10 +263,21 @@ def _demo_for(run: Run, dataset: SpectraDataset, field: FieldSet | None) -> tupl
     )
 
 
+def _same_members(runs: list[Run]) -> None:
+    """An ensemble's members must share dataset, classes and split; only their initial weights may differ."""
+    first = runs[0]
+    for run in runs[1:]:
+        if (run.config["dataset_sha256"], run.classes, run.split.protocol, run.split.seed) != (
+            first.config["dataset_sha256"], first.classes, first.split.protocol, first.split.seed
+        ):
+            raise ExportError(f"{run.path}: not the same dataset, classes and split as {first.path}; cannot be one ensemble")
+
+
 def _convert_and_score(
-    run: Run, dataset_path: str | Path | None, precision: str, out: Path, scratch: Path, log, fusion: Calibration | None = None
+    runs: list[Run], dataset_path: str | Path | None, precision: str, out: Path, scratch: Path, log, fusion: Calibration | None = None
 ) -> tuple[dict, Calibration]:
-    """Convert one run, write its bundle to ``out``, score float32 and ``precision`` through the edge interpreter.
+    """Convert one run (or an ensemble's member runs, the first giving the library and recipe), write its
+    bundle to ``out``, score float32 and ``precision`` through the edge interpreter.
 
     The fusion of model and library is calibrated on this run's validation spectra unless
     ``fusion`` (fitted on a grouped run of the same recipe) is given. Returns the metrics block of
@@ -269,17 +285,23 @@ def _convert_and_score(
     ranks) and on the same spectra degraded as in the field; model alone, library alone and fused
     answers of the exported model; for a grouped run its grouped-fair figures; and the calibration.
     """
+    _same_members(runs)
+    run = runs[0]
     dataset = run.load_dataset(dataset_path)
     labels = dataset.labels(run.classes)
     if len(run.split.train) == 0:
         raise ExportError(f"{run.path}: no training spectra to calibrate the quantisation with")
-    model = run.build_trained_model()
     rows, scored_on = _check_rows(run)
-    keras_metrics = check_inference_mode(model, run, dataset, labels, rows)
-    log(
-        f"{run.path.name}: float Keras model, inference mode: top-1 {keras_metrics['top1']:.4f} on {scored_on}, "
-        f"training spectra {keras_metrics['train_inference_accuracy']:.4f} (training mode {keras_metrics['train_training_mode_accuracy']:.4f})"
-    )
+    models, float_probas = [], []
+    for member in runs:
+        model = member.build_trained_model()
+        keras_metrics, member_proba = check_inference_mode(model, member, dataset, labels, rows)
+        log(
+            f"{member.path.name}: float Keras model, inference mode: top-1 {keras_metrics['top1']:.4f} on {scored_on}, "
+            f"training spectra {keras_metrics['train_inference_accuracy']:.4f} (training mode {keras_metrics['train_training_mode_accuracy']:.4f})"
+        )
+        models.append(model)
+        float_probas.append(member_proba)
     rng = np.random.default_rng(0)
     representative = dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
     X_test, y_test = dataset.X[rows], labels[rows]
@@ -289,9 +311,9 @@ def _convert_and_score(
     demo, demo_note = _demo_for(run, dataset, field)
     metrics: dict = {"scored_on": scored_on}
     for p in ["float32"] if precision == "float32" else ["float32", precision]:
-        model_bytes = convert(model, p, representative)
+        model_bytes = [convert(model, p, representative) for model in models]
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
-        manifest = bundle_manifest(run, p, _io_details(model_bytes), demo_note)
+        manifest = bundle_manifest(runs, p, _io_details(model_bytes[0]), demo_note)
         write_bundle(target, model_bytes, run.classes, library, demo, manifest)
         proba = bundle_probabilities(target, X_test)
         metrics[p] = topk(proba, y_test)
@@ -338,7 +360,8 @@ def _convert_and_score(
             )
     return {
         **metrics,
-        "keras_float": {k: keras_metrics[k] for k in ("top1", "top3")},
+        "keras_float": topk(np.mean(float_probas, axis=0), y_test),
+        "ensemble": len(runs),
         "test_spectra": int(len(y_test)),
         "n_classes": len(run.classes),
         "protocol": run.split.protocol,
@@ -347,25 +370,27 @@ def _convert_and_score(
 
 
 def export(
-    run_dir: str | Path,
+    run_dirs: str | Path | list[str | Path],
     out: str | Path,
     precision: str = "int8",
     dataset_path: str | Path | None = None,
     log=print,
-    other_protocol_run: str | Path | None = None,
+    other_protocol_runs: str | Path | list[str | Path] | None = None,
 ) -> Manifest:
-    """Export a run as a bundle in ``out``; returns the manifest (with float vs exported metrics).
+    """Export a run (or several runs of one split as an ensemble: the device averages their
+    probabilities) as a bundle in ``out``; returns the manifest (with float vs exported metrics).
 
-    ``other_protocol_run``: the same recipe trained on the other split protocol (e.g. grouped by
-    specimen); it is converted and scored the same way, and its metrics go into the manifest
-    beside the exported run's, so the bundle says what to expect on a new specimen.
+    ``other_protocol_runs``: the same recipe (ensemble) trained on the other split protocol (e.g.
+    grouped by specimen); it is converted and scored the same way, and its metrics go into the
+    manifest beside the exported run's, so the bundle says what to expect on a new specimen.
     """
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if keras.backend.backend() != "tensorflow":
         raise ExportError(f"export needs the TensorFlow backend, not {keras.backend.backend()}: set KERAS_BACKEND=tensorflow")
-    run = load_run(run_dir)
-    other = load_run(other_protocol_run) if other_protocol_run else None
+    runs = [load_run(r) for r in (run_dirs if isinstance(run_dirs, list) else [run_dirs])]
+    others = [load_run(r) for r in (other_protocol_runs if isinstance(other_protocol_runs, list) else [other_protocol_runs] if other_protocol_runs else [])]
+    run, other = runs[0], (others[0] if others else None)
     if other is not None and other.split.protocol == run.split.protocol:
         raise ExportError(f"{other.path}: uses the same split protocol ({run.split.protocol}) as {run.path}")
     if run.split.protocol == "all" and (other is None or other.split.protocol != "grouped"):
@@ -382,11 +407,11 @@ def export(
     try:
         with tempfile.TemporaryDirectory() as tmp:
             other_metrics, other_fusion = (
-                _convert_and_score(other, None, precision, Path(tmp) / "other", Path(tmp), log) if other else (None, None)
+                _convert_and_score(others, None, precision, Path(tmp) / "other", Path(tmp), log) if others else (None, None)
             )
             # a grouped run's calibration was fitted on specimens its model never saw: the honest one to ship
             fusion = other_fusion if other is not None and other.split.protocol == "grouped" else None
-            metrics, fusion = _convert_and_score(run, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion)
+            metrics, fusion = _convert_and_score(runs, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion)
         with_metrics(load_bundle(staging / "bundle"), metrics, other_metrics, fusion)
         if out.exists():
             out.rename(staging / "replaced")

@@ -61,6 +61,13 @@ class FitConfig:
     #: the fair/poor set (trainer.field_set): its processed files of the specimens this run trains on join
     #: its training data (never a validation or test specimen's)
     extra_train: str | None = None
+    #: seed of the initial weights, the batch order and the augmentation, where it should differ from the
+    #: split's (members of an ensemble trained on one split); None: ``seed``
+    init_seed: int | None = None
+
+    @property
+    def training_seed(self) -> int:
+        return self.seed if self.init_seed is None else self.init_seed
 
     def __post_init__(self) -> None:
         """Refuse a recipe that cannot run before anything is written or trained (a typo under
@@ -188,7 +195,7 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     (run_dir / LABELS).write_text(json.dumps(classes, indent=0))
 
     augmentation = Augmentation.parse(config.augment)
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.training_seed)
     model = make_model(config.arch, len(classes), config.width, config.bn_momentum)
     if config.init_from:
         _check_same_run(load_run(config.init_from), classes, dataset, config)
@@ -217,7 +224,7 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     started = time.perf_counter()
     history = train_loop(
         model,
-        lambda epoch: epoch_batches(X_train, y_train, len(classes), config.batch_size, augmentation, config.seed, epoch),
+        lambda epoch: epoch_batches(X_train, y_train, len(classes), config.batch_size, augmentation, config.training_seed, epoch),
         validation=xy(split.val) if len(split.val) else None,
         epochs=config.epochs,
         callbacks=[
