@@ -17,7 +17,8 @@ differences on each split, not from two means and their spreads. Each side is ei
 
 Splits are paired by protocol and seed, and only on identical test rows (compared by their
 fingerprint, :func:`trainer.splits.rows_fingerprint`): a pair whose test rows differ is refused,
-naming it. ``--field-degraded`` compares the scores on the same test spectra degraded as in the
+naming it. ``--grouped-fair`` compares the grouped-fair figures (real fair/poor files of the test
+specimens, :mod:`trainer.field_set`; ``--metric fair_processed_model_top1`` and the like). ``--field-degraded`` compares the scores on the same test spectra degraded as in the
 field (``test_field_degraded``: top1, top3 or top5), which CNN runs and baselines both draw from
 :func:`trainer.augment.field_degrade` with the split's seed. Prints, per protocol, each split's
 values and difference (percent) and the mean ± sample std of the differences, with how many
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from trainer.dataset import SpectraDataset
+from trainer.field_set import GROUPED_FAIR, flat_test_figures
 from trainer.splits import make_split, rows_fingerprint
 
 SPLIT_NAME = re.compile(r"(?:^|-)(random|grouped)-seed(\d+)$")
@@ -55,7 +57,8 @@ def repeat_scores(folder: Path, metric: str, scores_key: str = TEST) -> Scores:
         match = SPLIT_NAME.search(run.name)
         if not (match and (run / "metrics.json").is_file() and (run / "split.npz").is_file()):
             continue
-        value = json.loads((run / "metrics.json").read_text())[scores_key][metric]
+        record = json.loads((run / "metrics.json").read_text())
+        value = (flat_test_figures(record) or {})[metric] if scores_key == GROUPED_FAIR else record[scores_key][metric]
         with np.load(run / "split.npz") as split:
             scores[(match[1], int(match[2]))] = (float(value), rows_fingerprint(split["test"]))
     return scores
@@ -145,9 +148,13 @@ def main() -> int:
     parser.add_argument("b", metavar="B", help="folder of repeat runs, BASELINE_DIR:NAME, or a summary: SUMMARY.json[:NAME]")
     parser.add_argument("--metric", default="top1", help="a test metric of both sides (default: top1)")
     parser.add_argument("--field-degraded", action="store_true", help="on the field-degraded test spectra (top1, top3, top5)")
+    parser.add_argument(
+        "--grouped-fair", action="store_true",
+        help="on the grouped-fair test files: METRIC is GROUP_SOURCE_topK, e.g. fair_processed_model_top1, poor_raw_fused_top3",
+    )
     parser.add_argument("--dataset", type=Path, help="rebuilds the test rows of a repeat summary written before summaries had `splits`")
     args = parser.parse_args()
-    key = "test_field_degraded" if args.field_degraded else "test"
+    key = GROUPED_FAIR if args.grouped_fair else "test_field_degraded" if args.field_degraded else "test"
     try:
         a, b = (load(side, args.metric, key, args.dataset) for side in (args.a, args.b))
         lines = paired_rows(a, b, args.a, args.b)

@@ -10,9 +10,10 @@ validation spectra of specimens the model never saw); the fused softmax is the c
 answer states (:mod:`edge.answer`) are thresholded on. :class:`Matcher` puts it together for
 ``classify``, ``listen`` and ``demo``.
 
-A mineral only the user library holds has no model output: it gets the model's best
-log-probability (the model neither votes for nor against it), so the library decides between it
-and the model's pick.
+A mineral only the user library holds has no model output: it gets a probability from its own
+evidence instead, its best correlation mapped by a logistic curve fitted on known minerals
+(:attr:`Calibration.user_intercept`, :attr:`Calibration.user_slope`: how often a candidate with that
+correlation was the right mineral), so a user entry ranks high only where its spectrum matches.
 """
 
 from __future__ import annotations
@@ -175,6 +176,11 @@ class Calibration:
     library_weight: float = 0.0
     identified: float = 0.5
     not_in_library_hqi: float = 0.0
+    #: P(a candidate is the mineral | its best correlation r) = sigmoid(user_intercept + user_slope * r): the
+    #: probability a user-only mineral enters the fusion with. The defaults were fitted on the grouped
+    #: validation spectra of the shipped recipe (trainer.calibration.fit_user_entry_map); bundles carry their own.
+    user_intercept: float = -24.8
+    user_slope: float = 26.06
     fitted: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -233,12 +239,14 @@ class Matcher:
 
     def features(self, probabilities: np.ndarray, best_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(model probability, best library correlation) of every candidate, from the model's
-        (len(labels),) outputs and the library's best correlation per mineral."""
+        (len(labels),) outputs and the library's best correlation per mineral. A user-only mineral's
+        probability is its correlation's (see the module docstring)."""
         r = best_r[np.maximum(self._library_of, 0)] if len(best_r) else np.zeros(len(self.candidates))
         r = np.where(self._library_of >= 0, r, 0.0)
         p = np.empty(len(self.candidates), np.float64)
         p[: self._model_classes] = probabilities
-        p[self._model_classes :] = max(float(np.max(probabilities)), MODEL_FLOOR)  # no vote from the model
+        user_only = r[self._model_classes :]
+        p[self._model_classes :] = 1.0 / (1.0 + np.exp(-(self.calibration.user_intercept + self.calibration.user_slope * user_only)))
         return p, r
 
     def match(self, probabilities: np.ndarray, spectrum: np.ndarray, k: int = 3, started: float | None = None) -> Match:

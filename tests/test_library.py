@@ -90,7 +90,7 @@ def test_library_evidence_overrules_a_hesitant_model_and_user_only_minerals_are_
     match = matcher.match(np.array([0.6, 0.4]), QUARTZ)
     assert match.top[0][0] == "Quartz" and match.source == "model" and match.library_hit["mineral"] == "Quartz"
     # a mineral the model does not know at all, held by the user library: named against a confident model
-    # at the shipped bundle's weights, because the model neither votes for nor against it
+    # at the shipped bundle's weights, on its own evidence: its correlation mapped to a probability
     shipped = Matcher(["Calcite", "Quartz"], ReferenceLibrary.concat(lib, user), Calibration(temperature=0.92, library_weight=5.06))
     match = shipped.match(np.array([0.999, 0.001]), np.clip(GYPSUM + 0.01 * np.random.default_rng(1).normal(size=GRID.size), 0, 1))
     assert match.top[0][0] == "Gypsum" and match.source == "user library" and match.library_hit["id"] == "U0001"
@@ -98,3 +98,17 @@ def test_library_evidence_overrules_a_hesitant_model_and_user_only_minerals_are_
     # with no library weight the model alone decides
     model_only = Matcher(["Calcite", "Quartz"], lib, Calibration(temperature=1.0, library_weight=0.0))
     assert model_only.match(np.array([0.6, 0.4]), QUARTZ).top[0][0] == "Calcite"
+
+
+def test_user_entry_map_is_recovered_from_synthetic_candidates():
+    """Correlations whose chance of being the right mineral follows a known logistic curve: the fit finds it."""
+    from trainer.calibration import fit_user_entry_map
+
+    rng = np.random.default_rng(0)
+    R = rng.uniform(0.2, 1.0, (4000, 6))
+    chance = 1.0 / (1.0 + np.exp(-(-12.0 + 14.0 * R)))
+    y = np.array([rng.choice(6, p=row / row.sum()) for row in chance])  # one right mineral per spectrum
+    intercept, slope = fit_user_entry_map(R, y)
+    assert slope > 5.0 and intercept < -3.0
+    fitted = 1.0 / (1.0 + np.exp(-(intercept + slope * R)))
+    assert abs(fitted.sum() - len(y)) < 0.02 * len(y)  # as many right minerals expected as there are

@@ -144,3 +144,25 @@ def test_a_user_entry_is_searched_at_once_by_classify(edge_bundle, tmp_path):
     assert after["top"][0]["mineral"] == "Novelite" and after["source"] == "user library"
     assert after["library_hit"]["id"] == "U0001" and after["library_hit"]["source"] == "user" and after["library_hit"]["hqi"] > 900
     assert after["state"] in ("identified", "possible match")
+
+
+def test_one_user_entry_stays_out_of_the_top3_of_unrelated_spectra(edge_bundle):
+    """The "Novelite" case: one demo spectrum added under a new name used to enter the top-3 of most
+    unrelated spectra (it got the model's best probability). Now it enters only where it matches."""
+    from edge.bundle import load_bundle
+    from edge.identifier import Identifier
+    from edge.library import Matcher, ReferenceLibrary
+
+    bundle = load_bundle(edge_bundle)
+    demo = bundle.demo_spectra()
+    mineral, spectrum = demo[0]
+    identifier = Identifier(bundle, num_threads=1)
+    user = ReferenceLibrary(spectrum[None, :], ["Novelite"], ["U0001"], ["user"])
+    identifier.matcher = Matcher(bundle.labels, ReferenceLibrary.concat(identifier.matcher.library, user), identifier.calibration)
+    unrelated = [s for m, s in demo[1:] if m != mineral]
+    in_top3 = [
+        any(name == "Novelite" for name, _ in identifier.answer(s, s).top)  # demo spectra are model inputs already
+        for s in unrelated
+    ]
+    assert len(unrelated) >= 30 and sum(in_top3) <= 0.02 * len(unrelated) + 0.5
+    assert "Novelite" in [name for name, _ in identifier.answer(spectrum, spectrum).top]  # its own spectrum: a candidate

@@ -57,6 +57,22 @@ def fit_fusion(P: np.ndarray, R: np.ndarray, y: np.ndarray) -> tuple[float, floa
     return float(1.0 / fit.x[0]), float(fit.x[1])
 
 
+def fit_user_entry_map(R: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(intercept, slope) of P(candidate is the mineral | its best correlation r) = sigmoid(intercept + slope * r),
+    by least log-loss over every (spectrum, candidate) pair of known minerals: what a user-only mineral,
+    which has no model output, enters the fusion with. ``R``: (n, m) best correlations; ``y``: (n,) true index."""
+    target = np.arange(R.shape[1])[None, :] == y[:, None]
+    has_reference = R != 0.0  # candidates without a reference in the library say nothing
+    r, t = R[has_reference], target[has_reference].astype(np.float64)
+
+    def loss(params: np.ndarray) -> float:
+        z = params[0] + params[1] * r
+        return float(np.mean(np.logaddexp(0.0, z) - t * z))
+
+    fit = minimize(loss, np.array([0.0, 1.0]), method="L-BFGS-B")
+    return float(fit.x[0]), float(fit.x[1])
+
+
 def threshold_for_precision(confidence: np.ndarray, correct: np.ndarray, precision: float) -> tuple[float, float, float]:
     """The lowest confidence ``t`` such that answers with confidence >= t are right >= ``precision``
     of the time; (t, precision there, coverage there). (inf, nan, 0) if no threshold reaches it."""
@@ -86,6 +102,7 @@ def calibrate(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, 
     outputs, ``spectra`` (n, GRID_SIZE) the model inputs, ``y`` (n,) label indices."""
     P, R, best_hqi = features(matcher, probabilities, spectra)
     temperature, weight = fit_fusion(P, R, y)
+    user_intercept, user_slope = fit_user_entry_map(R, y)
     confidence = softmax(fused_logits(P, R, temperature, weight))  # the device's fusion, row-wise
     answer = rank(confidence)[:, 0]
     top = confidence[np.arange(len(y)), answer]
@@ -98,6 +115,8 @@ def calibrate(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, 
         library_weight=weight,
         identified=t,
         not_in_library_hqi=floor,
+        user_intercept=user_intercept,
+        user_slope=user_slope,
         fitted={
             "on": source,
             "spectra": int(len(y)),
