@@ -68,10 +68,10 @@ def answers_table(title: str, answers: dict) -> list[str]:
 def _score_twins(title: str, identifier: Identifier, matcher: Matcher, read: list) -> list[str]:
     """Answers tables for RAW (through the raw pipeline) and Processed twins of minerals the model knows."""
     index = {m: i for i, m in enumerate(identifier.bundle.labels)}
-    read = [(r, p) for r, p in read if p[0].mineral in index]
-    y = np.array([index[str(p[0].mineral)] for _, p in read])
+    read = [(r, p) for r, p in read if p.spectrum.mineral in index]
+    y = np.array([index[str(p.spectrum.mineral)] for _, p in read])
     lines = []
-    for name, vectors in ((f"RAW {title} (device's raw pipeline)", [r[2] for r, _ in read]), (f"Processed {title}", [p[2] for _, p in read])):
+    for name, vectors in ((f"RAW {title} (device's raw pipeline)", [r.vector for r, _ in read]), (f"Processed {title}", [p.vector for _, p in read])):
         X = np.array(vectors)
         proba = np.array([identifier.classifier.probabilities(x) for x in X])
         lines += answers_table(name, score_answers(matcher, proba, X, y))
@@ -82,7 +82,7 @@ def twin_answers(bundle_path: Path | None, folder: Path) -> list[str]:
     bundle = load_bundle(bundle_path)
     pairs = twins(folder)
     read = [(read_model_input(raw, raw=True), read_model_input(processed)) for raw, processed in pairs]
-    specimens = {s.specimen for _, (s, _, _) in read}
+    specimens = {processed.spectrum.specimen for _, processed in read}
     library = bundle.library()
     keep = np.array([specimen_of(i) not in specimens for i in library.ids])
     held = ReferenceLibrary(library.spectra[keep], library.minerals[keep], library.ids[keep], library.sources[keep])
@@ -120,12 +120,12 @@ def lacking_minerals(bundle_path: Path, folder: Path) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         for mineral, pairs in sorted(cases.items()):
             user = UserLibrary(Path(tmp) / mineral)
-            user.add(mineral, read_model_input(pairs[0][1])[2], pairs[0][1].name)
+            user.add(mineral, read_model_input(pairs[0][1]).vector, pairs[0][1].name)
             identifier = Identifier(bundle, user, num_threads=1)
             for raw_file, processed_file in pairs[1:]:
                 for spectrum_file, is_raw in ((processed_file, False), (raw_file, True)):
-                    _, y, vector = read_model_input(spectrum_file, raw=is_raw)
-                    answer = identifier.answer(y, vector)
+                    read = read_model_input(spectrum_file, raw=is_raw)
+                    answer = identifier.answer(read.y, read.vector)
                     hit = bool(answer.top) and answer.top[0][0] == mineral
                     total += 1
                     named += hit

@@ -25,6 +25,9 @@ from edge.raw_spectra import noise_sigma
 
 #: Peak height over noise below which there is no Raman signal worth classifying.
 MIN_SNR = 8.0
+#: Spectral resolution (cm^-1) coarser than this cannot separate Raman bands (most are 5-20 cm^-1 wide and
+#: many minerals differ by bands 10-30 cm^-1 apart): such an instrument's answers are never *identified*.
+MAX_RESOLUTION_CM1 = 30.0
 #: What the screen and the log say a user should do about each state, where there is something to do.
 ADVICE = {
     "saturated": "detector saturated: shorten the integration time or reduce the laser power",
@@ -40,9 +43,13 @@ RECORD_SCHEMA = 3
 
 
 def snr(y: np.ndarray) -> float:
-    """Tallest band over the noise (robust: MAD of the first difference), of a baseline-free spectrum."""
+    """Tallest band above the spectrum's median level, over the noise (robust: MAD of the first difference).
+
+    Measured from the median, not from zero: a file of pure noise about an offset (a flat reading
+    with no band) has no band however high the offset is.
+    """
     noise = noise_sigma(y)
-    return float(np.max(y) / noise) if noise > 0 else float("inf")
+    return float((np.max(y) - np.median(y)) / noise) if noise > 0 else float("inf")
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,12 @@ class AnswerGate:
             return "signal too weak"
         return None
 
-    def state(self, confidence: float, best_hqi: float) -> str:
-        """The state of a classified spectrum from its fused top-1 confidence and best library HQI."""
+    def state(self, confidence: float, best_hqi: float, resolution_cm1: float | None = None) -> str:
+        """The state of a classified spectrum from its fused top-1 confidence and best library HQI;
+        ``resolution_cm1``: the instrument's (None: unknown, as for a file), coarser than
+        MAX_RESOLUTION_CM1 caps the answer at *possible match*."""
         if best_hqi < self.not_in_library_hqi:
             return "not in library"
+        if resolution_cm1 is not None and resolution_cm1 > MAX_RESOLUTION_CM1:
+            return "possible match"
         return "identified" if confidence >= self.confidence else "possible match"

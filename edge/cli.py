@@ -72,7 +72,7 @@ def check(
     bad = 0
     for path in files:
         try:
-            spectrum, _, _ = _read(path)
+            spectrum = _read(path).spectrum
         except SpectrumFileError as exc:
             bad += 1
             errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)
@@ -119,12 +119,15 @@ def classify(
     bad = 0
     for path in files:
         try:
-            spectrum, y, vector = _read(path, raw)
+            read = _read(path, raw)
         except SpectrumFileError as exc:
             bad += 1
             errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)
             continue
-        answer = identifier.answer(y, vector, saturated=spectrum.header.get("SATURATED") == "True", k=top)  # a listen capture says so
+        if read.recognised_raw:
+            errors.print(f"{path}: {read.recognised_raw}: cleaned as raw counts (spikes and baseline removed), as --raw does", highlight=False, soft_wrap=True)
+        saturated = read.spectrum.header.get("SATURATED") == "True"  # a listen capture says so
+        answer = identifier.answer(read.y, read.vector, saturated=saturated, k=top)
         if as_json:
             record = {"schema": RECORD_SCHEMA, "file": str(path), "model": bundle.model_id, **answer.record_fields()}
             sys.stdout.write(json.dumps(record) + "\n")
@@ -218,10 +221,10 @@ def _play_list(bundle: Bundle, files: list[Path]) -> list[tuple[str, np.ndarray]
     library = []
     for path in files:
         try:
-            spectrum, _, vector = _read(path)
+            read = _read(path)
         except SpectrumFileError as exc:
             _fail(str(exc))
-        library.append((spectrum.mineral or path.stem, vector))
+        library.append((read.spectrum.mineral or path.stem, read.vector))
     return library
 
 

@@ -66,12 +66,12 @@ class Identifier:
             self.calibration.identified if confidence is None else confidence, self.calibration.not_in_library_hqi
         )
         self.user_library = user_library
-        self._bundle_library = bundle.library()
+        self.bundle_library = bundle.library()
         self.matcher = self._matcher()
 
     def _matcher(self) -> Matcher:
         user = self.user_library.references() if self.user_library is not None else ReferenceLibrary.concat()
-        return Matcher(self.bundle.labels, ReferenceLibrary.concat(self._bundle_library, user), self.calibration)
+        return Matcher(self.bundle.labels, ReferenceLibrary.concat(self.bundle_library, user), self.calibration)
 
     def add_to_user_library(self, mineral: str, spectrum: np.ndarray, source: str) -> UserEntry:
         """Add a measured spectrum to the user library, save it, and search it from the next spectrum on."""
@@ -82,15 +82,18 @@ class Identifier:
         self.matcher = self._matcher()
         return entry
 
-    def answer(self, y: np.ndarray, vector: np.ndarray, saturated: bool = False, k: int = 3) -> Answer:
-        """The answer for one spectrum: ``y`` its cleaned intensities (for the signal gate), ``vector`` its model input."""
+    def answer(
+        self, y: np.ndarray, vector: np.ndarray, saturated: bool = False, k: int = 3, resolution_cm1: float | None = None
+    ) -> Answer:
+        """The answer for one spectrum: ``y`` its cleaned intensities (for the signal gate), ``vector`` its model
+        input; ``resolution_cm1`` the instrument's, where known (too coarse a one is never *identified*)."""
         refused = self.gate.signal_state(y, saturated)
         if refused is not None:
             return Answer(refused, [])
         started = time.perf_counter()
         match = self.matcher.match(self.classifier.probabilities(vector), vector, k=k, started=started)
         return Answer(
-            self.gate.state(match.confidence, match.best_hqi),
+            self.gate.state(match.confidence, match.best_hqi, resolution_cm1),
             match.top,
             match.confidence,
             match.library_hit,

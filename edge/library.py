@@ -161,6 +161,27 @@ class ReferenceLibrary:
         return np.asarray(self.spectra[int(self._order[sorted_index])], dtype=np.float32)
 
 
+#: A new user entry this close to a known mineral's reference (HQI) is pointed out as probably that mineral.
+TWIN_HQI = 900.0
+
+
+def _plain(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def known_twin(library: ReferenceLibrary, spectrum: np.ndarray, name: str) -> dict[str, Any] | None:
+    """The best reference of ``library`` if it matches ``spectrum`` at HQI >= TWIN_HQI under another
+    mineral name than ``name``: a user entry that is a known mineral's spectrum under another name."""
+    if not len(library):
+        return None
+    r = library.correlations(spectrum)
+    i = int(np.argmax(r))
+    entry = library.entry(i)
+    if hqi(r[i]) < TWIN_HQI or _plain(entry["mineral"]) == _plain(name):
+        return None
+    return {**entry, "hqi": float(hqi(r[i]))}
+
+
 @dataclass(frozen=True)
 class Calibration:
     """How model and library are fused, and where the answer states begin; written by ``trainer export``.

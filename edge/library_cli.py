@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from edge.answer import AnswerGate
+from edge.bundle import BundleError, load_bundle
 from edge.cli_support import errors, fail
+from edge.library import ReferenceLibrary, known_twin
 from edge.raw_spectra import read_model_input
 from edge.spectrum_files import SpectrumFileError
 from edge.user_library import UserLibrary, UserLibraryError, check_mineral_name
@@ -44,6 +46,14 @@ def open_user_library(folder: Path | None) -> UserLibrary:
         fail(str(exc))
 
 
+def _bundle_library() -> ReferenceLibrary:
+    """The bundled model's reference library, to point out a new entry that is a known mineral; empty without one."""
+    try:
+        return load_bundle().library()
+    except BundleError:
+        return ReferenceLibrary.concat()
+
+
 def _save(library: UserLibrary) -> None:
     try:
         library.save()
@@ -65,22 +75,30 @@ def add(
         fail(str(exc))
     user = open_user_library(library)
     gate = AnswerGate()
-    added = refused = 0
+    known = _bundle_library()
+    refused = 0
+    done: list[str] = []  # said once the library is saved: nothing is "added" that a failed save lost
     for path in files:
         try:
-            spectrum, y, vector = read_model_input(path, raw)
-            weak = gate.signal_state(y, saturated=spectrum.header.get("SATURATED") == "True")
+            read = read_model_input(path, raw)
+            if read.recognised_raw:
+                errors.print(f"{path}: {read.recognised_raw}: cleaned as raw counts, as --raw does", highlight=False, soft_wrap=True)
+            weak = gate.signal_state(read.y, saturated=read.spectrum.header.get("SATURATED") == "True")
             if weak is not None:
                 raise UserLibraryError(f"{path}: {weak}; not a reference to identify others by")
-            entry = user.add(mineral, vector, path.name)
+            entry = user.add(mineral, read.vector, path.name)
         except (SpectrumFileError, UserLibraryError) as exc:
             refused += 1
             errors.print(f"[red]refused[/red] {exc}", highlight=False, soft_wrap=True)
             continue
-        added += 1
-        console.print(f"added {entry.id}: {entry.mineral} from {path}", highlight=False, soft_wrap=True)
-    if added:
+        twin = known_twin(known, read.vector, mineral)
+        note = f"; it matches {twin['mineral']} ({twin['id']}, HQI {twin['hqi']:.0f}): the same mineral under another name?" if twin else ""
+        done.append(f"added {entry.id}: {entry.mineral} from {path}{note}")
+    if done:
         _save(user)
+    for line in done:
+        console.print(line, highlight=False, soft_wrap=True)
+    added = len(done)
     errors.print(f"{added} added, {refused} refused; {len(user)} entries in {user.path}", highlight=False, soft_wrap=True)
     if refused:
         raise typer.Exit(1)
@@ -105,13 +123,16 @@ def remove(
 ) -> None:
     """Remove entries by id, or every entry of a mineral."""
     user = open_user_library(library)
+    done: list[str] = []
     for selector in selectors:
         try:
             removed = user.remove(selector)
         except UserLibraryError as exc:
-            fail(str(exc))
-        console.print(f"removed {', '.join(f'{e.id} ({e.mineral})' for e in removed)}", highlight=False)
+            fail(f"{exc}; nothing removed")
+        done.append(f"removed {', '.join(f'{e.id} ({e.mineral})' for e in removed)}")
     _save(user)
+    for line in done:  # only once saved: a failed save or a bad selector removes nothing and says so
+        console.print(line, highlight=False)
 
 
 @library_app.command("export")

@@ -151,7 +151,7 @@ class Listener:
         vector: np.ndarray | None = None
         try:
             y, vector = RAW_PIPELINE.model_input(x, counts, raw=True)
-            answer = identifier.answer(y, vector, frame.saturated)
+            answer = identifier.answer(y, vector, frame.saturated, resolution_cm1=profile.resolution_cm1())
         except PreprocessingError:  # flat after cleaning: nothing measured
             answer = Answer("saturated" if frame.saturated else "signal too weak", [])
         if not answer.top:

@@ -127,15 +127,40 @@ class RawPipeline:
 RAW_PIPELINE = RawPipeline()
 
 
-def read_model_input(path: Path, raw: bool = False) -> tuple[Spectrum, np.ndarray, np.ndarray]:
-    """A spectrum file, its intensities as classified (cleaned if ``raw``) and its model input.
+def raw_counts_reason(spectrum: Spectrum) -> str | None:
+    """Why a file holds uncorrected counts, from what it says of itself (None: nothing says so): a
+    RRUFF RAW file by its name, a ``listen`` capture by its ``# ... dark_subtracted=...`` header."""
+    if spectrum.kind == "raw":
+        return "a RRUFF RAW file (Raman_Data_RAW in its name)"
+    if "DARK_SUBTRACTED" in spectrum.header and "INTEGRATION_US" in spectrum.header:
+        return "a `listen` capture (raw counts)"
+    return None
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A spectrum file read for classification: the file as read, ``y`` its intensities as classified
+    (cleaned when raw), ``vector`` its model input (GRID_SIZE,), and why it was cleaned as raw counts
+    without ``--raw`` (None: it was not, or ``--raw`` said so)."""
+
+    spectrum: Spectrum
+    y: np.ndarray
+    vector: np.ndarray
+    recognised_raw: str | None = None
+
+
+def read_model_input(path: Path, raw: bool = False) -> ModelInput:
+    """A spectrum file, its intensities as classified (cleaned if raw) and its model input.
 
     ``raw``: the file holds uncorrected counts in Raman shift (a RRUFF RAW file, a `listen`
-    capture). Raises :class:`SpectrumFileError` (one line naming the file) for anything unusable.
+    capture). A file that says it holds them (:func:`raw_counts_reason`) is cleaned too, and the
+    record says why, so that a caller tells the user. Raises :class:`SpectrumFileError` (one line
+    naming the file) for anything unusable.
     """
     spectrum = read_spectrum_file(path)
+    recognised = None if raw else raw_counts_reason(spectrum)
     try:
-        y, vector = RAW_PIPELINE.model_input(spectrum.x, spectrum.y, raw)
-        return spectrum, y, vector
+        y, vector = RAW_PIPELINE.model_input(spectrum.x, spectrum.y, raw or recognised is not None)
     except PreprocessingError as exc:
         raise SpectrumFileError(str(path), str(exc)) from None
+    return ModelInput(spectrum, y, vector, recognised)

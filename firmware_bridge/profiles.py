@@ -39,6 +39,17 @@ class DeviceProfile:
     switch_baud: int = 0
     #: ASCII sketches that print a line only when asked: the command to send (e.g. "SPEC.READ?"); "" streams
     query: str = ""
+    #: optical resolution (FWHM, nm) where the maker states it; 0: unknown (two pixels are assumed)
+    resolution_nm: float = 0.0
+
+    def resolution_cm1(self) -> float:
+        """Spectral resolution in Raman shift (cm^-1, at the middle of the usable pixels): the stated
+        optical resolution, else two pixels (the finest any detector resolves)."""
+        wavelengths = self.wavelengths_nm()
+        lo, hi = self.usable_pixels
+        middle = float(wavelengths[(lo + hi) // 2])
+        width_nm = self.resolution_nm or 2.0 * float(np.median(np.diff(wavelengths[lo : hi + 1])))
+        return 1e7 * width_nm / middle**2  # d(1e7 / lambda) = 1e7 d lambda / lambda^2
 
     def wavelengths_nm(self, pixels: int | None = None) -> np.ndarray:
         """Wavelength (nm) of pixels 0, 1, ... (``pixels``, default all) from the calibration polynomial c0 + c1 p + c2 p^2 + ..."""
@@ -74,6 +85,7 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
             max_count=int(data.get("max_count", 65535)),
             switch_baud=int(data.get("switch_baud", 0)),
             query=str(data.get("query", "")),
+            resolution_nm=float(data.get("resolution_nm", 0.0)),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ProfileError(f"{path}: missing or invalid field ({exc})") from None

@@ -126,10 +126,23 @@ def test_the_live_add_key_puts_the_shown_spectrum_in_the_user_library(bundle, tm
     frame = _frame(profile, _held_out(bundle, "Quartz"))
     shown = listener.identify(frame)
     assert add_shown_spectrum(listener, shown, "  ") == "not added"
-    assert add_shown_spectrum(listener, shown, "Field quartz 7").startswith("added U0001: Field quartz 7")
+    added = add_shown_spectrum(listener, shown, "Field quartz 7")
+    assert added.startswith("added U0001: Field quartz 7")
+    assert "it matches Quartz" in added and "the same mineral under another name?" in added  # pointed out when added
     assert [e.mineral for e in UserLibrary(tmp_path).entries] == ["Field quartz 7"]  # saved, not only in memory
     again = listener.identify(frame)
-    assert again.top[0][0] == "Field quartz 7" and again.answer.source == "user library"
-    assert again.answer.library_hit["id"] == "U0001"
+    # searched from the next frame on: its best hit, and a candidate beside the model's Quartz
+    assert again.answer.library_hit["id"] == "U0001" and "Field quartz 7" in [m for m, _ in again.top]
     weak = listener.identify(_frame(profile, _held_out(bundle, "Quartz") * 0.002, integration_us=2_000))
     assert add_shown_spectrum(listener, weak, "x").startswith("not added: signal too weak")
+
+
+def test_noise_about_an_offset_is_too_weak_and_a_coarse_instrument_never_identifies():
+    from edge.answer import MAX_RESOLUTION_CM1
+
+    gate = AnswerGate(confidence=0.5, min_snr=8.0)
+    noise = 1000.0 + np.random.default_rng(0).normal(0, 5.0, 2000)  # a flat reading with no band, far from zero
+    assert gate.signal_state(noise) == "signal too weak"
+    assert gate.state(0.99, 900.0) == "identified"
+    assert gate.state(0.99, 900.0, resolution_cm1=MAX_RESOLUTION_CM1 / 3) == "identified"
+    assert gate.state(0.99, 900.0, resolution_cm1=345.0) == "possible match"

@@ -262,15 +262,16 @@ def test_a_mineral_left_out_of_training_is_named_from_one_user_spectrum(int8_bun
     named = total = 0
     for mineral, files in cases.items():
         user = UserLibrary(tmp_path / mineral)
-        user.add(mineral, read_model_input(files[0])[2], files[0].name)
+        user.add(mineral, read_model_input(files[0]).vector, files[0].name)
         identifier = Identifier(bundle, user, num_threads=1)
         for other in files[1:]:
-            _, y, vector = read_model_input(other)
-            answer = identifier.answer(y, vector)
+            read = read_model_input(other)
+            answer = identifier.answer(read.y, read.vector)
             total += 1
             if answer.top[0][0] == mineral:
                 named += 1
                 assert answer.source == "user library" and answer.library_hit["source"] == "user"
-        before = Identifier(bundle, None, num_threads=1).answer(*read_model_input(files[1])[1:])
+        held_out = read_model_input(files[1])
+        before = Identifier(bundle, None, num_threads=1).answer(held_out.y, held_out.vector)
         assert before.top[0][0] != mineral  # without the entry it cannot be named
     assert named / total >= 0.7, f"{named} of {total}"

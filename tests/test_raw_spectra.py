@@ -100,3 +100,31 @@ def test_raw_files_classify_like_their_processed_twins(rruff_sample):
     result = parity(rruff_sample, Classifier(load_bundle(), num_threads=1))
     assert result["pairs"] == 150
     assert result["same_top1"] >= 0.90, result
+
+
+def test_raw_files_and_captures_are_recognised_cleaned_and_said(tmp_path, rruff_sample):
+    """A RRUFF RAW file or a listen capture given to classify without --raw is cleaned as raw counts, with a word."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from edge.cli import app
+
+    runner = CliRunner()
+    raw_file = sorted(rruff_sample.glob("*Raman_Data_RAW*.txt"))[0]
+    x = np.linspace(150, 1500, 900)
+    counts = 2000 + 3.0 * x + band(x, 464, 4, 5000) + band(x, 206, 5, 2000)  # quartz-like bands on fluorescence
+    capture = tmp_path / "capture_20261201T000000Z_000001.csv"
+    capture.write_text(
+        "# device=emu serial=1 seq=1 time=t\n# laser_nm=785.0 integration_us=100000 saturated=False dark_subtracted=True\n"
+        "raman_shift_cm1,counts\n" + "".join(f"{a:.3f},{b:.1f}\n" for a, b in zip(x, counts))
+    )
+    for path, what in ((raw_file, "a RRUFF RAW file (Raman_Data_RAW in its name)"), (capture, "a `listen` capture (raw counts)")):
+        said = runner.invoke(app, ["classify", str(path), "--json"])
+        flagged = runner.invoke(app, ["classify", str(path), "--json", "--raw"])
+        assert said.exit_code == 0 == flagged.exit_code, said.output
+        assert f"{path}: {what}: cleaned as raw counts" in said.stderr and "cleaned" not in flagged.stderr
+        answer, as_raw = json.loads(said.stdout), json.loads(flagged.stdout)
+        assert answer["top"] == as_raw["top"] and answer["state"] == as_raw["state"]
+    processed = sorted(rruff_sample.glob("*Raman_Data_Processed*.txt"))[0]
+    assert "cleaned" not in runner.invoke(app, ["classify", str(processed), "--json"]).stderr

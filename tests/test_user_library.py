@@ -166,3 +166,34 @@ def test_one_user_entry_stays_out_of_the_top3_of_unrelated_spectra(edge_bundle):
     ]
     assert len(unrelated) >= 30 and sum(in_top3) <= 0.02 * len(unrelated) + 0.5
     assert "Novelite" in [name for name, _ in identifier.answer(spectrum, spectrum).top]  # its own spectrum: a candidate
+
+
+def test_noise_about_an_offset_is_refused_and_nothing_is_said_removed_or_added_that_was_not(tmp_path):
+    lib = tmp_path / "lib"
+    a = spectrum_file(tmp_path / "a.csv", (200, 480, 1010))
+    noise = tmp_path / "noise.csv"  # pure Gaussian noise about a detector offset: no Raman band at all
+    noise.write_text("".join(f"{x:.1f}, {v:.3f}\n" for x, v in zip(GRID, 800 + np.random.default_rng(3).normal(0, 5, GRID.size))))
+    result = runner.invoke(app, ["library", "add", str(noise), "--mineral", "Testite", "--library", str(lib)])
+    assert result.exit_code == 1 and "signal too weak" in result.output and "added U" not in result.output
+    assert runner.invoke(app, ["library", "add", str(a), "--mineral", "Testite", "--library", str(lib)]).exit_code == 0
+    # one good selector and one bad: nothing removed, and nothing said removed
+    result = runner.invoke(app, ["library", "remove", "U0001", "U0099", "--library", str(lib)])
+    assert result.exit_code == 1 and "removed" not in result.output.replace("nothing removed", "")
+    assert [e.id for e in UserLibrary(lib).entries] == ["U0001"]
+
+
+def test_the_save_failing_says_no_added_or_removed(tmp_path, monkeypatch):
+    """As on a read-only folder (which root, running CI, can still write): the save fails after the entries changed in memory."""
+    lib = tmp_path / "lib"
+    a = spectrum_file(tmp_path / "a.csv", (200, 480, 1010))
+    assert runner.invoke(app, ["library", "add", str(a), "--mineral", "Testite", "--library", str(lib)]).exit_code == 0
+
+    def read_only(self, path=None):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(UserLibrary, "save", read_only)
+    b = spectrum_file(tmp_path / "b.csv", (300, 700))
+    added = runner.invoke(app, ["library", "add", str(b), "--mineral", "Other", "--library", str(lib)])
+    removed = runner.invoke(app, ["library", "remove", "U0001", "--library", str(lib)])
+    assert added.exit_code == 1 and "cannot write the user library" in added.output and "added U0002" not in added.output
+    assert removed.exit_code == 1 and "removed U0001" not in removed.output
