@@ -9,7 +9,9 @@ gets one state wherever it is measured:
   floor): probably a mineral neither the model nor the library knows;
 - *identified*: the fused, calibrated confidence (:mod:`edge.library`) is at least the bundle's
   threshold, chosen by ``trainer export`` so that such answers were right >= 95 % of the time on
-  specimens the model never saw;
+  specimens the model never saw; or, where the bundle carries one, the :class:`EvidenceGate`
+  (fitted by ``trainer openset`` on new specimens of known minerals *and* on minerals the model
+  does not know) weighs all the evidence of the answer and says so;
 - *possible match*: below it; the top-k are shown as candidates.
 
 The thresholds come from the bundle's calibration; ``--confidence`` overrides the first.
@@ -17,7 +19,9 @@ The thresholds come from the bundle's calibration; ``--confidence`` overrides th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +46,50 @@ STATES = ("identified", "possible match", "not in library", "signal too weak", "
 RECORD_SCHEMA = 3
 
 
+#: The evidence of an answer the open-set gate weighs (edge.library.Match.evidence), in its feature order.
+EVIDENCE = ("confidence", "margin", "model_probability", "named_model_probability", "best_hqi", "named_hqi", "gap", "agreement")
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1.0 - 1e-6)
+    return float(np.log(p / (1.0 - p)))
+
+
+def gate_features(evidence: Mapping[str, float]) -> np.ndarray:
+    """The gate's inputs from an answer's evidence: probabilities as log-odds, HQIs (0-1000) as 0..1."""
+    return np.array([
+        _logit(evidence["confidence"]),
+        evidence["margin"],
+        _logit(evidence["model_probability"]),
+        _logit(evidence["named_model_probability"]),
+        evidence["best_hqi"] / 1000.0,
+        evidence["named_hqi"] / 1000.0,
+        evidence["gap"] / 1000.0,
+        evidence["agreement"],
+    ])
+
+
+@dataclass(frozen=True)
+class EvidenceGate:
+    """A logistic score over :data:`EVIDENCE` (``weights`` in :func:`gate_features` order, ``bias``):
+    the chance that an answer names the right mineral of a known one; *identified* from ``threshold``."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+
+    def score(self, evidence: Mapping[str, float]) -> float:
+        z = float(np.dot(self.weights, gate_features(evidence))) + self.bias
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvidenceGate:
+        return cls(tuple(float(w) for w in data["weights"]), float(data["bias"]), float(data["threshold"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "weights": list(self.weights), "features": list(EVIDENCE)}
+
+
 def snr(y: np.ndarray) -> float:
     """Tallest band above the spectrum's median level, over the noise (robust: MAD of the first difference).
 
@@ -60,6 +108,7 @@ class AnswerGate:
     confidence: float = 0.5
     not_in_library_hqi: float = 0.0
     min_snr: float = MIN_SNR
+    evidence_gate: EvidenceGate | None = None  #: where set, it decides *identified* instead of ``confidence``
 
     def signal_state(self, y: np.ndarray, saturated: bool = False) -> str | None:
         """"saturated", "signal too weak", or None when the spectrum is worth classifying.
@@ -72,12 +121,16 @@ class AnswerGate:
             return "signal too weak"
         return None
 
-    def state(self, confidence: float, best_hqi: float, resolution_cm1: float | None = None) -> str:
-        """The state of a classified spectrum from its fused top-1 confidence and best library HQI;
-        ``resolution_cm1``: the instrument's (None: unknown, as for a file), coarser than
-        MAX_RESOLUTION_CM1 caps the answer at *possible match*."""
+    def state(
+        self, confidence: float, best_hqi: float, resolution_cm1: float | None = None, evidence: Mapping[str, float] | None = None
+    ) -> str:
+        """The state of a classified spectrum from its fused top-1 confidence and best library HQI (or,
+        with an evidence gate, the answer's ``evidence``); ``resolution_cm1``: the instrument's (None:
+        unknown, as for a file), coarser than MAX_RESOLUTION_CM1 caps the answer at *possible match*."""
         if best_hqi < self.not_in_library_hqi:
             return "not in library"
         if resolution_cm1 is not None and resolution_cm1 > MAX_RESOLUTION_CM1:
             return "possible match"
+        if self.evidence_gate is not None and evidence:
+            return "identified" if self.evidence_gate.score(evidence) >= self.evidence_gate.threshold else "possible match"
         return "identified" if confidence >= self.confidence else "possible match"

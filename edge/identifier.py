@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.answer import AnswerGate
+from edge.answer import AnswerGate, EvidenceGate
 from edge.bundle import Bundle
 from edge.library import Matcher, ReferenceLibrary
 from edge.runtime import Classifier
@@ -62,8 +62,11 @@ class Identifier:
         self.bundle = bundle
         self.classifier = Classifier(bundle, num_threads=num_threads)
         self.calibration = bundle.calibration()
+        # --confidence overrides the bundle's gate: the threshold on the fused confidence alone
+        evidence_gate = EvidenceGate.from_dict(self.calibration.evidence_gate) if self.calibration.evidence_gate and confidence is None else None
         self.gate = AnswerGate(
-            self.calibration.identified if confidence is None else confidence, self.calibration.not_in_library_hqi
+            self.calibration.identified if confidence is None else confidence, self.calibration.not_in_library_hqi,
+            evidence_gate=evidence_gate,
         )
         self.user_library = user_library
         self.bundle_library = bundle.library()
@@ -93,7 +96,7 @@ class Identifier:
         started = time.perf_counter()
         match = self.matcher.match(self.classifier.probabilities(vector), vector, k=k, started=started)
         return Answer(
-            self.gate.state(match.confidence, match.best_hqi, resolution_cm1),
+            self.gate.state(match.confidence, match.best_hqi, resolution_cm1, match.evidence),
             match.top,
             match.confidence,
             match.library_hit,

@@ -202,6 +202,9 @@ class Calibration:
     #: validation spectra of the shipped recipe (trainer.calibration.fit_user_entry_map); bundles carry their own.
     user_intercept: float = -24.8
     user_slope: float = 26.06
+    #: the open-set evidence gate (edge.answer.EvidenceGate as a dict) fitted by ``trainer openset``; empty: the
+    #: *identified* threshold on the fused confidence alone
+    evidence_gate: dict[str, Any] = field(default_factory=dict)
     fitted: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -239,6 +242,9 @@ class Match:
     source: str  #: "model" or "user library": where the named mineral is known from
     latency_ms: float
     reference: np.ndarray | None = None  #: the best hit's spectrum, for the screen
+    #: what the answer rests on, for the open-set gate (edge.answer.EVIDENCE): confidence, margin over the
+    #: second, the model's own top probability and the named mineral's, best and named HQI, gap, agreement
+    evidence: dict[str, float] = field(default_factory=dict)
 
 
 class Matcher:
@@ -278,7 +284,7 @@ class Matcher:
         confidence = softmax(fused_logits(p, r_best, self.calibration.temperature, self.calibration.library_weight))
         order = rank(confidence)
         top = [(self.candidates[i], float(confidence[i])) for i in order[:k]]
-        hit, reference, best_hqi = None, None, 0.0
+        hit, reference, best_hqi, gap = None, None, 0.0, 0.0
         if len(r):
             i = int(np.argmax(r))
             best_hqi = float(hqi(r[i]))
@@ -288,5 +294,16 @@ class Matcher:
             hit = {**entry, "hqi": round(best_hqi, 1), "gap": round(gap, 1)}
             reference = self.library.spectrum_of(i)
         source = "model" if order[0] < self._model_classes else "user library"
+        model_top = int(rank(probabilities)[0]) if len(probabilities) else -1
+        evidence = {
+            "confidence": float(confidence[order[0]]),
+            "margin": float(confidence[order[0]] - (confidence[order[1]] if len(order) > 1 else 0.0)),
+            "model_probability": float(probabilities[model_top]) if model_top >= 0 else 0.0,
+            "named_model_probability": float(p[order[0]]),
+            "best_hqi": best_hqi,
+            "named_hqi": float(hqi(r_best[order[0]])),
+            "gap": gap,
+            "agreement": float(model_top == order[0] and hit is not None and hit["mineral"] == self.candidates[order[0]]),
+        }
         latency = (time.perf_counter() - started) * 1e3 if started is not None else 0.0
-        return Match(top, float(confidence[order[0]]), best_hqi, hit, source, latency, reference)
+        return Match(top, float(confidence[order[0]]), best_hqi, hit, source, latency, reference, evidence)

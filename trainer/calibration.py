@@ -18,6 +18,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
+from edge.answer import AnswerGate, EvidenceGate
 from edge.library import MODEL_FLOOR, Calibration, Matcher, fused_logits, hqi, softmax
 from edge.ranking import rank
 
@@ -131,6 +132,12 @@ def coverage_at(confidence: np.ndarray, correct: np.ndarray) -> dict[str, float]
     return {f"{p:.2f}": threshold_for_precision(confidence, correct, p)[2] for p in PRECISIONS}
 
 
+def device_gate(cal: Calibration) -> AnswerGate:
+    """The answer gate a bundle with this calibration answers with (edge.identifier.Identifier's)."""
+    evidence = EvidenceGate.from_dict(cal.evidence_gate) if cal.evidence_gate else None
+    return AnswerGate(cal.identified, cal.not_in_library_hqi, evidence_gate=evidence)
+
+
 def _topk(ranked: list[np.ndarray], y: np.ndarray) -> dict[str, float]:
     return {f"top{k}": float(np.mean([y[i] in r[:k] for i, r in enumerate(ranked)])) for k in (1, 3)}
 
@@ -148,7 +155,8 @@ def score_answers(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarr
     model_conf = np.array([p[r[0]] for p, r in zip(probabilities, model_rank)])
     out["model"] = {**_topk(model_rank, y), "coverage_at_precision": coverage_at(model_conf, np.array([r[0] for r in model_rank]) == y)}
     names = {m: i for i, m in enumerate(matcher.candidates)}
-    lib_rank, lib_conf, fused_rank, fused_conf, best_hqi = [], [], [], [], []
+    gate = device_gate(cal)
+    lib_rank, lib_conf, fused_rank, fused_conf, best_hqi, states = [], [], [], [], [], []
     for proba, spectrum in zip(probabilities, spectra):
         r = matcher.library.correlations(spectrum)
         best = matcher.library.best_per_mineral(r)
@@ -158,10 +166,11 @@ def score_answers(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarr
         fused_rank.append(np.array([names[m] for m, _ in match.top]))
         fused_conf.append(match.confidence)
         best_hqi.append(match.best_hqi)
+        states.append(gate.state(match.confidence, match.best_hqi, None, match.evidence))
     lib_conf_a, fused_conf_a, best_hqi_a = np.array(lib_conf), np.array(fused_conf), np.array(best_hqi)
     out["library"] = {**_topk(lib_rank, y), "coverage_at_precision": coverage_at(lib_conf_a, np.array([r[0] for r in lib_rank]) == y)}
     fused_right = np.array([r[0] for r in fused_rank]) == y
-    identified = (fused_conf_a >= cal.identified) & (best_hqi_a >= cal.not_in_library_hqi)
+    identified = np.array(states) == "identified"
     out["fused"] = {
         **_topk(fused_rank, y),
         "coverage_at_precision": coverage_at(fused_conf_a, fused_right),

@@ -289,6 +289,36 @@ def ablation_command(
     console.print(f"ablation.json and one run folder per variant in {out}")
 
 
+@app.command(name="openset")
+def openset_command(
+    run: Annotated[Path, typer.Argument(help="run folder from `trainer fit --split open`")],
+    field_set: Annotated[Path | None, typer.Option(help="the fair/poor set (default: rruff_fair_poor_d2.tar.xz in $RAMANEDGE_DATA or ../shared/data)")] = None,
+) -> None:
+    """Open-set gates: identified right on new specimens of known minerals vs. fired on unknown minerals."""
+    from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, OPEN_SET, TARGET_PRECISION, open_set_report
+
+    try:
+        report = open_set_report(run, field_set)
+    except EXPECTED as exc:
+        _fail(str(exc))
+    sizes = report["spectra"]
+    table = Table(
+        title=f"open-set test parts: {sizes['known_test']['all']} known-new spectra ({sizes['known_test']['fair_poor_files']} fair/poor files), "
+        f"{sizes['unknown_test']['all']} of {report['unknown_minerals']['test']} unknown minerals; thresholds fitted for "
+        f">= {100 * TARGET_PRECISION:.0f} % right, <= {100 * MAX_UNKNOWN_IDENTIFIED:.0f} % unknown identified"
+    )
+    for column in ("gate", "identified right", "coverage", "fair/poor: right, coverage", "unknown identified"):
+        table.add_column(column, justify="right")
+    for name, figures in report["gates"].items():
+        t = figures["test"]
+        table.add_row(
+            name, f"{100 * t['precision']:.1f} %", f"{100 * t['coverage']:.1f} %",
+            f"{100 * t['fair_precision']:.1f} %, {100 * t['fair_coverage']:.1f} %", f"{100 * t['unknown_identified']:.1f} %",
+        )
+    console.print(table)
+    console.print(f"known-new top-1 (fused) {100 * report['known_test_top1']:.1f} %; {OPEN_SET} in {run}", highlight=False)
+
+
 @app.command(name="export")
 def export_command(
     runs: Annotated[list[Path], typer.Argument(help="run folder from `trainer fit`; several runs of one split: an ensemble whose probabilities the device averages")],
@@ -301,6 +331,9 @@ def export_command(
         list[Path] | None,
         typer.Option(help="the same recipe trained on the other split protocol (repeat it for an ensemble's members): scored too, its metrics recorded in the manifest, a grouped run's calibration shipped"),
     ] = None,
+    evidence_gate: Annotated[
+        Path | None, typer.Option(help="ship the evidence gate of this open-set run (or its open_set.json, from `trainer openset`)")
+    ] = None,
 ) -> None:
     """Export a run (or an ensemble of runs) as a TFLite model bundle for the edge, scored on the run's test split."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # the TFLite converter needs it; JAX-trained weights load here
@@ -312,7 +345,7 @@ def export_command(
     try:
         manifest = export(
             list(runs), out, chosen[0] if chosen else "int8", dataset, log=lambda line: console.print(line, highlight=False),
-            other_protocol_runs=list(other_protocol_run or []),
+            other_protocol_runs=list(other_protocol_run or []), evidence_gate=evidence_gate,
         )
     except (ExportError, *EXPECTED) as exc:
         _fail(str(exc))

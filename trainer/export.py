@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -30,6 +31,7 @@ from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
 from trainer.field_set import FIELD_SET_FILE, GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set
 from trainer.metrics import top_k_accuracy
+from trainer.open_set import load_evidence_gate
 from trainer.training import SPLIT_FIELDS, Run, load_run
 
 PRECISIONS = ("int8", "float16", "float32")
@@ -274,13 +276,21 @@ def _same_members(runs: list[Run]) -> None:
 
 
 def _convert_and_score(
-    runs: list[Run], dataset_path: str | Path | None, precision: str, out: Path, scratch: Path, log, fusion: Calibration | None = None
+    runs: list[Run],
+    dataset_path: str | Path | None,
+    precision: str,
+    out: Path,
+    scratch: Path,
+    log,
+    fusion: Calibration | None = None,
+    gate: tuple[dict, dict] | None = None,
 ) -> tuple[dict, Calibration]:
     """Convert one run (or an ensemble's member runs, the first giving the library and recipe), write its
     bundle to ``out``, score float32 and ``precision`` through the edge interpreter.
 
     The fusion of model and library is calibrated on this run's validation spectra unless
-    ``fusion`` (fitted on a grouped run of the same recipe) is given. Returns the metrics block of
+    ``fusion`` (fitted on a grouped run of the same recipe) is given; ``gate`` (an open-set evidence gate
+    and its record) joins the calibration before any answer is scored. Returns the metrics block of
     the manifest: each precision's top-1/top-3 on the run's test split (ranked as the device
     ranks) and on the same spectra degraded as in the field; model alone, library alone and fused
     answers of the exported model; for a grouped run its grouped-fair figures; and the calibration.
@@ -340,6 +350,8 @@ def _convert_and_score(
             f"{run.path.name}: fusion calibrated on {len(y_val)} validation spectra: temperature {fusion.temperature:.3f}, "
             f"library weight {fusion.library_weight:.2f}, identified from {fusion.identified:.3f}, not in library under HQI {fusion.not_in_library_hqi:.0f}"
         )
+    if gate is not None:
+        fusion = replace(fusion, evidence_gate=gate[0], fitted={**fusion.fitted, "evidence_gate": gate[1]})
     matcher = Matcher(run.classes, library, fusion)
     if len(run.split.test):
         metrics["answers"] = calibration.score_answers(matcher, proba, X_test, y_test)
@@ -376,6 +388,7 @@ def export(
     dataset_path: str | Path | None = None,
     log=print,
     other_protocol_runs: str | Path | list[str | Path] | None = None,
+    evidence_gate: str | Path | None = None,
 ) -> Manifest:
     """Export a run (or several runs of one split as an ensemble: the device averages their
     probabilities) as a bundle in ``out``; returns the manifest (with float vs exported metrics).
@@ -383,6 +396,8 @@ def export(
     ``other_protocol_runs``: the same recipe (ensemble) trained on the other split protocol (e.g.
     grouped by specimen); it is converted and scored the same way, and its metrics go into the
     manifest beside the exported run's, so the bundle says what to expect on a new specimen.
+    ``evidence_gate``: an open-set run (or its ``open_set.json``) whose evidence gate the bundle answers
+    *identified* with (:mod:`trainer.open_set`); its test figures go into the calibration's record.
     """
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -398,6 +413,9 @@ def export(
             f"{run.path}: trained on every spectrum, so it has no held-out spectra for its figures and calibration; "
             "pass --other-protocol-run GROUPED_RUN (the same recipe on the grouped split)"
         )
+    gate = load_evidence_gate(evidence_gate) if evidence_gate else None
+    if gate is not None and (other is None or other.split.protocol != "grouped"):
+        raise ExportError("--evidence-gate needs --other-protocol-run GROUPED_RUN: the gate is fitted with the grouped run's fusion")
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise ExportError(f"{out}: exists and is not a model bundle; not overwriting it")
@@ -407,7 +425,7 @@ def export(
     try:
         with tempfile.TemporaryDirectory() as tmp:
             other_metrics, other_fusion = (
-                _convert_and_score(others, None, precision, Path(tmp) / "other", Path(tmp), log) if others else (None, None)
+                _convert_and_score(others, None, precision, Path(tmp) / "other", Path(tmp), log, gate=gate) if others else (None, None)
             )
             # a grouped run's calibration was fitted on specimens its model never saw: the honest one to ship
             fusion = other_fusion if other is not None and other.split.protocol == "grouped" else None

@@ -6,7 +6,8 @@ sub-samples), so a random split tests on specimens the model has already seen. T
 split keeps every specimen whole in one part; it needs two specimens in a class, so classes
 with a single specimen are left out of it, and the split says how many. ``all`` puts every
 spectrum in training (the production fit, once a recipe is chosen on the grouped split): no
-validation and no test part.
+validation and no test part. ``open`` (the open-set protocol, :func:`open_set_minerals`) holds
+a seeded fifth of the minerals out as *unknown* and splits the rest as ``grouped`` does.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import numpy as np
 
 from trainer.errors import ConfigError, SplitError
 
-PROTOCOLS = ("random", "grouped", "all")
+PROTOCOLS = ("random", "grouped", "all", "open")
+#: Share of minerals the open-set protocol holds out as unknown (by mineral, seeded).
+UNKNOWN_FRACTION = 0.2
 TEST_FRACTION = 0.30
 VAL_FRACTION = 0.14
 
@@ -110,7 +113,27 @@ def _check_disjoint_specimens(split: Split, specimen: np.ndarray) -> None:
         raise SplitError(f"specimens in two parts (listed under two minerals?): {sorted(shared)[:5]}")
 
 
+def open_set_minerals(mineral: np.ndarray, seed: int, fraction: float = UNKNOWN_FRACTION) -> tuple[list[str], list[str]]:
+    """The minerals the open-set protocol of ``seed`` holds out as unknown, halved by mineral into the
+    ones a gate is fitted on and the ones it is tested on: (fit, test), each sorted. No mineral is in both,
+    and none of them in the known part."""
+    names = np.array(sorted(set(mineral.tolist())))
+    chosen = np.random.default_rng([seed, 20]).permutation(names)[: int(round(fraction * len(names)))]
+    half = len(chosen) // 2
+    return sorted(chosen[:half].tolist()), sorted(chosen[half:].tolist())
+
+
+def open_split(mineral: np.ndarray, specimen: np.ndarray, seed: int) -> Split:
+    """The known minerals split by specimen (as :func:`grouped_split`); the unknown ones in no part."""
+    fit, test = open_set_minerals(mineral, seed)
+    known = np.flatnonzero(~np.isin(mineral, np.array(fit + test, dtype=str)))
+    inner = grouped_split(mineral[known], specimen[known], seed)
+    return Split("open", seed, known[inner.train], known[inner.val], known[inner.test], inner.excluded_classes + tuple(fit + test))
+
+
 def make_split(protocol: str, mineral: np.ndarray, specimen: np.ndarray, seed: int) -> Split:
+    if protocol == "open":
+        return open_split(mineral, specimen, seed)
     if protocol == "all":
         empty = np.empty(0, np.int64)
         return Split("all", seed, np.arange(len(mineral)), empty, empty)

@@ -1,0 +1,232 @@
+"""``trainer openset``: how often *identified* is right on new specimens of known minerals, and how
+often it fires on minerals the model does not know; the gate that keeps both promises.
+
+Data flow: a run trained on the open-set split (``trainer fit --split open``,
+:func:`trainer.splits.open_split`: a seeded fifth of the minerals held out as *unknown*, the rest
+split by specimen) -> :func:`open_set_report`: every spectrum of four parts answered through the
+device's path (:meth:`edge.library.Matcher.match`, the run's training library, a fusion fitted on
+its validation part), with the evidence of each answer:
+
+============  ===============================================================================
+known fit     the validation specimens' spectra, and the fair/poor files of those specimens
+known test    the test specimens' spectra, and the fair/poor files of those specimens
+unknown fit   spectra (and fair/poor files) of half the unknown minerals
+unknown test  spectra (and fair/poor files) of the other half: minerals no fitting step saw
+============  ===============================================================================
+
+Each candidate gate (a score per answer and a threshold) is fitted on the fit parts, so that
+*identified* answers are right >= 95 % of the time on known fit while <= 2 % of unknown fit is
+identified, and reported once on the test parts (precision, coverage, unknown rate, and the
+risk-coverage curve). The evidence gate (:class:`edge.answer.EvidenceGate`, a logistic score of
+everything the device knows of the answer) is what ``trainer export --evidence-gate`` ships.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.answer import EVIDENCE, EvidenceGate, gate_features
+from edge.library import Calibration, Matcher
+from trainer import calibration
+from trainer.errors import TrainerError
+from trainer.field_set import FieldSet, default_path, load_field_set
+from trainer.splits import open_set_minerals
+
+OPEN_SET = "open_set.json"
+#: What *identified* must keep on the known fit part, and the most of the unknown fit part it may let through.
+TARGET_PRECISION = 0.95
+MAX_UNKNOWN_IDENTIFIED = 0.02
+
+
+class OpenSetError(TrainerError):
+    """A run that cannot be scored on the open-set protocol; one line saying why."""
+
+
+@dataclass(frozen=True)
+class Answers:
+    """One part's answers: ``features`` (n, len(EVIDENCE)) the gate's inputs, ``evidence`` the raw values,
+    ``confidence`` and ``best_hqi`` (n,), ``correct`` (n,) bool (always False for unknown minerals), ``fair`` (n,)
+    bool: from the fair/poor set."""
+
+    features: np.ndarray
+    evidence: np.ndarray
+    confidence: np.ndarray
+    best_hqi: np.ndarray
+    correct: np.ndarray
+    fair: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.correct)
+
+
+def answer_part(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, y: np.ndarray, fair: np.ndarray) -> Answers:
+    """Answer each spectrum as the device does; ``y`` the true candidate index, -1 for an unknown mineral."""
+    rows, evidence, confidence, best_hqi, correct = [], [], [], [], []
+    names = {m: i for i, m in enumerate(matcher.candidates)}
+    for proba, spectrum, truth in zip(probabilities, spectra, y):
+        match = matcher.match(proba, spectrum, k=1)
+        rows.append(gate_features(match.evidence))
+        evidence.append([match.evidence[k] for k in EVIDENCE])
+        confidence.append(match.confidence)
+        best_hqi.append(match.best_hqi)
+        correct.append(truth >= 0 and names[match.top[0][0]] == truth)
+    width = len(EVIDENCE)
+    return Answers(
+        np.array(rows).reshape(-1, width), np.array(evidence).reshape(-1, width), np.array(confidence), np.array(best_hqi),
+        np.array(correct, dtype=bool), np.asarray(fair, dtype=bool),
+    )
+
+
+def fit_threshold(known: np.ndarray, correct: np.ndarray, unknown: np.ndarray) -> float:
+    """The lowest threshold t (widest coverage) with answers scoring >= t right >= TARGET_PRECISION of the
+    time on known spectra and at most MAX_UNKNOWN_IDENTIFIED of unknown spectra scoring >= t; inf if none."""
+    for t in np.unique(np.concatenate([known, unknown])):
+        chosen = known >= t
+        if chosen.any() and np.mean(correct[chosen]) >= TARGET_PRECISION and np.mean(unknown >= t) <= MAX_UNKNOWN_IDENTIFIED:
+            return float(t)
+    return float("inf")
+
+
+def fit_evidence_gate(known: Answers, unknown: Answers) -> EvidenceGate:
+    """A logistic score of the answers' evidence: right answers of known minerals against wrong ones and
+    every unknown mineral's (weighted to count as much as the known ones); its threshold by :func:`fit_threshold`."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.concatenate([known.features, unknown.features])
+    target = np.concatenate([known.correct, np.zeros(len(unknown), bool)])
+    weight = np.concatenate([np.ones(len(known)), np.full(len(unknown), len(known) / max(len(unknown), 1))])
+    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
+    model = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, target, sample_weight=weight)
+    weights = model.coef_[0] / scale  # back to the raw features: the device standardises nothing
+    bias = float(model.intercept_[0] - np.dot(model.coef_[0], mean / scale))
+    gate = EvidenceGate(tuple(float(w) for w in weights), bias, 0.0)
+    threshold = fit_threshold(_scores(gate, known), known.correct, _scores(gate, unknown))
+    return EvidenceGate(gate.weights, gate.bias, threshold)
+
+
+def _scores(gate: EvidenceGate, answers: Answers) -> np.ndarray:
+    return np.array([gate.score(dict(zip(EVIDENCE, row))) for row in answers.evidence])
+
+
+def gate_figures(known_score: np.ndarray, known: Answers, unknown_score: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Precision and coverage of *identified* on known spectra (all, and the fair/poor files alone), and the
+    share of unknown spectra identified, at ``threshold``; with the risk-coverage curve of the score."""
+    chosen = known_score >= threshold
+
+    def precision(mask: np.ndarray) -> float:
+        return float(np.mean(known.correct[mask])) if mask.any() else float("nan")
+
+    order = np.argsort(-known_score, kind="stable")
+    right = np.cumsum(known.correct[order])
+    steps = np.unique(np.linspace(1, len(order), 50).astype(int))
+    return {
+        "threshold": threshold,
+        "precision": precision(chosen),
+        "coverage": float(np.mean(chosen)),
+        "fair_precision": precision(chosen & known.fair),
+        "fair_coverage": float(np.mean(chosen[known.fair])) if known.fair.any() else float("nan"),
+        "unknown_identified": float(np.mean(unknown_score >= threshold)),
+        "curve": {
+            "coverage": (steps / len(order)).tolist(),
+            "precision": (right[steps - 1] / steps).tolist(),
+            "unknown_identified": [float(np.mean(unknown_score >= known_score[order[i - 1]])) for i in steps],
+        },
+    }
+
+
+Candidate = Callable[[Answers], np.ndarray]
+
+
+def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None = None, dataset_path: str | Path | None = None) -> dict[str, Any]:
+    """Fit the candidate gates on the fit parts of an open-set run and report them on its test parts;
+    writes ``open_set.json`` (figures, curves and the evidence gate) into the run folder."""
+    import keras  # noqa: F401  (the run's model is a Keras one; imported here so `trainer --help` stays light)
+
+    from trainer.export import reference_library
+    from trainer.training import load_run
+
+    run = load_run(run_dir)
+    if run.split.protocol != "open":
+        raise OpenSetError(f"{run.path}: trained on the {run.split.protocol} split; the open-set report needs `trainer fit --split open`")
+    dataset = run.load_dataset(dataset_path)
+    model = run.build_trained_model()
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        return model.predict(X[:, :, None], batch_size=256, verbose=0)
+
+    labels = dataset.labels(run.classes)
+    library = reference_library(dataset, run.split.train)
+    X_val, y_val = dataset.X[run.split.val], labels[run.split.val]
+    fusion = calibration.calibrate(Matcher(run.classes, library, Calibration()), predict(X_val), X_val, y_val, f"{run.path.name} validation")
+    matcher = Matcher(run.classes, library, fusion)
+    if field_set is None:
+        field_set = default_path()
+    field = field_set if isinstance(field_set, FieldSet) or field_set is None else load_field_set(field_set)
+    unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
+    index = {m: i for i, m in enumerate(run.classes)}
+
+    def part(rows: np.ndarray, field_rows: np.ndarray) -> Answers:
+        X = np.concatenate([dataset.X[rows], field.X[field_rows] if field is not None else np.zeros((0, dataset.X.shape[1]))])
+        minerals = np.concatenate([dataset.mineral[rows], field.mineral[field_rows] if field is not None else np.array([], str)])
+        y = np.array([index.get(m, -1) for m in minerals], dtype=np.int64)
+        fair = np.concatenate([np.zeros(len(rows), bool), np.ones(len(X) - len(rows), bool)])
+        return answer_part(matcher, predict(X), X, y, fair)
+
+    def field_rows_of_minerals(minerals: list[str]) -> np.ndarray:
+        return np.flatnonzero(np.isin(field.mineral, minerals)) if field is not None else np.empty(0, np.int64)
+
+    def field_rows_of_specimens(rows: np.ndarray) -> np.ndarray:
+        return field.rows_of(dataset.specimen[rows], run.classes) if field is not None else np.empty(0, np.int64)
+
+    parts = {
+        "known_fit": part(run.split.val, field_rows_of_specimens(run.split.val)),
+        "known_test": part(run.split.test, field_rows_of_specimens(run.split.test)),
+        "unknown_fit": part(np.flatnonzero(np.isin(dataset.mineral, unknown_fit)), field_rows_of_minerals(unknown_fit)),
+        "unknown_test": part(np.flatnonzero(np.isin(dataset.mineral, unknown_test)), field_rows_of_minerals(unknown_test)),
+    }
+    gate = fit_evidence_gate(parts["known_fit"], parts["unknown_fit"])
+    candidates: dict[str, Candidate] = {
+        "fused confidence (today's gate)": lambda a: a.confidence,
+        "best library HQI": lambda a: a.best_hqi,
+        "evidence (logistic)": lambda a: _scores(gate, a),
+    }
+    report: dict[str, Any] = {
+        "run": run.path.name,
+        "seed": run.split.seed,
+        "targets": {"precision": TARGET_PRECISION, "max_unknown_identified": MAX_UNKNOWN_IDENTIFIED},
+        "spectra": {name: {"all": len(a), "fair_poor_files": int(a.fair.sum())} for name, a in parts.items()},
+        "unknown_minerals": {"fit": len(unknown_fit), "test": len(unknown_test)},
+        "known_test_top1": float(np.mean(parts["known_test"].correct)),
+        "gates": {},
+        "evidence_gate": gate.as_dict(),
+    }
+    for name, score in candidates.items():
+        threshold = gate.threshold if name.startswith("evidence") else fit_threshold(
+            score(parts["known_fit"]), parts["known_fit"].correct, score(parts["unknown_fit"])
+        )
+        report["gates"][name] = {
+            "fit": {k: v for k, v in gate_figures(score(parts["known_fit"]), parts["known_fit"], score(parts["unknown_fit"]), threshold).items() if k != "curve"},
+            "test": gate_figures(score(parts["known_test"]), parts["known_test"], score(parts["unknown_test"]), threshold),
+        }
+    (run.path / OPEN_SET).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def load_evidence_gate(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The evidence gate of an ``open_set.json`` (or of the run folder holding one), and its test figures."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / OPEN_SET
+    try:
+        report = json.loads(path.read_text())
+        gate, figures = report["evidence_gate"], report["gates"]["evidence (logistic)"]["test"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise OpenSetError(f"{path}: not an open-set report of `trainer openset` ({exc})") from None
+    summary = {k: figures[k] for k in ("threshold", "precision", "coverage", "fair_precision", "fair_coverage", "unknown_identified")}
+    return gate, {"from": f"{report['run']} (open-set seed {report['seed']})", "test": summary}
