@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pybaselines import Baseline
-from scipy.ndimage import median_filter, minimum_filter
 
 from edge.preprocessing import PreprocessingError, is_on_grid, preprocess
 from edge.spectrum_files import Spectrum, SpectrumFileError, read_spectrum_file
@@ -64,6 +62,8 @@ def remove_spikes(y: np.ndarray, threshold: float = SPIKE_THRESHOLD, window: int
     ``threshold`` times the noise *and* by nearly all of its height above the window's floor
     (the top of a 3-pixel-wide band stands out by three quarters of it, a spike by all).
     """
+    from scipy.ndimage import median_filter, minimum_filter  # here, not at import: every command would pay for scipy
+
     y = np.asarray(y, dtype=np.float64)
     local = median_filter(y, size=window, mode="nearest")
     excess = y - local
@@ -76,6 +76,8 @@ def remove_spikes(y: np.ndarray, threshold: float = SPIKE_THRESHOLD, window: int
 
 def remove_baseline(x: np.ndarray, y: np.ndarray, half_window: int = 40) -> np.ndarray:
     """Subtract a SNIP baseline (fluorescence, detector offset); ``half_window`` in points."""
+    from pybaselines import Baseline  # here, not at import: it pulls in scipy.signal (~0.7 s on this CPU)
+
     baseline, _ = Baseline(x_data=x).snip(y, max_half_window=half_window)
     return y - baseline
 

@@ -9,6 +9,7 @@ file and the problem, so callers can report it, count it and move on.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 MIN_POINTS = 10
 
 _FIELD_SPLIT = re.compile(r"[,;\s]+")
+_COLUMN_SEPARATORS = re.compile(r"[,;\t ]+")  # within a line: the newlines between rows stay
 _SPECIMEN = re.compile(r"^[A-Za-z]+\d+")
 _LASER = re.compile(r"^\d+(\.\d+)?$")
 
@@ -78,12 +80,69 @@ def parse_rruff_filename(name: str) -> dict[str, object]:
 def _decode(data: bytes, source: str) -> str:
     if not data.strip():
         raise SpectrumFileError(source, "empty file")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 3 and data[1::2].count(0) > 0.9 * (len(data) // 2)):
+        try:  # UTF-16 text (Windows tools write it): a byte-order mark, or every other byte NUL
+            return data.decode("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le")
+        except UnicodeDecodeError:
+            pass
     if b"\x00" in data:
         raise SpectrumFileError(source, "binary data, not a text spectrum")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("latin-1")  # RRUFF headers hold the odd latin-1 byte; latin-1 never fails
+
+
+def _decimal_commas(lines: list[str]) -> bool:
+    """Decimal commas: columns split by ';' or tabs, commas inside the numbers and no decimal point (``91,6103;0,0000``)."""
+    sample = lines[1:50] or lines  # the first line may be a column title
+    return bool(sample) and all("," in line and ("\t" in line or ";" in line) and "." not in line for line in sample)
+
+
+def _numeric(line: str) -> bool:
+    try:
+        [float(f) for f in _FIELD_SPLIT.split(line) if f]
+    except ValueError:
+        return False
+    return True
+
+
+def _fast_rows(lines: list[str]) -> tuple[np.ndarray, int] | None:
+    """(rows (n, 2), lines skipped before them) when every data line is two finite numbers under at most
+    one column-title line, parsed in C; None otherwise: the line-by-line reader then names the bad line."""
+    start = 0 if not lines or _numeric(lines[0]) else 1
+    if len(lines) <= start:
+        return None
+    try:
+        xy = np.loadtxt(io.StringIO(_COLUMN_SEPARATORS.sub(" ", "\n".join(lines[start:]))), dtype=np.float64, ndmin=2, comments=None)
+    except ValueError:
+        return None
+    if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+        return None
+    return xy, start
+
+
+def _careful_rows(lines: list[str], numbers: list[int], source: str) -> tuple[np.ndarray, list[int]]:
+    """The data lines one by one: the first bad one raises, naming its line number and what is wrong."""
+    rows: list[tuple[float, float]] = []
+    line_numbers: list[int] = []
+    for number, line in zip(numbers, lines):
+        fields = [f for f in _FIELD_SPLIT.split(line) if f]
+        try:
+            values = [float(f) for f in fields]
+        except ValueError:
+            if not rows and number == numbers[0]:
+                continue  # a column title, e.g. "wavenumber,intensity"
+            raise SpectrumFileError(source, f"line {number}: not numeric: {line[:40]!r}") from None
+        if len(values) != 2:
+            what = "one column" if len(values) == 1 else f"{len(values)} columns"
+            hint = " (decimal commas? separate the columns with ';' or a tab)" if len(values) == 4 and "," in line else ""
+            raise SpectrumFileError(source, f"line {number}: {what}; expected two (x, y){hint}")
+        if not all(np.isfinite(values)):
+            raise SpectrumFileError(source, f"line {number}: non-finite value {line[:40]!r}")
+        rows.append((values[0], values[1]))
+        line_numbers.append(number)
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 2), line_numbers
 
 
 def parse_spectrum_text(data: bytes, source: str, mineral: str | None = None) -> Spectrum:
@@ -92,13 +151,14 @@ def parse_spectrum_text(data: bytes, source: str, mineral: str | None = None) ->
     ``source`` names the file in every error message. Mineral and RRUFF id come from the RRUFF
     file name where there is one, else from ``##NAMES=`` / ``##RRUFFID=``: the file name spells
     classes as the paper's dataset does (``AxiniteFe``, not ``Axinite-(Fe)``) and keeps the
-    sub-sample suffix (``R160016-0``) that the header may drop.
+    sub-sample suffix (``R160016-0``) that the header may drop. UTF-16 text and decimal commas
+    (``91,6103;0,0000``) are read; a plain file's rows are parsed in C, and only a file with a bad
+    line is read line by line to name it.
     """
     text = _decode(data, source)
     header: dict[str, str] = {}
-    rows: list[tuple[float, float]] = []
-    line_numbers: list[int] = []
-    column_title_seen = False
+    lines: list[str] = []
+    numbers: list[int] = []
     for number, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.strip()
         if not line:
@@ -115,28 +175,20 @@ def parse_spectrum_text(data: bytes, source: str, mineral: str | None = None) ->
                 if sep:
                     header.setdefault(key.upper(), value)
             continue
-        fields = [f for f in _FIELD_SPLIT.split(line) if f]
-        try:
-            values = [float(f) for f in fields]
-        except ValueError:
-            if not rows and not column_title_seen:
-                column_title_seen = True  # e.g. "wavenumber,intensity"
-                continue
-            raise SpectrumFileError(source, f"line {number}: not numeric: {line[:40]!r}") from None
-        if len(values) != 2:
-            what = "one column" if len(values) == 1 else f"{len(values)} columns"
-            raise SpectrumFileError(source, f"line {number}: {what}; expected two (x, y)")
-        if not all(np.isfinite(values)):
-            raise SpectrumFileError(source, f"line {number}: non-finite value {line[:40]!r}")
-        rows.append((values[0], values[1]))
-        line_numbers.append(number)
-
-    if not rows:
+        lines.append(line)
+        numbers.append(number)
+    if _decimal_commas(lines):
+        lines = [line.replace(",", ".") for line in lines]
+    fast = _fast_rows(lines)
+    if fast is not None:
+        xy, line_numbers = fast[0], numbers[fast[1] :]
+    else:
+        xy, line_numbers = _careful_rows(lines, numbers, source)
+    if not len(xy):
         raise SpectrumFileError(source, "no numeric rows")
-    if len(rows) < MIN_POINTS:
-        raise SpectrumFileError(source, f"only {len(rows)} data rows; a spectrum needs at least {MIN_POINTS}")
-    xy = np.asarray(rows, dtype=np.float64)
-    x, y = xy[:, 0], xy[:, 1]
+    if len(xy) < MIN_POINTS:
+        raise SpectrumFileError(source, f"only {len(xy)} data rows; a spectrum needs at least {MIN_POINTS}")
+    x, y = xy[:, 0].copy(), xy[:, 1].copy()
     _check_monotonic(x, line_numbers, source)
 
     info = parse_rruff_filename(source)

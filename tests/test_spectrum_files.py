@@ -124,3 +124,24 @@ def test_oversized_and_endless_files_are_refused_in_bounded_memory(tmp_path):
         read_spectrum_file("/dev/zero")  # endless: read only up to the limit
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 80
+
+
+def test_decimal_commas_and_utf16_are_read_and_a_comma_only_file_gets_a_hint(tmp_path):
+    from edge.spectrum_files import SpectrumFileError, read_spectrum_file
+
+    x = np.arange(100.0, 140.0)
+    y = np.linspace(0.0, 1.0, x.size)
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("".join(f"{a:.4f};{b:.4f}\n".replace(".", ",") for a, b in zip(x, y)))
+    tabs = tmp_path / "tabs.txt"
+    tabs.write_text("x\ty\n" + "".join(f"{a:.4f}\t{b:.4f}\n".replace(".", ",") for a, b in zip(x, y)))
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes("".join(f"{a:.4f}, {b:.4f}\r\n" for a, b in zip(x, y)).encode("utf-16"))
+    for path in (semicolons, tabs, utf16):
+        spectrum = read_spectrum_file(path)
+        np.testing.assert_allclose(spectrum.x, x)
+        np.testing.assert_allclose(spectrum.y, y, atol=1e-4)
+    commas = tmp_path / "commas.csv"
+    commas.write_text("".join(f"{a:.4f},{b:.4f}\n".replace(".", ",", 1) for a, b in zip(x, y)).replace(".", ","))
+    with pytest.raises(SpectrumFileError, match=r"line 1: 4 columns; expected two \(x, y\) \(decimal commas\?"):
+        read_spectrum_file(commas)
