@@ -42,8 +42,9 @@ STATES = ("identified", "possible match", "not in library", "signal too weak", "
 #: Version of the JSON-lines records of ``classify --json`` and ``listen --json``/``--log``
 #: (docs/json-lines.md). 2: ``state`` in classify, ``port``, ``capture``, ``played``, ``schema``.
 #: 3: fused ``top`` (calibrated confidences), ``confidence``, ``library_hit``, ``source``,
-#: states *possible match* and *not in library*.
-RECORD_SCHEMA = 3
+#: states *possible match* and *not in library*. 4: ``group`` (Raman-indistinguishable minerals
+#: answered together, ``confidence`` then the group's), the open-set evidence gate.
+RECORD_SCHEMA = 4
 
 
 #: The evidence of an answer the open-set gate weighs (edge.library.Match.evidence), in its feature order.

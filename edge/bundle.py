@@ -79,6 +79,8 @@ class Manifest:
     library: dict[str, Any] = field(default_factory=dict)  #: what library.npz holds and where it came from
     #: the model files whose probabilities are averaged (an ensemble), model.tflite first
     members: list[str] = field(default_factory=lambda: [MODEL])
+    #: Raman-indistinguishable groups of minerals (trainer.groups), answered together where the evidence cannot separate them
+    groups: list[list[str]] = field(default_factory=list)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 

@@ -134,6 +134,8 @@ def classify(
             sys.stdout.flush()
             continue
         head = f"[bold]{path}[/bold]  {answer.state}"
+        if answer.group:
+            head += f"  {answer.named}"
         if answer.confidence is not None:
             head += f"  confidence {answer.confidence:.2f}  ({answer.latency_ms:.1f} ms)"
         console.print(head, highlight=False, soft_wrap=True)

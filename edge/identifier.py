@@ -33,6 +33,15 @@ class Answer:
     source: str | None = None  #: "model" or "user library"
     latency_ms: float = 0.0  #: model + library + fusion
     reference: np.ndarray | None = None  #: the best library hit's spectrum
+    #: Raman-indistinguishable minerals answered together (the named one first), ``confidence`` then the group's
+    group: list[str] | None = None
+
+    @property
+    def named(self) -> str | None:
+        """What the answer names, in words: one mineral, or a group that Raman cannot separate."""
+        if self.group:
+            return f"{' or '.join(self.group)} (Raman cannot separate them; check the chemistry)"
+        return self.top[0][0] if self.top else None
 
     def record_fields(self) -> dict[str, Any]:
         """The JSON-lines keys of an answer (docs/json-lines.md)."""
@@ -43,6 +52,7 @@ class Answer:
             "library_hit": self.library_hit,
             "source": self.source,
             "latency_ms": round(self.latency_ms, 3),
+            "group": self.group,
         }
 
 
@@ -74,7 +84,7 @@ class Identifier:
 
     def _matcher(self) -> Matcher:
         user = self.user_library.references() if self.user_library is not None else ReferenceLibrary.concat()
-        return Matcher(self.bundle.labels, ReferenceLibrary.concat(self.bundle_library, user), self.calibration)
+        return Matcher(self.bundle.labels, ReferenceLibrary.concat(self.bundle_library, user), self.calibration, self.bundle.manifest.groups)
 
     def add_to_user_library(self, mineral: str, spectrum: np.ndarray, source: str) -> UserEntry:
         """Add a measured spectrum to the user library, save it, and search it from the next spectrum on."""
@@ -95,12 +105,14 @@ class Identifier:
             return Answer(refused, [])
         started = time.perf_counter()
         match = self.matcher.match(self.classifier.probabilities(vector), vector, k=k, started=started)
+        confidence = match.confidence if match.group_confidence is None else match.group_confidence
         return Answer(
-            self.gate.state(match.confidence, match.best_hqi, resolution_cm1, match.evidence),
+            self.gate.state(confidence, match.best_hqi, resolution_cm1, match.evidence),
             match.top,
-            match.confidence,
+            confidence,
             match.library_hit,
             match.source,
             match.latency_ms,
             match.reference,
+            match.group,
         )

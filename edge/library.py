@@ -19,6 +19,7 @@ correlation was the right mineral), so a user entry ranks high only where its sp
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -161,6 +162,9 @@ class ReferenceLibrary:
         return np.asarray(self.spectra[int(self._order[sorted_index])], dtype=np.float32)
 
 
+#: A group answer is given when a second member of the named mineral's Raman-indistinguishable group has
+#: at least this share of the named mineral's fused confidence: the evidence does not separate them.
+GROUP_SHARE = 0.2
 #: A new user entry this close to a known mineral's reference (HQI) is pointed out as probably that mineral.
 TWIN_HQI = 900.0
 
@@ -245,6 +249,9 @@ class Match:
     #: what the answer rests on, for the open-set gate (edge.answer.EVIDENCE): confidence, margin over the
     #: second, the model's own top probability and the named mineral's, best and named HQI, gap, agreement
     evidence: dict[str, float] = field(default_factory=dict)
+    #: the Raman-indistinguishable group answered instead of the one mineral (members by confidence), or None
+    group: list[str] | None = None
+    group_confidence: float | None = None  #: the group's summed fused confidence
 
 
 class Matcher:
@@ -254,7 +261,7 @@ class Matcher:
     minerals in the library but not in ``labels`` are candidates too (see the module docstring).
     """
 
-    def __init__(self, labels: list[str], library: ReferenceLibrary, calibration: Calibration) -> None:
+    def __init__(self, labels: list[str], library: ReferenceLibrary, calibration: Calibration, groups: Sequence[Sequence[str]] = ()) -> None:
         self.labels = list(labels)
         self.library = library
         self.calibration = calibration
@@ -263,6 +270,13 @@ class Matcher:
         position = {m: i for i, m in enumerate(library.mineral_names)}
         self._library_of = np.array([position.get(m, -1) for m in self.candidates])
         self._model_classes = len(self.labels)
+        index = {m: i for i, m in enumerate(self.candidates)}
+        #: candidate index -> the candidate indices of its Raman-indistinguishable group (groups: lists of minerals)
+        self.group_of: dict[int, np.ndarray] = {}
+        for group in groups:
+            members = np.array([index[m] for m in group if m in index])
+            if len(members) > 1:
+                self.group_of.update({int(i): members for i in members})
 
     def features(self, probabilities: np.ndarray, best_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(model probability, best library correlation) of every candidate, from the model's
@@ -305,5 +319,21 @@ class Matcher:
             "gap": gap,
             "agreement": float(model_top == order[0] and hit is not None and hit["mineral"] == self.candidates[order[0]]),
         }
+        group, group_confidence = self._group_answer(confidence, order[0])
+        if group_confidence is not None:  # the gate weighs the group's confidence, as the answer states it
+            outside = np.delete(confidence, self.group_of[int(order[0])])
+            evidence.update(confidence=group_confidence, margin=group_confidence - (float(outside.max()) if outside.size else 0.0))
         latency = (time.perf_counter() - started) * 1e3 if started is not None else 0.0
-        return Match(top, float(confidence[order[0]]), best_hqi, hit, source, latency, reference, evidence)
+        return Match(top, float(confidence[order[0]]), best_hqi, hit, source, latency, reference, evidence, group, group_confidence)
+
+    def _group_answer(self, confidence: np.ndarray, named: int) -> tuple[list[str] | None, float | None]:
+        """The named mineral's group, its members by confidence (those within GROUP_SHARE of the named one), and the
+        group's summed confidence, where a second member is that close: the evidence does not separate them."""
+        members = self.group_of.get(int(named))
+        if members is None:
+            return None, None
+        close = members[confidence[members] >= GROUP_SHARE * confidence[named]]
+        if len(close) < 2:
+            return None, None
+        ranked = close[np.argsort(-confidence[close], kind="stable")]
+        return [self.candidates[i] for i in ranked], float(confidence[members].sum())

@@ -79,6 +79,8 @@ def render(listener: Listener, score: DemoScore | None = None, width: int = 80) 
                 style=STATE_STYLE.get(last.state, ""),
             )
         )
+        if last.answer.group:
+            parts.append(Text(f"{last.answer.named}", style=STATE_STYLE.get(last.state, "")))
         if last.state in ADVICE:
             parts.append(Text(ADVICE[last.state], style=STATE_STYLE.get(last.state, "")))
         if score is not None:

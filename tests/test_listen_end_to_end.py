@@ -57,7 +57,7 @@ def test_frame_protocol_identifies_known_minerals_and_logs_every_one(edge_bundle
     assert [r["seq"] for r in records] == sorted(played)[: len(records)]  # every frame, in order, none lost
     for r in records:
         assert set(r) == {
-            "schema", "file", "top", "model", "latency_ms", "seq", "time", "state", "device", "port", "confidence", "library_hit", "source"
+            "schema", "file", "top", "model", "latency_ms", "seq", "time", "state", "device", "port", "confidence", "library_hit", "source", "group"
         }
         assert r["port"] == r["file"]
         assert r["device"].startswith("ramanedge emulator 785 nm")

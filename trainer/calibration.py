@@ -147,7 +147,8 @@ def score_answers(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarr
 
     Model alone: the model's ranking, its top-1 probability as confidence. Library alone: minerals
     by best correlation, the best HQI as confidence. Fused: :meth:`Matcher.match`, the device's path,
-    and the calibrated states (``identified`` precision and coverage, ``not in library`` rate).
+    and the calibrated states (``identified`` precision and coverage, ``not in library`` rate);
+    ``group_top1``: right when the true mineral is named or in the group answered (the matcher's groups).
     """
     cal = matcher.calibration
     out: dict[str, Any] = {}
@@ -157,7 +158,8 @@ def score_answers(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarr
     names = {m: i for i, m in enumerate(matcher.candidates)}
     gate = device_gate(cal)
     lib_rank, lib_conf, fused_rank, fused_conf, best_hqi, states = [], [], [], [], [], []
-    for proba, spectrum in zip(probabilities, spectra):
+    group_hit: list[bool] = []
+    for proba, spectrum, truth in zip(probabilities, spectra, y):
         r = matcher.library.correlations(spectrum)
         best = matcher.library.best_per_mineral(r)
         lib_rank.append(np.array([names[matcher.library.mineral_names[i]] for i in rank(best)[:5]]))
@@ -166,13 +168,16 @@ def score_answers(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarr
         fused_rank.append(np.array([names[m] for m, _ in match.top]))
         fused_conf.append(match.confidence)
         best_hqi.append(match.best_hqi)
-        states.append(gate.state(match.confidence, match.best_hqi, None, match.evidence))
+        answered = match.confidence if match.group_confidence is None else match.group_confidence
+        states.append(gate.state(answered, match.best_hqi, None, match.evidence))
+        group_hit.append(matcher.candidates[truth] in (match.group or [match.top[0][0]]))
     lib_conf_a, fused_conf_a, best_hqi_a = np.array(lib_conf), np.array(fused_conf), np.array(best_hqi)
     out["library"] = {**_topk(lib_rank, y), "coverage_at_precision": coverage_at(lib_conf_a, np.array([r[0] for r in lib_rank]) == y)}
     fused_right = np.array([r[0] for r in fused_rank]) == y
     identified = np.array(states) == "identified"
     out["fused"] = {
         **_topk(fused_rank, y),
+        "group_top1": float(np.mean(group_hit)),
         "coverage_at_precision": coverage_at(fused_conf_a, fused_right),
         "identified": {
             "precision": float(np.mean(fused_right[identified])) if identified.any() else float("nan"),

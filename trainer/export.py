@@ -30,6 +30,7 @@ from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
 from trainer.field_set import FIELD_SET_FILE, GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set
+from trainer.groups import derive_groups
 from trainer.metrics import top_k_accuracy
 from trainer.open_set import load_evidence_gate
 from trainer.training import SPLIT_FIELDS, Run, load_run
@@ -317,13 +318,15 @@ def _convert_and_score(
     X_test, y_test = dataset.X[rows], labels[rows]
     X_field = field_degrade(X_test, seed=run.split.seed)
     library = reference_library(dataset, run.split.train)
+    groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
+    log(f"{run.path.name}: {len(groups)} Raman-indistinguishable groups of {sum(map(len, groups))} minerals among its training spectra")
     field = _field_set_for(run)
     demo, demo_note = _demo_for(run, dataset, field)
     metrics: dict = {"scored_on": scored_on}
     for p in ["float32"] if precision == "float32" else ["float32", precision]:
         model_bytes = [convert(model, p, representative) for model in models]
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
-        manifest = bundle_manifest(runs, p, _io_details(model_bytes[0]), demo_note)
+        manifest = replace(bundle_manifest(runs, p, _io_details(model_bytes[0]), demo_note), groups=groups)
         write_bundle(target, model_bytes, run.classes, library, demo, manifest)
         proba = bundle_probabilities(target, X_test)
         metrics[p] = topk(proba, y_test)
@@ -352,14 +355,15 @@ def _convert_and_score(
         )
     if gate is not None:
         fusion = replace(fusion, evidence_gate=gate[0], fitted={**fusion.fitted, "evidence_gate": gate[1]})
-    matcher = Matcher(run.classes, library, fusion)
+    matcher = Matcher(run.classes, library, fusion, groups)
     if len(run.split.test):
         metrics["answers"] = calibration.score_answers(matcher, proba, X_test, y_test)
         metrics["answers_field_degraded"] = calibration.score_answers(matcher, field_proba, X_field, y_test)
         answers = metrics["answers"]
         log(
             f"{run.path.name}: {precision} answers on the test split: model top-1 {answers['model']['top1']:.4f}, "
-            f"library {answers['library']['top1']:.4f}, fused {answers['fused']['top1']:.4f}; identified {answers['fused']['identified']}"
+            f"library {answers['library']['top1']:.4f}, fused {answers['fused']['top1']:.4f} (group level {answers['fused']['group_top1']:.4f}); "
+            f"identified {answers['fused']['identified']}"
         )
     if run.split.protocol == "grouped" and field is not None:
         parts = {"test": dataset.specimen[run.split.test], "validation": dataset.specimen[run.split.val]}

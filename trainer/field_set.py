@@ -164,6 +164,7 @@ def answer_figures(answers: dict[str, Any]) -> dict[str, Any]:
     fused = answers["fused"]
     return {
         **{f"{source}_{k}": answers[source][k] for source in ("model", "library", "fused") for k in ("top1", "top3")},
+        "fused_group_top1": fused["group_top1"],
         "identified_coverage": fused["identified"]["coverage"],
         "identified_precision": fused["identified"]["precision"],
     }
