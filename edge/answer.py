@@ -38,7 +38,6 @@ ADVICE = {
     "signal too weak": "signal too weak: lengthen the integration time, refocus, or raise the laser power",
     "not in library": "not in library: no reference matches well; once you know the mineral, `ramanedge library add` it",
 }
-STATES = ("identified", "possible match", "not in library", "signal too weak", "saturated")
 #: Version of the JSON-lines records of ``classify --json`` and ``listen --json``/``--log``
 #: (docs/json-lines.md). 2: ``state`` in classify, ``port``, ``capture``, ``played``, ``schema``.
 #: 3: fused ``top`` (calibrated confidences), ``confidence``, ``library_hit``, ``source``,

@@ -32,7 +32,6 @@ HEADER = struct.Struct("<BBHI")  # version, type, sequence, payload length
 CRC = struct.Struct("<I")
 #: Larger than any spectrum frame (4096 pixels x 4 bytes + header); a bigger length is corruption.
 MAX_PAYLOAD = 32 * 1024
-OVERHEAD = len(SYNC) + HEADER.size + CRC.size
 
 
 class MessageType(enum.IntEnum):

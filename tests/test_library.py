@@ -112,3 +112,13 @@ def test_user_entry_map_is_recovered_from_synthetic_candidates():
     assert slope > 5.0 and intercept < -3.0
     fitted = 1.0 / (1.0 + np.exp(-(intercept + slope * R)))
     assert abs(fitted.sum() - len(y)) < 0.02 * len(y)  # as many right minerals expected as there are
+
+
+def test_an_exact_zero_from_the_int8_model_does_not_silence_the_library():
+    """int8 outputs are often exactly 0: without the floor, log(0) = -inf and no library evidence could ever
+    name that mineral; with it, a perfect library match overrules a model that gave it nothing."""
+    lib = library(("Quartz", QUARTZ), ("Calcite", CALCITE))
+    logits = fused_logits(np.array([1.0, 0.0]), np.array([0.1, 1.0]), 1.0, 20.0)
+    assert np.all(np.isfinite(logits))
+    match = Matcher(["Calcite", "Quartz"], lib, Calibration(temperature=1.0, library_weight=20.0)).match(np.array([1.0, 0.0]), QUARTZ)
+    assert match.top[0][0] == "Quartz"

@@ -84,3 +84,18 @@ def test_top3_and_top5_count_rank_not_just_membership():
     proba = np.tile(np.linspace(0.3, 0.01, 8), (8, 1))  # class i is always ranked i-th
     y_true = np.arange(8)
     assert [top_k_accuracy(y_true, proba, k) for k in (1, 3, 5)] == pytest.approx([1 / 8, 3 / 8, 5 / 8])
+
+
+def test_a_tie_among_hundreds_of_classes_keeps_the_lower_index_first():
+    """int8 outputs of a 1332-class model: many classes share each step. Only a stable sort keeps the
+    device's order (the lower class index first) on arrays this long; quicksort shuffles equal keys."""
+    from edge.ranking import rank
+
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.uniform(0, 1, (50, 1332)) * 8) / 8  # 9 distinct values: hundreds of ties each
+    for row, order in zip(scores, rank(scores)):
+        ranked = row[order]
+        assert np.all(np.diff(ranked) <= 0)
+        for value in np.unique(row):
+            tied = order[ranked == value]
+            assert np.all(np.diff(tied) > 0)  # within a tie: ascending class index

@@ -42,3 +42,19 @@ def test_bad_paths_are_one_line(tmp_path, setup, message):
     with pytest.raises(SessionLogError, match=message) as caught:
         SessionLog(**setup(tmp_path))
     assert len(str(caught.value).splitlines()) == 1 and str(tmp_path) in str(caught.value)
+
+
+def test_every_json_line_is_fsynced_as_it_is_written(tmp_path, monkeypatch):
+    """A pulled battery keeps every identification logged so far: each line reaches the disk before the next frame."""
+    import os
+
+    from edge.session_log import SessionLog
+
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    log = SessionLog(tmp_path / "ids.jsonl", None)
+    for seq in range(3):
+        log.write({"seq": seq})
+        assert len(synced) == seq + 1
+    log.close()
