@@ -244,7 +244,7 @@ def write_bundle(
         library={**manifest.library, "spectra": len(library), "minerals": len(library.mineral_names), "stored_as": "uint8, steps of 1/255"},
         files={name: sha256_of(out / name) for name in (*members, LABELS, LIBRARY, DEMO)},
         members=members,
-        created=manifest.created or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        created=manifest.created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     _write_manifest(out, manifest)
     return load_bundle(out)

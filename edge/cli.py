@@ -38,7 +38,7 @@ app.add_typer(library_app, name="library")
 
 
 
-class WireProtocol(str, enum.Enum):
+class WireProtocol(enum.StrEnum):
     """The wire protocols the edge speaks (``--protocol`` accepts any letter case)."""
 
     frame = "frame"
@@ -46,7 +46,7 @@ class WireProtocol(str, enum.Enum):
     obp = "obp"
 
 
-class ListenProtocol(str, enum.Enum):
+class ListenProtocol(enum.StrEnum):
     """``listen --protocol``: a wire protocol, or ``auto`` to try them in turn."""
 
     auto = "auto"

@@ -146,7 +146,7 @@ class Listener:
         link, _, identifier = self._connected()
         profile = link.profile
         x, counts = RAW_PIPELINE.frame_to_raman(frame.counts, self.transport.dark, profile)
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         capture = self._save(frame, x, counts, now)
         vector: np.ndarray | None = None
         try:

@@ -29,7 +29,7 @@ class SessionLog:
 
     def __init__(self, log_path: Path | None = None, capture_dir: Path | None = None) -> None:
         self.log_path, self.capture_dir = log_path, capture_dir
-        self.started = dt.datetime.now(dt.timezone.utc)
+        self.started = dt.datetime.now(dt.UTC)
         self.captures = 0
         self._log: IO[str] | None = None
         if capture_dir is not None:

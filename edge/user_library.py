@@ -113,7 +113,7 @@ class UserLibrary:
             f"U{self._next:04d}",
             check_mineral_name(mineral),
             source,
-            dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             digest,
         )
         self._next += 1

@@ -7,11 +7,11 @@ and ``--profile`` on the command line overrides both.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 PROTOCOLS = ("frame", "ascii", "obp")
