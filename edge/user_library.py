@@ -68,6 +68,8 @@ class UserLibrary:
 
     def __init__(self, folder: Path | None = None, file: Path | None = None) -> None:
         self.folder = Path(folder) if folder else default_folder()
+        if file is None and self.folder.exists() and not self.folder.is_dir():
+            raise UserLibraryError(f"{self.folder}: a file, not a folder; the user library is a folder (--library or $RAMANEDGE_LIBRARY)")
         self.path = Path(file) if file else self.folder / FILE
         self.entries: list[UserEntry] = []
         self.spectra: list[np.ndarray] = []
@@ -83,6 +85,10 @@ class UserLibrary:
         return cls(Path(path).parent, file=Path(path))
 
     def _load(self) -> None:
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            raise UserLibraryError(f"{self.path}: an empty file, not a ramanedge user library")
+        if self.path.is_file() and not zipfile.is_zipfile(self.path):
+            raise UserLibraryError(f"{self.path}: not a ramanedge user library (not an .npz archive)")
         try:
             with np.load(self.path, allow_pickle=False) as data:
                 if str(data["format"]) != FORMAT:
@@ -90,8 +96,8 @@ class UserLibrary:
                 columns = [data[k].tolist() for k in COLUMNS]
                 spectra = data["spectra"].astype(np.float32)
                 self._next = int(data["next_id"])
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise UserLibraryError(f"{self.path}: unreadable user library ({exc})") from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise UserLibraryError(f"{self.path}: unreadable user library ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
         if spectra.shape != (len(columns[0]), GRID_SIZE):
             raise UserLibraryError(f"{self.path}: spectra of shape {spectra.shape} for {len(columns[0])} entries")
         self.entries = [UserEntry(*row) for row in zip(*columns)]

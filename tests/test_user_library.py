@@ -81,7 +81,7 @@ def test_export_import_moves_entries_and_never_overwrites(tmp_path):
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"PK\x03\x04 not really")
     bad = runner.invoke(app, ["library", "import", str(garbage), "--library", str(two)])
-    assert bad.exit_code == 1 and "unreadable user library" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 1 and "not a ramanedge user library" in bad.output and "Traceback" not in bad.output
 
 
 def test_a_failed_write_leaves_the_old_library(tmp_path, monkeypatch):
@@ -128,10 +128,26 @@ def test_a_process_killed_while_writing_leaves_the_saved_library(tmp_path):
 
 def test_unreadable_library_is_one_line(tmp_path, write):
     (tmp_path / FILE).write_text("junk")
-    with pytest.raises(UserLibraryError, match="unreadable user library"):
+    with pytest.raises(UserLibraryError, match="not a ramanedge user library"):
         UserLibrary(tmp_path)
     result = runner.invoke(app, ["library", "list", "--library", str(tmp_path)])
     assert result.exit_code == 1 and result.output.count("\n") == 1
+
+
+def test_import_of_an_empty_or_random_file_and_a_library_path_that_is_a_file_are_one_line_each(tmp_path, monkeypatch):
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    noise = tmp_path / "random.npz"
+    noise.write_bytes(np.random.default_rng(0).bytes(3000))
+    for path, message in ((empty, "an empty file, not a ramanedge user library"), (noise, "not a ramanedge user library (not an .npz archive)")):
+        result = runner.invoke(app, ["library", "import", str(path), "--library", str(tmp_path / "lib")])
+        assert result.exit_code == 1 and result.output.strip() == f"error: {path}: {message}"
+        assert "allow_pickle" not in result.output and "Aborted" not in result.output
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("mine")
+    monkeypatch.setenv("RAMANEDGE_LIBRARY", str(not_a_folder))
+    result = runner.invoke(app, ["library", "list"])
+    assert result.exit_code == 1 and "a file, not a folder" in result.output and not_a_folder.read_text() == "mine"
 
 
 def test_a_user_entry_is_searched_at_once_by_classify(edge_bundle, tmp_path):
