@@ -19,7 +19,7 @@ from rich.table import Table
 
 from edge.answer import ADVICE, RECORD_SCHEMA
 from edge.bundle import Bundle, BundleError, load_bundle
-from edge.cli_support import errors, version_option
+from edge.cli_support import LaserOption, errors, version_option
 from edge.cli_support import fail as _fail
 from edge.library_cli import LibraryOption, library_app, open_user_library
 from edge.preprocessing import GRID
@@ -104,6 +104,7 @@ def classify(
     raw: Annotated[bool, typer.Option("--raw", help="files hold raw counts in Raman shift: remove spikes and baseline first")] = False,
     confidence: ConfidenceOption = None,
     library: LibraryOption = None,
+    laser: Annotated[float | None, LaserOption] = None,
 ) -> None:
     """Identify the mineral of each spectrum file with the model and the libraries; each gets the state `listen` would give it."""
     from edge.identifier import Identifier
@@ -119,7 +120,7 @@ def classify(
     bad = 0
     for path in files:
         try:
-            read = _read(path, raw)
+            read = _read(path, raw, laser)
         except SpectrumFileError as exc:
             bad += 1
             errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)

@@ -11,6 +11,11 @@ from rich.console import Console
 
 errors = Console(stderr=True)
 
+#: ``--laser NM`` of the commands that read spectrum files: what converts a file in wavelength to Raman shift.
+LaserOption = typer.Option(
+    "--laser", min=100.0, max=2000.0, help="excitation line, nm: converts files whose x axis is wavelength (nm) to Raman shift"
+)
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on one line of stderr and exit with ``code``."""

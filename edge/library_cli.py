@@ -18,7 +18,7 @@ from rich.table import Table
 
 from edge.answer import AnswerGate
 from edge.bundle import BundleError, load_bundle
-from edge.cli_support import errors, fail
+from edge.cli_support import LaserOption, errors, fail
 from edge.library import ReferenceLibrary, known_twin
 from edge.raw_spectra import read_model_input
 from edge.spectrum_files import SpectrumFileError
@@ -67,6 +67,7 @@ def add(
     mineral: Annotated[str, typer.Option(help="the mineral these spectra are of")],
     library: LibraryOption = None,
     raw: Annotated[bool, typer.Option("--raw", help="files hold raw counts in Raman shift: remove spikes and baseline first")] = False,
+    laser: Annotated[float | None, LaserOption] = None,
 ) -> None:
     """Add reference spectra of one mineral; a known or a new mineral, no retraining needed."""
     try:
@@ -80,7 +81,7 @@ def add(
     done: list[str] = []  # said once the library is saved: nothing is "added" that a failed save lost
     for path in files:
         try:
-            read = read_model_input(path, raw)
+            read = read_model_input(path, raw, laser)
             if read.recognised_raw:
                 errors.print(f"{path}: {read.recognised_raw}: cleaned as raw counts, as --raw does", highlight=False, soft_wrap=True)
             weak = gate.signal_state(read.y, saturated=read.spectrum.header.get("SATURATED") == "True")

@@ -12,7 +12,7 @@ STS and RRUFF's 0.5 cm^-1 files get the same physical filter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -151,15 +151,23 @@ class ModelInput:
     recognised_raw: str | None = None
 
 
-def read_model_input(path: Path, raw: bool = False) -> ModelInput:
+def read_model_input(path: Path, raw: bool = False, laser_nm: float | None = None) -> ModelInput:
     """A spectrum file, its intensities as classified (cleaned if raw) and its model input.
 
     ``raw``: the file holds uncorrected counts in Raman shift (a RRUFF RAW file, a `listen`
     capture). A file that says it holds them (:func:`raw_counts_reason`) is cleaned too, and the
     record says why, so that a caller tells the user. Raises :class:`SpectrumFileError` (one line
-    naming the file) for anything unusable.
+    naming the file) for anything unusable. A file whose x axis says it is wavelength (nm) is
+    converted to Raman shift with ``laser_nm``, and refused without it: never read as Raman shift.
     """
     spectrum = read_spectrum_file(path)
+    if spectrum.x_unit == "nm":
+        if laser_nm is None:
+            raise SpectrumFileError(str(path), "x is wavelength (nm), not Raman shift; give --laser NM (the excitation line) to convert it")
+        stokes = spectrum.x > laser_nm
+        if stokes.sum() < 2:
+            raise SpectrumFileError(str(path), f"no wavelength above the {laser_nm:g} nm laser line: no Raman (Stokes) shift to read")
+        spectrum = replace(spectrum, x=raman_shift_cm1(spectrum.x[stokes], laser_nm), y=spectrum.y[stokes], x_unit="cm-1")
     recognised = None if raw else raw_counts_reason(spectrum)
     try:
         y, vector = RAW_PIPELINE.model_input(spectrum.x, spectrum.y, raw or recognised is not None)

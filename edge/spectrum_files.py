@@ -46,6 +46,8 @@ class Spectrum:
     laser_nm: float | None = None
     kind: str | None = None  # "raw" or "processed" for RRUFF files
     header: dict[str, str] = field(default_factory=dict)
+    #: the x axis' unit as the file states it: "cm-1" (Raman shift; also when it says nothing) or "nm" (wavelength)
+    x_unit: str = "cm-1"
 
     @property
     def specimen(self) -> str | None:
@@ -190,6 +192,7 @@ def parse_spectrum_text(data: bytes, source: str, mineral: str | None = None) ->
         raise SpectrumFileError(source, f"only {len(xy)} data rows; a spectrum needs at least {MIN_POINTS}")
     x, y = xy[:, 0].copy(), xy[:, 1].copy()
     _check_monotonic(x, line_numbers, source)
+    title = lines[0] if lines and not _numeric(lines[0]) else ""
 
     info = parse_rruff_filename(source)
     return Spectrum(
@@ -201,7 +204,17 @@ def parse_spectrum_text(data: bytes, source: str, mineral: str | None = None) ->
         laser_nm=info.get("laser_nm"),  # type: ignore[arg-type]
         kind=info.get("kind"),  # type: ignore[arg-type]
         header=header,
+        x_unit=_x_unit(title, header),
     )
+
+
+_NANOMETRES = re.compile(r"wavelength|\bnm\b|nanomet", re.IGNORECASE)
+
+
+def _x_unit(title: str, header: dict[str, str]) -> str:
+    """"nm" where the column title (``wavelength_nm,intensity``) or an ``XUNITS`` header says wavelength, else "cm-1"."""
+    first_column = _FIELD_SPLIT.split(title.strip())[0] if title.strip() else ""
+    return "nm" if _NANOMETRES.search(first_column) or _NANOMETRES.search(header.get("XUNITS", "")) else "cm-1"
 
 
 def _check_monotonic(x: np.ndarray, line_numbers: list[int], source: str) -> None:

@@ -145,3 +145,23 @@ def test_decimal_commas_and_utf16_are_read_and_a_comma_only_file_gets_a_hint(tmp
     commas.write_text("".join(f"{a:.4f},{b:.4f}\n".replace(".", ",", 1) for a, b in zip(x, y)).replace(".", ","))
     with pytest.raises(SpectrumFileError, match=r"line 1: 4 columns; expected two \(x, y\) \(decimal commas\?"):
         read_spectrum_file(commas)
+
+
+def test_a_spectrum_in_wavelength_is_refused_without_the_laser_and_converted_with_it(tmp_path, edge_bundle):
+    """Read as Raman shift, a 785 nm spectrum's 800-1000 nm axis would be answered as some mineral: never guess."""
+    from typer.testing import CliRunner
+
+    from edge.cli import app
+    from edge.raw_spectra import read_model_input
+
+    nm = np.linspace(790.0, 900.0, 600)
+    shift = 1e7 / 785.0 - 1e7 / nm
+    y = np.exp(-0.5 * ((shift - 464.0) / 4.0) ** 2) + 0.5 * np.exp(-0.5 * ((shift - 206.0) / 5.0) ** 2)
+    path = tmp_path / "quartz_nm.csv"
+    path.write_text("wavelength_nm,intensity\n" + "".join(f"{a:.4f},{b:.5f}\n" for a, b in zip(nm, y)))
+    refused = CliRunner().invoke(app, ["classify", str(path)])
+    assert refused.exit_code == 1 and "x is wavelength (nm), not Raman shift; give --laser NM" in refused.output
+    read = read_model_input(path, laser_nm=785.0)
+    np.testing.assert_allclose(read.spectrum.x, shift, atol=0.01)  # the file holds 4 decimals of nm
+    assert abs(read.spectrum.x[np.argmax(read.spectrum.y)] - 464.0) < 1.0
+    assert CliRunner().invoke(app, ["classify", str(path), "--laser", "785"]).exit_code == 0
