@@ -58,6 +58,8 @@ class Link(abc.ABC):
         #: spectra the device numbered but that never arrived whole (gaps in its frame counter);
         #: a frame whose sync word was hit is not seen as a frame at all, only as a gap
         self.missing = 0
+        #: polled while waiting for the device (the handshake's replies): True ends the wait at once (Ctrl-C)
+        self.should_stop: Callable[[], bool] = lambda: False
 
     @abc.abstractmethod
     def _make_decoder(self):
@@ -83,6 +85,10 @@ class Link(abc.ABC):
     def rejected(self) -> int:
         return self.decoder.rejected_total
 
+    def _waiting(self, deadline: float) -> bool:
+        """Go on waiting for the device: before ``deadline`` (time.monotonic()) and not told to stop."""
+        return time.monotonic() < deadline and not self.should_stop()
+
     def _read_available(self) -> bytes:
         return self.port.read(max(1, getattr(self.port, "in_waiting", 0) or 1))
 
@@ -98,7 +104,7 @@ class FrameLink(Link):
     def _request(self, message_type: int, payload: bytes = b"", expect: int | None = None, timeout: float = 1.0) -> framing.Frame:
         self.port.write(framing.encode_frame(message_type, 0, payload))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while self._waiting(deadline):
             for frame in self.decoder.feed(self._read_available()):
                 if frame.type == (expect or framing.MessageType.ACK):
                     return frame
@@ -180,7 +186,7 @@ class AsciiLink(Link):
         self.port.reset_input_buffer()
         self.decoder = self._make_decoder()
         deadline = time.monotonic() + self.first_line_timeout_s
-        while time.monotonic() < deadline:
+        while self._waiting(deadline):
             self._ask()
             self._held = self._decode()
             if self._held:  # kept: the first spectrum is identified like every other
@@ -264,7 +270,7 @@ class OBPLink(Link):
 
     def _await(self, message_type: int, timeout: float, want_data: bool) -> obp.Message:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while self._waiting(deadline):
             for message in self.decoder.feed(self._read_available()):
                 if message.type != message_type:
                     continue

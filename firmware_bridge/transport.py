@@ -77,15 +77,19 @@ class Transport:
         self._port: serial.Serial | None = None
         self._past_ok = self._past_rejected = 0  # frames of earlier connections (before an unplug)
 
-    def connect(self) -> DeviceInfo:
-        """Open the port and run the handshake, trying protocols in turn for ``auto``."""
+    def connect(self, should_stop: Callable[[], bool] = lambda: False) -> DeviceInfo:
+        """Open the port and run the handshake, trying protocols in turn for ``auto``; ``should_stop``
+        ends the handshake's waits at once (a :class:`LinkError` saying so)."""
         port = self._port = open_port(self.port_name, self.baud)
         candidates = [self.protocol] if self.protocol != "auto" else list(AUTO_ORDER)
         last_error: Exception | None = None
         for protocol in candidates:
+            if should_stop():
+                break
             profile = self.profile if self.profile and self.profile.protocol == protocol else load_profile(DEFAULT_PROFILES[protocol])
             port.baudrate = self.user_baud or profile.baud  # each protocol's devices wake at their own rate
             link = LINKS[protocol](port, profile)
+            link.should_stop = should_stop
             try:
                 info, dark = link.open()
             except LinkError as exc:
@@ -107,6 +111,8 @@ class Transport:
             self.on_status("listening")
             return info
         port.close()
+        if should_stop():
+            raise LinkError(f"{self.port_name}: stopped during the handshake")
         if len(candidates) > 1:
             raise LinkError(
                 f"{self.port_name}: no device answering (tried {', '.join(candidates)}; last: {last_error}): "
@@ -123,8 +129,10 @@ class Transport:
         told = False
         while not should_stop():
             try:
-                return self.connect()
+                return self.connect(should_stop)
             except LinkError as exc:
+                if should_stop():
+                    break
                 self.on_status(f"no device answering on {self.port_name}: check cable, baud, protocol")
                 if not told:
                     say(f"{exc}; retrying every {every_s:g} s (Ctrl-C to stop)")
@@ -154,7 +162,7 @@ class Transport:
         self.link = None
         while not should_stop():
             try:
-                self.connect()
+                self.connect(should_stop)
                 return True
             except (PortError, LinkError, serial.SerialException, OSError):
                 _wait(0.3, should_stop)

@@ -322,3 +322,25 @@ def test_listen_on_a_silent_port_says_so_and_keeps_trying(edge_bundle):
     assert process.returncode == 0 and out == ""
     assert "no answer to command" in err and "retrying every 1 s" in err and "Traceback" not in err
     assert "connected" not in err and err.count("retrying") == 1
+
+
+def test_ctrl_c_on_a_silent_port_stops_within_half_a_second():
+    """auto on a port where nothing answers spends seconds in its handshakes: stopping must not wait for them."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    stop = threading.Event()
+    try:
+        listener = Listener(os.ttyname(slave), None, "auto")
+        worker = threading.Thread(target=listener.connect_retrying, args=(stop.is_set, lambda line: None))
+        worker.start()
+        for wait in (0.3, 1.2, 2.5):  # inside the frame, OBP and ASCII handshakes in turn
+            time.sleep(wait)
+        stop.set()
+        stopped = time.monotonic()
+        worker.join(timeout=5.0)
+        assert not worker.is_alive() and time.monotonic() - stopped <= 0.5
+    finally:
+        os.close(master)
+        os.close(slave)
