@@ -62,7 +62,7 @@ def main(version: Annotated[bool, version_option("ramanedge")] = False) -> None:
 
 @app.command()
 def check(
-    files: Annotated[list[Path], typer.Argument(help="RRUFF text or two-column CSV/TXT spectrum files")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="RRUFF text or two-column CSV/TXT spectrum files")],
 ) -> None:
     """Read and preprocess spectrum files as the device would; say what each one holds or what is wrong."""
     table = Table()
@@ -96,7 +96,7 @@ def check(
 
 @app.command()
 def classify(
-    files: Annotated[list[Path], typer.Argument(help="RRUFF text or two-column CSV/TXT spectrum files")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="RRUFF text or two-column CSV/TXT spectrum files")],
     model: ModelOption = None,
     top: Annotated[int, typer.Option(min=1, help="how many minerals to list per spectrum (at most the model's classes)")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line instead of tables")] = False,
@@ -233,13 +233,16 @@ def _play_list(bundle: Bundle, files: list[Path]) -> list[tuple[str, np.ndarray]
 
 def _emulator(bundle: Bundle, files: list[Path], protocol: str, profile_name: str | None, interval: float, faults, seed: int, link_path: Path | None):
     """The virtual spectrometer `emulate` and `demo` run, or one line saying what is wrong."""
-    from edge.session import make_emulator
-    from firmware_bridge.profiles import ProfileError
+    from firmware_bridge.emulator import Emulator
+    from firmware_bridge.profiles import DEFAULT_PROFILES, ProfileError, load_profile
 
     try:
-        return make_emulator(_play_list(bundle, files), protocol, profile_name, interval, faults, seed, link_path)
+        profile = load_profile(profile_name or DEFAULT_PROFILES[protocol])
     except ProfileError as exc:
         _fail(str(exc))
+    return Emulator(
+        profile, _play_list(bundle, files), GRID, protocol=protocol, interval_s=interval, faults=faults, seed=seed, link_path=link_path
+    )
 
 
 Protocol = Annotated[WireProtocol, typer.Option(case_sensitive=False, help="wire protocol: frame, ascii or obp")]
@@ -251,7 +254,7 @@ Truncate = Annotated[float, typer.Option(help="emulator fault: probability of a 
 Stall = Annotated[float, typer.Option(help="emulator fault: probability of a 1.5 s stall before a frame")]
 UnplugEvery = Annotated[float, typer.Option(help="emulator fault: unplug for 1 s every this many seconds (0: never)")]
 Seed = Annotated[int, typer.Option(help="emulator: seed of the noise and the faults")]
-SpectraArg = Annotated[list[Path] | None, typer.Argument(help="RRUFF files to play (default: minerals from the bundle's reference library)")]
+SpectraArg = Annotated[list[Path] | None, typer.Argument(metavar="FILE", help="RRUFF files to play (default: minerals from the bundle's reference library)")]
 
 
 def _stop_on_signals() -> threading.Event:
@@ -345,7 +348,7 @@ def _listen(
 
 @app.command()
 def listen(
-    port: Annotated[str, typer.Argument(help="serial port of the spectrometer, e.g. /dev/ttyUSB0")],
+    port: Annotated[str, typer.Argument(metavar="PORT", help="serial port of the spectrometer, e.g. /dev/ttyUSB0")],
     protocol: Annotated[ListenProtocol, typer.Option(case_sensitive=False, help="auto, frame, ascii or obp")] = ListenProtocol.auto,
     baud: Annotated[int | None, typer.Option(help="baud rate (default: the profile's)")] = None,
     profile: Profile = None,

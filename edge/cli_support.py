@@ -11,6 +11,33 @@ from rich.console import Console
 
 errors = Console(stderr=True)
 
+
+def _plain_help() -> None:
+    """Recent typer (0.2x) prints ``<bool>`` beside every flag and ``{PORT}`` for a required argument in
+    ``--help``; a flag takes no value and a required argument reads as itself (``PORT``, ``FILE...``),
+    as in every Unix manual. Skipped, and the help merely wordier, where typer's internals differ."""
+    from typer import core
+
+    option, argument = getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)
+    type_column = getattr(option, "display_type_rich", None)
+    if option is not None and type_column is not None and not getattr(type_column, "plain", False):
+
+        def display_type_rich(self, ctx):
+            return None if getattr(self, "is_flag", False) else type_column(self, ctx)
+
+        display_type_rich.plain = True  # type: ignore[attr-defined]
+        option.display_type_rich = display_type_rich
+    if argument is not None and hasattr(argument, "_usage_display_name") and hasattr(argument, "display_name_raw"):
+
+        def usage_name(self) -> str:
+            name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+        argument._usage_display_name = usage_name
+
+
+_plain_help()
+
 #: ``--laser NM`` of the commands that read spectrum files: what converts a file in wavelength to Raman shift.
 LaserOption = typer.Option(
     "--laser", min=100.0, max=2000.0, help="excitation line, nm: converts files whose x axis is wavelength (nm) to Raman shift"

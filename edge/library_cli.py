@@ -63,7 +63,7 @@ def _save(library: UserLibrary) -> None:
 
 @library_app.command()
 def add(
-    files: Annotated[list[Path], typer.Argument(help="spectrum files of one mineral (RRUFF text, two-column CSV/TXT, listen captures)")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="spectrum files of one mineral (RRUFF text, two-column CSV/TXT, listen captures)")],
     mineral: Annotated[str, typer.Option(help="the mineral these spectra are of")],
     library: LibraryOption = None,
     raw: Annotated[bool, typer.Option("--raw", help="files hold raw counts in Raman shift: remove spikes and baseline first")] = False,
@@ -119,7 +119,7 @@ def list_entries(library: LibraryOption = None) -> None:
 
 @library_app.command()
 def remove(
-    selectors: Annotated[list[str], typer.Argument(help="entry ids (U0001) or mineral names (every entry of it)")],
+    selectors: Annotated[list[str], typer.Argument(metavar="ID_OR_MINERAL", help="entry ids (U0001) or mineral names (every entry of it)")],
     library: LibraryOption = None,
 ) -> None:
     """Remove entries by id, or every entry of a mineral."""
@@ -138,7 +138,7 @@ def remove(
 
 @library_app.command("export")
 def export_library(
-    file: Annotated[Path, typer.Argument(help="the file to write (.npz); an existing file is never overwritten")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="the file to write (.npz); an existing file is never overwritten")],
     library: LibraryOption = None,
 ) -> None:
     """Write the user library to one file, to import on another device."""
@@ -154,7 +154,7 @@ def export_library(
 
 @library_app.command("import")
 def import_library(
-    file: Annotated[Path, typer.Argument(help="a file written by `ramanedge library export`")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="a file written by `ramanedge library export`")],
     library: LibraryOption = None,
 ) -> None:
     """Add the entries of an exported library; those already held are skipped."""

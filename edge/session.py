@@ -1,10 +1,10 @@
-"""A live session, as ``listen`` and ``demo`` run it: the emulator to play, the loop to the screen or stdout.
+"""A live session, as ``listen`` and ``demo`` run it: the loop to the screen or stdout.
 
 The CLI (:mod:`edge.cli`) parses arguments and prints errors; this module connects the pieces:
 a :class:`~edge.listen.Listener` (transport -> raw pipeline -> classifier -> answer gate ->
-session log) to either the live screen (:mod:`edge.live_view`) or JSON lines on stdout, and,
-for the demo, an :class:`~firmware_bridge.emulator.Emulator` playing the bundle's demo spectra
-(well-known minerals first, as ``trainer export`` chose them) with the score kept in memory.
+session log) to either the live screen (:mod:`edge.live_view`) or JSON lines on stdout, and, for
+the demo, the score of what the emulator played (the CLI builds the emulator: it is never in
+``listen``'s import graph, a contract in pyproject.toml that CI checks).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import json
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.live import Live
 
@@ -23,24 +21,7 @@ from edge.keys import keys_pressed, typed_line
 from edge.library import known_twin
 from edge.listen import Identification, Listener
 from edge.live_view import DemoScore, render
-from edge.preprocessing import GRID
 from edge.user_library import UserLibraryError
-from firmware_bridge.emulator import Emulator, Faults
-from firmware_bridge.profiles import DEFAULT_PROFILES, load_profile
-
-
-def make_emulator(
-    library: list[tuple[str, np.ndarray]],
-    protocol: str,
-    profile_name: str | None,
-    interval_s: float,
-    faults: Faults,
-    seed: int,
-    link_path: Path | None,
-) -> Emulator:
-    """The virtual spectrometer ``emulate`` and ``demo`` run (ProfileError for a bad profile)."""
-    profile = load_profile(profile_name or DEFAULT_PROFILES[protocol])
-    return Emulator(profile, library, GRID, protocol=protocol, interval_s=interval_s, faults=faults, seed=seed, link_path=link_path)
 
 
 def run(

@@ -34,7 +34,7 @@ def main(version: Annotated[bool, version_option("trainer (ramanedge)")] = False
 
 @app.command()
 def prepare(
-    sources: Annotated[list[Path], typer.Argument(help="RRUFF files, zip archives, folders (the paper's layout too) or the published .npz")],
+    sources: Annotated[list[Path], typer.Argument(metavar="SOURCE", help="RRUFF files, zip archives, folders (the paper's layout too) or the published .npz")],
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset file to write (.npz)")],
     min_per_class: Annotated[int, typer.Option(help="keep classes with at least this many spectra (10 = Dataset_1)")] = 1,
     strict: Annotated[bool, typer.Option(help="stop at the first unusable file instead of skipping it")] = False,
@@ -59,7 +59,7 @@ def prepare(
     console.print(f"wrote {out} (sha256 {digest[:16]}…)")
 
 
-DatasetArg = Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")]
+DatasetArg = Annotated[Path, typer.Argument(metavar="DATASET", help="dataset file from `trainer prepare`")]
 Seed = Annotated[int, typer.Option(help="seed of the split, the initial weights and the batch order")]
 Arch = Annotated[str, typer.Option(help="sang2021 (the paper's Table 2 network), resnet1d (compact, for the CPU), liu2017 or fan2019 (the paper's Table 3)")]
 Width = Annotated[float, typer.Option(help="scale of every layer's width; 1.0 is the paper's network")]
@@ -119,7 +119,7 @@ def fit_command(
 
 @app.command(name="evaluate")
 def evaluate_command(
-    run: Annotated[Path, typer.Argument(help="run folder from `trainer fit`")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="run folder from `trainer fit`")],
     dataset: Annotated[Path | None, typer.Option(help="dataset file, if it moved since training")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="folder for the results (default: the run folder)")] = None,
     field_set: Annotated[Path | None, typer.Option(help="the fair/poor set for the grouped-fair figures (default: rruff_fair_poor_d2.tar.xz in $RAMANEDGE_DATA or ../shared/data)")] = None,
@@ -137,7 +137,7 @@ def evaluate_command(
 
 @app.command(name="repeat")
 def repeat_command(
-    dataset: Annotated[Path, typer.Argument(help="dataset file from `trainer prepare`")],
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="dataset file from `trainer prepare`")],
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the runs and the summary (finished runs are skipped)")],
     n: Annotated[int, typer.Option("--n", help="splits per protocol")] = 5,
     protocols: Annotated[str, typer.Option(help="comma-separated: random,grouped")] = "random,grouped",
@@ -291,7 +291,7 @@ def ablation_command(
 
 @app.command(name="openset")
 def openset_command(
-    run: Annotated[Path, typer.Argument(help="run folder from `trainer fit --split open`")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="run folder from `trainer fit --split open`")],
     field_set: Annotated[Path | None, typer.Option(help="the fair/poor set (default: rruff_fair_poor_d2.tar.xz in $RAMANEDGE_DATA or ../shared/data)")] = None,
 ) -> None:
     """Open-set gates: identified right on new specimens of known minerals vs. fired on unknown minerals."""
@@ -321,7 +321,7 @@ def openset_command(
 
 @app.command(name="export")
 def export_command(
-    runs: Annotated[list[Path], typer.Argument(help="run folder from `trainer fit`; several runs of one split: an ensemble whose probabilities the device averages")],
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="run folder from `trainer fit`; several runs of one split: an ensemble whose probabilities the device averages")],
     out: Annotated[Path, typer.Option("--out", "-o", help="bundle folder to write")],
     int8: Annotated[bool, typer.Option("--int8", help="full-integer int8 model (default)")] = False,
     float16: Annotated[bool, typer.Option("--float16", help="float16 weights")] = False,
