@@ -108,6 +108,33 @@ class Manifest:
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def trust_sentences(self) -> list[str]:
+        """How far to trust the answers, one sentence each, from the held-out figures the manifest records
+        (the grouped test split's, the grouped-fair files', the open-set gate's); what `info` and the README say."""
+        grouped = self.metrics if self.metrics.get("protocol") == "grouped" else (self.metrics_other_protocol or {})
+        out = []
+        fused = grouped.get("answers", {}).get("fused")
+        if fused:
+            out.append(
+                f"New specimens, excellent spectra ({grouped.get('test_spectra', '?')} held out): named first {100 * fused['top1']:.0f} % "
+                f"of the time, in the top 3 {100 * fused['top3']:.0f} %; 'identified' on {100 * fused['identified']['coverage']:.0f} % "
+                f"of them, right on {100 * fused['identified']['precision']:.0f} % of those."
+            )
+        fair = grouped.get("grouped_fair", {}).get("test", {}).get("fair_processed", {})
+        if fair.get("spectra"):
+            out.append(
+                f"New specimens, fair-quality spectra ({fair['spectra']} RRUFF files): named first {100 * fair['fused_top1']:.0f} %, "
+                f"in the top 3 {100 * fair['fused_top3']:.0f} %; 'identified' on {100 * fair['identified_coverage']:.0f} %, "
+                f"right on {100 * fair['identified_precision']:.0f} % of those."
+            )
+        gate = self.calibration.get("fitted", {}).get("evidence_gate", {}).get("test")
+        if gate:
+            out.append(
+                f"Minerals it does not know (open-set test): 'identified' on {100 * gate['unknown_identified']:.1f} % of their spectra; "
+                f"on new specimens of known ones the gate is right {100 * gate['precision']:.0f} % of the time at {100 * gate['coverage']:.0f} % coverage."
+            )
+        return out
+
 
 @dataclass(frozen=True)
 class Bundle:

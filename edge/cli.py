@@ -215,6 +215,8 @@ def info(
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    for sentence in bundle.manifest.trust_sentences():
+        console.print(sentence, highlight=False)
 
 
 def _play_list(bundle: Bundle, files: list[Path]) -> list[tuple[str, np.ndarray]]:
