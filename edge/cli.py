@@ -417,9 +417,14 @@ def demo(
     if score is None:
         _fail("demo stopped before the emulated spectrometer answered")
     s = listener.stats
+    unnamed = [
+        f"{n} {state}" + (" (the emulated detector clipped a bright spectrum: no injected fault)" if state == "saturated" else "")
+        for state, n in sorted(score.states.items())
+        if state in ("saturated", "signal too weak")
+    ]
     errors.print(
         f"demo: {len(emulator.played)} spectra sent ({sum(1 for p in emulator.played if p.faulted)} with an injected fault), "
         f"frames ok {s.frames_ok}, rejected {s.frames_rejected}; {score.total} identifications, "
-        f"top-1 = mineral played for {score.right} of {score.named}",
+        f"top-1 = mineral played for {score.right} of {score.named} named" + (f"; not named: {', '.join(unnamed)}" if unnamed else ""),
         highlight=False,
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 from rich.console import Group
@@ -47,9 +48,11 @@ class DemoScore:
     named: int = 0
     right: int = 0
     last_played: str | None = None
+    states: Counter[str] = field(default_factory=Counter)  #: answers by state, for the demo's closing line
 
     def add(self, played: str | None, result: Identification) -> None:
         self.total += 1
+        self.states[result.state] += 1
         self.last_played = played
         if result.top:
             self.named += 1

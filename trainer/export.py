@@ -256,13 +256,14 @@ def _demo_for(run: Run, dataset: SpectraDataset, field: FieldSet | None) -> tupl
         raise ExportError(f"{run.path}: trained on every spectrum, so the demo needs the fair/poor set ({FIELD_SET_FILE}); none found")
     raw = np.flatnonzero((field.kind == "raw") & np.isin(field.mineral, run.classes))
     rows = raw[np.random.default_rng(0).permutation(len(raw))]
+    rows = rows[np.argsort(field.quality[rows] != "fair", kind="stable")]  # fair files first, then poor ones
     first: dict[str, int] = {}
     for i in rows:
         first.setdefault(str(field.mineral[i]), int(i))
-    known = [first[m] for m in WELL_KNOWN if m in first]
+    known = [first[m] for m in WELL_KNOWN if m in first and field.quality[first[m]] == "fair"]
     chosen = (known + [int(i) for i in rows if int(i) not in set(known)])[:DEMO_SPECTRA]
     return [(str(field.mineral[i]), field.X[i]) for i in chosen], (
-        "fair/poor RRUFF RAW files cleaned on the device path: in no library; their processed twins may be training data"
+        "fair (then poor) RRUFF RAW files cleaned on the device path: in no library; their processed twins may be training data"
     )
 
 
