@@ -92,10 +92,18 @@ class Listener:
         log_path: Path | None = None,
         save_spectra: Path | None = None,
     ) -> None:
-        self.transport = Transport(port, protocol, baud, profile, on_status=lambda status: setattr(self.stats, "status", status))
+        self.transport = Transport(port, protocol, baud, profile, on_status=self._status)
+        #: told every change of the link's status (connected, disconnected, waiting), as it happens
+        self.on_status_change: Callable[[str], None] | None = None
         self.identifier = identifier
         self.session = SessionLog(log_path, save_spectra)  # checked now, before any port is opened
         self.stats = Stats()
+
+    def _status(self, status: str) -> None:
+        changed = status != self.stats.status
+        self.stats.status = status
+        if changed and self.on_status_change is not None:
+            self.on_status_change(status)
 
     # --- the transport's, named for the screen and the tests ---------------------------------
 

@@ -39,6 +39,7 @@ def run(
     the answer with a running score and added to JSON lines as ``played``.
     """
     score = DemoScore() if played else None
+    listener.on_status_change = lambda status: say(f"{listener.port_name}: {status}")  # stderr: a log of the link
 
     def note(result, record) -> None:
         if score is not None and played is not None:
@@ -57,11 +58,15 @@ def run(
 
         listener.run(emit, stop.is_set, count)
         return score
-    with keys_pressed() as pressed, Live(render(listener, score, console.width), console=console, refresh_per_second=8, transient=False) as live:
+    # The screen redraws itself (get_renderable) 8 times a second: a disconnected device shows at once, not at
+    # the next answer. Transient: stopped for the `a` prompt it leaves no stale copy above the next one; the
+    # last screen is printed once at the end.
+    screen = Live(console=console, refresh_per_second=8, transient=True, get_renderable=lambda: render(listener, score, console.width))
+    with keys_pressed() as pressed, screen as live:
 
         def show(result, record):
             note(result, record)
-            live.update(render(listener, score, console.width))
+            live.refresh()
             if "a" in pressed():
                 live.stop()
                 with typed_line():
@@ -73,7 +78,7 @@ def run(
                 live.start()
 
         listener.run(show, stop.is_set, count)
-        live.update(render(listener, score, console.width))
+    console.print(render(listener, score, console.width))
     return score
 
 

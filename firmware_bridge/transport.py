@@ -151,7 +151,7 @@ class Transport:
 
     def reconnect(self, should_stop: Callable[[], bool]) -> bool:
         """Wait for an unplugged device to come back and handshake again; False if told to stop first."""
-        self.on_status("device lost: waiting for it to come back")
+        self.on_status("device disconnected: waiting for it to come back")
         self.reconnects += 1
         self._past_ok, self._past_rejected = self.frame_counts()
         try:

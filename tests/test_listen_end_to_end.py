@@ -344,3 +344,15 @@ def test_ctrl_c_on_a_silent_port_stops_within_half_a_second():
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_an_unplugged_device_is_said_at_once_on_stderr_in_json_mode():
+    """--json used to say nothing while the device was gone: now each change of the link is one stderr line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "demo", "--json", "--unplug-every", "1", "--count", "30", "--interval", "0.05"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    lost = [i for i, line in enumerate(lines) if line.endswith("device disconnected: waiting for it to come back")]
+    assert lost and any(line.endswith(": listening") for line in lines[lost[0] :])
