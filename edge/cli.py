@@ -343,7 +343,7 @@ def _listen(
     if info is None:  # stopped while no device answered
         listener.close()
         return listener, None
-    score = session.run(listener, as_json, count, stop, console, lambda line: errors.print(line, highlight=False), played)
+    score = session.run(listener, as_json, count, stop, console, lambda line: errors.print(line, highlight=False, soft_wrap=True), played)
     listener.close()
     return listener, score
 
