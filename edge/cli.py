@@ -14,6 +14,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -65,10 +66,10 @@ def check(
     files: Annotated[list[Path], typer.Argument(metavar="FILE", help="RRUFF text or two-column CSV/TXT spectrum files")],
 ) -> None:
     """Read and preprocess spectrum files as the device would; say what each one holds or what is wrong."""
-    table = Table()
-    table.add_column("file", overflow="fold")
-    for column in ("mineral", "RRUFF id", "laser nm", "points", "range cm^-1", "on model grid"):
-        table.add_column(column, no_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD)  # no vertical rules: the columns fit an 80-column terminal
+    table.add_column("file", overflow="fold", min_width=16, ratio=1)  # the name matters most: never squeezed to a few letters
+    for column in ("mineral", "RRUFF id", "laser nm", "points", "cm^-1 (on the model grid)"):
+        table.add_column(column, overflow="fold")
     bad = 0
     for path in files:
         try:
@@ -84,8 +85,7 @@ def check(
             spectrum.rruff_id or "?",
             f"{spectrum.laser_nm:g}" if spectrum.laser_nm else "?",
             str(spectrum.x.size),
-            f"{spectrum.x.min():.1f}..{spectrum.x.max():.1f}",
-            f"{lo:.0f}..{hi:.0f}",
+            f"{spectrum.x.min():.0f}..{spectrum.x.max():.0f} ({lo:.0f}..{hi:.0f})",
         )
     if table.row_count:
         console.print(table)

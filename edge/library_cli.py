@@ -109,7 +109,8 @@ def add(
 def list_entries(library: LibraryOption = None) -> None:
     """The entries of the user library."""
     user = open_user_library(library)
-    table = Table(title=f"{user.path} ({len(user)} entries)", title_justify="left")
+    console.print(f"{user.path} ({len(user)} entries)", highlight=False, soft_wrap=True)  # a path is not broken mid-word
+    table = Table()
     for column in ("id", "mineral", "from", "added"):
         table.add_column(column, overflow="fold")
     for e in user.entries:
