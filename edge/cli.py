@@ -20,6 +20,7 @@ from rich.table import Table
 
 from edge.answer import ADVICE, RECORD_SCHEMA
 from edge.bundle import Bundle, BundleError, load_bundle
+from edge.capture import saturated
 from edge.cli_support import LaserOption, errors, version_option
 from edge.cli_support import fail as _fail
 from edge.library_cli import LibraryOption, library_app, open_user_library
@@ -127,8 +128,7 @@ def classify(
             continue
         if read.recognised_raw:
             errors.print(f"{path}: {read.recognised_raw}: cleaned as raw counts (spikes and baseline removed), as --raw does", highlight=False, soft_wrap=True)
-        saturated = read.spectrum.header.get("SATURATED") == "True"  # a listen capture says so
-        answer = identifier.answer(read.y, read.vector, saturated=saturated, k=top)
+        answer = identifier.answer(read.y, read.vector, saturated=saturated(read.spectrum.header), k=top)  # a capture says so
         if as_json:
             record = {"schema": RECORD_SCHEMA, "file": str(path), "model": bundle.model_id, **answer.record_fields()}
             sys.stdout.write(json.dumps(record) + "\n")

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from edge.answer import AnswerGate
 from edge.bundle import BundleError, load_bundle
+from edge.capture import saturated
 from edge.cli_support import LaserOption, errors, fail
 from edge.library import ReferenceLibrary, known_twin
 from edge.raw_spectra import read_model_input
@@ -84,7 +85,7 @@ def add(
             read = read_model_input(path, raw, laser)
             if read.recognised_raw:
                 errors.print(f"{path}: {read.recognised_raw}: cleaned as raw counts, as --raw does", highlight=False, soft_wrap=True)
-            weak = gate.signal_state(read.y, saturated=read.spectrum.header.get("SATURATED") == "True")
+            weak = gate.signal_state(read.y, saturated=saturated(read.spectrum.header))
             if weak is not None:
                 raise UserLibraryError(f"{path}: {weak}; not a reference to identify others by")
             entry = user.add(mineral, read.vector, path.name)

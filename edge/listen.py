@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.answer import RECORD_SCHEMA
+from edge.capture import CaptureHeader
 from edge.identifier import Answer, Identifier
 from edge.preprocessing import PreprocessingError
 from edge.raw_spectra import RAW_PIPELINE
@@ -167,15 +168,13 @@ class Listener:
         return Identification(now, frame.counter, answer, (time.monotonic() - frame.received) * 1e3, vector, capture)
 
     def _save(self, frame: RawFrame, x: np.ndarray, counts: np.ndarray, when: str) -> Path | None:
-        """The raw frame, dark-subtracted, in Raman shift, readable by `ramanedge classify --raw`; its path."""
+        """The raw frame, dark-subtracted, in Raman shift, readable by `ramanedge classify`; its path."""
         link, device, _ = self._connected()
-        profile = link.profile
-        header = [
-            f"device={device.name} serial={device.serial} seq={frame.counter} time={when}",
-            f"laser_nm={profile.laser_nm} integration_us={frame.integration_us} saturated={frame.saturated} "
-            f"dark_subtracted={self.transport.dark is not None}",
-        ]
-        return self.session.save_capture(header, x, counts)
+        header = CaptureHeader(
+            device.name, device.serial, frame.counter, when, link.profile.laser_nm, frame.integration_us, frame.saturated,
+            self.transport.dark is not None,
+        )
+        return self.session.save_capture(header.lines(), x, counts)
 
     # --- the loop -----------------------------------------------------------------------------
 

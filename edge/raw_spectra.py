@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.capture import CaptureHeader
 from edge.preprocessing import PreprocessingError, is_on_grid, preprocess
 from edge.spectrum_files import Spectrum, SpectrumFileError, read_spectrum_file
 from firmware_bridge.instrument import raman_shift_cm1
@@ -134,7 +135,7 @@ def raw_counts_reason(spectrum: Spectrum) -> str | None:
     RRUFF RAW file by its name, a ``listen`` capture by its ``# ... dark_subtracted=...`` header."""
     if spectrum.kind == "raw":
         return "a RRUFF RAW file (Raman_Data_RAW in its name)"
-    if "DARK_SUBTRACTED" in spectrum.header and "INTEGRATION_US" in spectrum.header:
+    if CaptureHeader.from_header(spectrum.header) is not None:
         return "a `listen` capture (raw counts)"
     return None
 

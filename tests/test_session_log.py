@@ -58,3 +58,18 @@ def test_every_json_line_is_fsynced_as_it_is_written(tmp_path, monkeypatch):
         log.write({"seq": seq})
         assert len(synced) == seq + 1
     log.close()
+
+
+def test_a_capture_header_reads_back_as_written(tmp_path):
+    """listen writes it, classify and library add read it: one record, typed both ways."""
+    from edge.capture import CaptureHeader, saturated
+    from edge.spectrum_files import read_spectrum_file
+
+    header = CaptureHeader("Emulated STS", "EMU1", 42, "2026-12-01T00:00:00.000+00:00", 785.0, 100000, True, False)
+    log = SessionLog(None, tmp_path)
+    path = log.save_capture(header.lines(), np.linspace(100, 1500, 50), np.linspace(0, 1000, 50))
+    spectrum = read_spectrum_file(path)
+    assert CaptureHeader.from_header(spectrum.header) == CaptureHeader(
+        "Emulated_STS", "EMU1", 42, "2026-12-01T00:00:00.000+00:00", 785.0, 100000, True, False
+    )
+    assert saturated(spectrum.header) and not saturated({"NAMES": "Quartz"})

@@ -19,7 +19,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 
 from edge.answer import AnswerGate, EvidenceGate
-from edge.library import MODEL_FLOOR, Calibration, Matcher, fused_logits, hqi, softmax
+from edge.library import Calibration, Matcher, fused_logits, hqi, softmax
 from edge.ranking import rank
 
 #: Identified answers must have been right this often on validation.
@@ -47,12 +47,11 @@ def fit_fusion(P: np.ndarray, R: np.ndarray, y: np.ndarray) -> tuple[float, floa
 
     ``P``, ``R``: (n, m) candidate probabilities and best correlations; ``y``: (n,) true candidate index.
     """
-    log_p = np.log(np.maximum(P, MODEL_FLOOR))
     rows = np.arange(len(y))
 
     def nll(params: np.ndarray) -> float:
         inverse_t, weight = params
-        return float(-np.mean(log_softmax(inverse_t * log_p + weight * R, axis=1)[rows, y]))
+        return float(-np.mean(log_softmax(fused_logits(P, R, 1.0 / inverse_t, weight), axis=1)[rows, y]))  # the device's formula
 
     fit = minimize(nll, np.array([1.0, 1.0]), method="L-BFGS-B", bounds=[(0.02, 50.0), (0.0, 500.0)])
     return float(1.0 / fit.x[0]), float(fit.x[1])
