@@ -19,6 +19,7 @@ The thresholds come from the bundle's calibration; ``--confidence`` overrides th
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,6 +27,24 @@ from typing import Any
 import numpy as np
 
 from edge.raw_spectra import noise_sigma
+
+
+class State(enum.StrEnum):
+    """What the device says about a spectrum; compares equal to its words (``State.IDENTIFIED == "identified"``)."""
+
+    IDENTIFIED = "identified"
+    POSSIBLE_MATCH = "possible match"
+    NOT_IN_LIBRARY = "not in library"
+    SIGNAL_TOO_WEAK = "signal too weak"
+    SATURATED = "saturated"
+
+
+class Source(enum.StrEnum):
+    """Where a named mineral is known from."""
+
+    MODEL = "model"
+    USER_LIBRARY = "user library"
+
 
 #: Peak height over noise below which there is no Raman signal worth classifying.
 MIN_SNR = 8.0
@@ -110,27 +129,65 @@ class AnswerGate:
     min_snr: float = MIN_SNR
     evidence_gate: EvidenceGate | None = None  #: where set, it decides *identified* instead of ``confidence``
 
-    def signal_state(self, y: np.ndarray, saturated: bool = False) -> str | None:
+    def signal_state(self, y: np.ndarray, saturated: bool = False) -> State | None:
         """"saturated", "signal too weak", or None when the spectrum is worth classifying.
 
         ``y``: the spectrum's intensities after spike and baseline removal (any unit).
         """
         if saturated:
-            return "saturated"
+            return State.SATURATED
         if snr(y) < self.min_snr:
-            return "signal too weak"
+            return State.SIGNAL_TOO_WEAK
         return None
 
     def state(
         self, confidence: float, best_hqi: float, resolution_cm1: float | None = None, evidence: Mapping[str, float] | None = None
-    ) -> str:
+    ) -> State:
         """The state of a classified spectrum from its fused top-1 confidence and best library HQI (or,
         with an evidence gate, the answer's ``evidence``); ``resolution_cm1``: the instrument's (None:
         unknown, as for a file), coarser than MAX_RESOLUTION_CM1 caps the answer at *possible match*."""
         if best_hqi < self.not_in_library_hqi:
-            return "not in library"
+            return State.NOT_IN_LIBRARY
         if resolution_cm1 is not None and resolution_cm1 > MAX_RESOLUTION_CM1:
-            return "possible match"
+            return State.POSSIBLE_MATCH
         if self.evidence_gate is not None and evidence:
-            return "identified" if self.evidence_gate.score(evidence) >= self.evidence_gate.threshold else "possible match"
-        return "identified" if confidence >= self.confidence else "possible match"
+            return State.IDENTIFIED if self.evidence_gate.score(evidence) >= self.evidence_gate.threshold else State.POSSIBLE_MATCH
+        return State.IDENTIFIED if confidence >= self.confidence else State.POSSIBLE_MATCH
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the device says about one spectrum."""
+
+    state: State
+    top: list[tuple[str, float]]  #: fused ranking: (mineral, calibrated confidence), empty if not classified
+    confidence: float | None = None
+    library_hit: dict[str, Any] | None = None  #: mineral, id, source, hqi, gap
+    source: Source | None = None  #: where the named mineral is known from
+    latency_ms: float = 0.0  #: model + library + fusion
+    reference: np.ndarray | None = None  #: the best library hit's spectrum
+    #: Raman-indistinguishable minerals answered together (the named one first), ``confidence`` then the group's
+    group: list[str] | None = None
+
+    @property
+    def named(self) -> str | None:
+        """What the answer names, in words: one mineral, or a group that Raman cannot separate."""
+        if self.group:
+            return f"{' or '.join(self.group)} (Raman cannot separate them; check the chemistry)"
+        return self.top[0][0] if self.top else None
+
+    def record(self, file: str, model: str, **more: Any) -> dict[str, Any]:
+        """The JSON line of this answer (docs/json-lines.md): the one builder ``classify`` and ``listen`` use;
+        ``more``: the keys only one of them has (listen's seq, time, device, port, capture; the demo's played)."""
+        return {"schema": RECORD_SCHEMA, "file": file, "model": model, **self._answer_fields(), **more}
+
+    def _answer_fields(self) -> dict[str, Any]:
+        return {
+            "top": [{"mineral": m, "probability": round(p, 6)} for m, p in self.top],
+            "state": self.state,
+            "confidence": None if self.confidence is None else round(self.confidence, 6),
+            "library_hit": self.library_hit,
+            "source": self.source,
+            "latency_ms": round(self.latency_ms, 3),
+            "group": self.group,
+        }

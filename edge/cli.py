@@ -18,7 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from edge.answer import ADVICE, RECORD_SCHEMA
+from edge.answer import ADVICE
 from edge.bundle import Bundle, BundleError, load_bundle
 from edge.capture import saturated
 from edge.cli_support import LaserOption, errors, version_option
@@ -130,7 +130,7 @@ def classify(
             errors.print(f"{path}: {read.recognised_raw}: cleaned as raw counts (spikes and baseline removed), as --raw does", highlight=False, soft_wrap=True)
         answer = identifier.answer(read.y, read.vector, saturated=saturated(read.spectrum.header), k=top)  # a capture says so
         if as_json:
-            record = {"schema": RECORD_SCHEMA, "file": str(path), "model": bundle.model_id, **answer.record_fields()}
+            record = answer.record(str(path), bundle.model_id)
             sys.stdout.write(json.dumps(record) + "\n")
             sys.stdout.flush()
             continue

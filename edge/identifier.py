@@ -10,50 +10,14 @@ then the state from the fused confidence and the best HQI.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from edge.answer import AnswerGate, EvidenceGate
+from edge.answer import Answer, AnswerGate, EvidenceGate
 from edge.bundle import Bundle
 from edge.library import Matcher, ReferenceLibrary
 from edge.runtime import Classifier
 from edge.user_library import UserEntry, UserLibrary
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the device says about one spectrum."""
-
-    state: str
-    top: list[tuple[str, float]]  #: fused ranking: (mineral, calibrated confidence), empty if not classified
-    confidence: float | None = None
-    library_hit: dict[str, Any] | None = None  #: mineral, id, source, hqi, gap
-    source: str | None = None  #: "model" or "user library"
-    latency_ms: float = 0.0  #: model + library + fusion
-    reference: np.ndarray | None = None  #: the best library hit's spectrum
-    #: Raman-indistinguishable minerals answered together (the named one first), ``confidence`` then the group's
-    group: list[str] | None = None
-
-    @property
-    def named(self) -> str | None:
-        """What the answer names, in words: one mineral, or a group that Raman cannot separate."""
-        if self.group:
-            return f"{' or '.join(self.group)} (Raman cannot separate them; check the chemistry)"
-        return self.top[0][0] if self.top else None
-
-    def record_fields(self) -> dict[str, Any]:
-        """The JSON-lines keys of an answer (docs/json-lines.md)."""
-        return {
-            "top": [{"mineral": m, "probability": round(p, 6)} for m, p in self.top],
-            "state": self.state,
-            "confidence": None if self.confidence is None else round(self.confidence, 6),
-            "library_hit": self.library_hit,
-            "source": self.source,
-            "latency_ms": round(self.latency_ms, 3),
-            "group": self.group,
-        }
 
 
 class Identifier:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.answer import Source
 from edge.preprocessing import GRID_SIZE
 from edge.ranking import rank
 
@@ -243,7 +244,7 @@ class Match:
     confidence: float
     best_hqi: float
     library_hit: dict[str, Any] | None  #: mineral, id, source, hqi, gap (HQI over the best other mineral)
-    source: str  #: "model" or "user library": where the named mineral is known from
+    source: Source  #: where the named mineral is known from: the model's classes or the user library alone
     latency_ms: float
     reference: np.ndarray | None = None  #: the best hit's spectrum, for the screen
     #: what the answer rests on, for the open-set gate (edge.answer.EVIDENCE): confidence, margin over the
@@ -307,7 +308,7 @@ class Matcher:
             gap = best_hqi - float(hqi(others.max())) if others.size else best_hqi
             hit = {**entry, "hqi": round(best_hqi, 1), "gap": round(gap, 1)}
             reference = self.library.spectrum_of(i)
-        source = "model" if order[0] < self._model_classes else "user library"
+        source = Source.MODEL if order[0] < self._model_classes else Source.USER_LIBRARY
         model_top = int(rank(probabilities)[0]) if len(probabilities) else -1
         evidence = {
             "confidence": float(confidence[order[0]]),

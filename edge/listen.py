@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.answer import RECORD_SCHEMA
+from edge.answer import Answer, State
 from edge.capture import CaptureHeader
-from edge.identifier import Answer, Identifier
+from edge.identifier import Identifier
 from edge.preprocessing import PreprocessingError
 from edge.raw_spectra import RAW_PIPELINE
 from edge.session_log import SessionLog
@@ -42,7 +42,7 @@ class Identification:
     capture: Path | None = None  # the raw frame's CSV, when captures are kept
 
     @property
-    def state(self) -> str:
+    def state(self) -> State:
         return self.answer.state
 
     @property
@@ -54,17 +54,9 @@ class Identification:
 
         ``file`` holds the port too, for readers of the first log format; ``port`` says it plainly.
         """
-        record = {
-            "schema": RECORD_SCHEMA,
-            "file": source,
-            "model": model,
-            **self.answer.record_fields(),
-            "latency_ms": round(self.latency_ms, 3),
-            "seq": self.seq,
-            "time": self.time,
-            "device": device,
-            "port": source,
-        }
+        record = self.answer.record(
+            source, model, latency_ms=round(self.latency_ms, 3), seq=self.seq, time=self.time, device=device, port=source
+        )
         if self.capture is not None:
             record["capture"] = str(self.capture)
         return record
@@ -162,7 +154,7 @@ class Listener:
             y, vector = RAW_PIPELINE.model_input(x, counts, raw=True)
             answer = identifier.answer(y, vector, frame.saturated, resolution_cm1=profile.resolution_cm1())
         except PreprocessingError:  # flat after cleaning: nothing measured
-            answer = Answer("saturated" if frame.saturated else "signal too weak", [])
+            answer = Answer(State.SATURATED if frame.saturated else State.SIGNAL_TOO_WEAK, [])
         if not answer.top:
             vector = None
         return Identification(now, frame.counter, answer, (time.monotonic() - frame.received) * 1e3, vector, capture)
