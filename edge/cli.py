@@ -8,7 +8,6 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -299,53 +298,37 @@ def emulate(
     errors.print(f"sent {len(emulator.played)} spectra, {sum(1 for p in emulator.played if p.faulted)} with a fault", highlight=False)
 
 
-def _listen(
-    port: str,
-    bundle: Bundle,
-    protocol: str,
-    baud: int | None,
-    profile: str | None,
-    log: Path | None,
-    save_spectra: Path | None,
-    as_json: bool,
-    count: int | None,
-    confidence: float | None,
-    library: Path | None,
-    stop: threading.Event,
-    played: Callable[[int], str | None] | None = None,
-):
-    """Connect and run the listen loop with the live screen or JSON lines; returns the listener and the demo score.
+def _listen(config, bundle: Bundle, confidence: float | None, library: Path | None, stop: threading.Event, played=None):
+    """Run one live session (the live screen or JSON lines) and return it with the demo score; errors in one line.
 
     ``played`` (the demo): the mineral the emulator played for a frame counter, shown beside
     the answer with a running score and added to JSON lines as ``played``.
     """
-    from edge import session
     from edge.identifier import Identifier
-    from edge.listen import Listener, PortError
+    from edge.listen import PortError
     from edge.runtime import RuntimeUnavailable
+    from edge.session import LiveSession
     from edge.session_log import SessionLogError
+
+    try:  # the model and the libraries load before any port is opened: a bad bundle never holds the device
+        identifier = Identifier(bundle, open_user_library(library) if library or played is None else None, confidence=confidence)
+        live = LiveSession(config, identifier)
+    except (BundleError, RuntimeUnavailable, SessionLogError) as exc:
+        _fail(str(exc))
+    try:
+        score = live.run(stop, console, lambda line: errors.print(line, highlight=False, soft_wrap=True), played)
+    except PortError as exc:
+        _fail(str(exc))
+    return live, score
+
+
+def _profile(name: str | None):
     from firmware_bridge.profiles import ProfileError, load_profile
 
     try:
-        device_profile = load_profile(profile) if profile else None
+        return load_profile(name) if name else None
     except ProfileError as exc:
         _fail(str(exc))
-    try:
-        listener = Listener(port, None, protocol, baud, device_profile, log, save_spectra)
-    except SessionLogError as exc:
-        _fail(str(exc))
-    try:
-        info = listener.connect_retrying(stop.is_set, lambda line: errors.print(line, highlight=False, soft_wrap=True))
-        listener.identifier = Identifier(bundle, open_user_library(library) if library or played is None else None, confidence=confidence)
-    except (PortError, BundleError, RuntimeUnavailable) as exc:
-        listener.close()
-        _fail(str(exc))
-    if info is None:  # stopped while no device answered
-        listener.close()
-        return listener, None
-    score = session.run(listener, as_json, count, stop, console, lambda line: errors.print(line, highlight=False, soft_wrap=True), played)
-    listener.close()
-    return listener, score
 
 
 @app.command()
@@ -368,8 +351,11 @@ def listen(
         bundle = load_bundle(model)
     except BundleError as exc:
         _fail(str(exc))
-    listener, _ = _listen(port, bundle, protocol.value, baud, profile, log, save_spectra, as_json, count, confidence, library, stop)
-    s = listener.stats
+    from edge.session import ListenConfig
+
+    config = ListenConfig(port, protocol.value, baud, _profile(profile), log, save_spectra, as_json, count)
+    live, _ = _listen(config, bundle, confidence, library, stop)
+    s = live.listener.stats
     errors.print(
         f"{s.identifications} identifications; frames ok {s.frames_ok}, rejected {s.frames_rejected}; reconnects {s.reconnects}",
         highlight=False,
@@ -409,14 +395,15 @@ def demo(
             return next((p.mineral for p in reversed(emulator.played) if p.counter == seq), None)
 
         try:
-            listener, score = _listen(
-                port, bundle, protocol.value, None, None, None, None, as_json, count or None, None, library, stop, played
-            )
+            from edge.session import ListenConfig
+
+            config = ListenConfig(port, protocol.value, as_json=as_json, count=count or None)
+            live, score = _listen(config, bundle, None, library, stop, played)
         finally:
             emulator.stop()
     if score is None:
         _fail("demo stopped before the emulated spectrometer answered")
-    s = listener.stats
+    s = live.listener.stats
     unnamed = [
         f"{n} {state}" + (" (the emulated detector clipped a bright spectrum: no injected fault)" if state == "saturated" else "")
         for state, n in sorted(score.states.items())

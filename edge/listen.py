@@ -78,7 +78,7 @@ class Listener:
     def __init__(
         self,
         port: str,
-        identifier: Identifier | None,
+        identifier: Identifier,
         protocol: str = "auto",
         baud: int | None = None,
         profile: DeviceProfile | None = None,
@@ -132,12 +132,10 @@ class Listener:
         self.transport.close()
 
     def _connected(self) -> tuple[Link, DeviceInfo, Identifier]:
-        """The link, the device and the identifier, which every frame needs (a bug if any is missing)."""
+        """The link, the device and the identifier, which every frame needs (a bug if not connected)."""
         link, device = self.transport.link, self.transport.device
         if link is None or device is None:
             raise RuntimeError(f"{self.port_name}: not connected; call connect() first")
-        if self.identifier is None:
-            raise RuntimeError("the listener has no identifier")
         return link, device, self.identifier
 
     # --- one frame ----------------------------------------------------------------------------

@@ -13,15 +13,56 @@ import json
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 
+from edge.identifier import Identifier
 from edge.keys import keys_pressed, typed_line
 from edge.library import known_twin
 from edge.listen import Identification, Listener
 from edge.live_view import DemoScore, render
 from edge.user_library import UserLibraryError
+from firmware_bridge.profiles import DeviceProfile
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    """What a live session is asked to do: the port and how to speak to it (protocol ``auto``, ``frame``, ``ascii``
+    or ``obp``; baud; a device profile), what to keep (the JSON-lines log, raw captures), how to show it (the live
+    screen or JSON lines) and when to stop (after ``count`` identifications; None: until stopped)."""
+
+    port: str
+    protocol: str = "auto"
+    baud: int | None = None
+    profile: DeviceProfile | None = None
+    log: Path | None = None
+    save_spectra: Path | None = None
+    as_json: bool = False
+    count: int | None = None
+
+
+class LiveSession:
+    """One ``listen`` (or ``demo``) session: its config and an :class:`~edge.identifier.Identifier`, ready before
+    any port opens (a bad log path or capture folder is a SessionLogError here)."""
+
+    def __init__(self, config: ListenConfig, identifier: Identifier) -> None:
+        self.config = config
+        self.listener = Listener(config.port, identifier, config.protocol, config.baud, config.profile, config.log, config.save_spectra)
+
+    def run(
+        self, stop: threading.Event, console: Console, say: Callable[[str], None], played: Callable[[int], str | None] | None = None
+    ) -> DemoScore | None:
+        """Connect (retried while no device answers), run until ``count`` identifications or ``stop``, close the port;
+        the demo's score where ``played`` is given, else None. A missing port is a PortError."""
+        try:
+            if self.listener.connect_retrying(stop.is_set, say) is None:
+                return None  # stopped while no device answered
+            return run(self.listener, self.config.as_json, self.config.count, stop, console, say, played)
+        finally:
+            self.listener.close()
 
 
 def run(
@@ -87,7 +128,7 @@ def add_shown_spectrum(listener: Listener, result: Identification, name: str) ->
     identifier = listener.identifier
     if not name.strip():
         return "not added"
-    if result.spectrum is None or identifier is None:
+    if result.spectrum is None:
         return f"not added: {result.state}, no spectrum to keep"
     source = result.capture.name if result.capture else f"{listener.port_name} frame {result.seq} at {result.time}"
     twin = known_twin(identifier.bundle_library, result.spectrum, name)

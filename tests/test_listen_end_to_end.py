@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import serial
 
-from edge.bundle import load_bundle
-from edge.identifier import Answer, Identifier
+from edge.answer import Answer
+from edge.bundle import DEFAULT_BUNDLE, load_bundle
+from edge.identifier import Identifier
 from edge.listen import Listener, PortError, open_port
 from edge.preprocessing import GRID
 from firmware_bridge.emulator import Emulator, Faults
@@ -293,7 +294,7 @@ def test_a_silent_port_is_not_called_connected():
 
     master, slave = pty.openpty()
     try:
-        listener = Listener(os.ttyname(slave), None, "auto")
+        listener = Listener(os.ttyname(slave), Identifier(load_bundle(DEFAULT_BUNDLE), num_threads=1), "auto")
         with pytest.raises(LinkError, match="no device answering .*tried frame, obp, ascii.*check the cable"):
             listener.connect()
         assert listener.stats.device is None and listener.stats.status == "connecting"
@@ -332,7 +333,7 @@ def test_ctrl_c_on_a_silent_port_stops_within_half_a_second():
     master, slave = pty.openpty()
     stop = threading.Event()
     try:
-        listener = Listener(os.ttyname(slave), None, "auto")
+        listener = Listener(os.ttyname(slave), Identifier(load_bundle(DEFAULT_BUNDLE), num_threads=1), "auto")
         worker = threading.Thread(target=listener.connect_retrying, args=(stop.is_set, lambda line: None))
         worker.start()
         for wait in (0.3, 1.2, 2.5):  # inside the frame, OBP and ASCII handshakes in turn
