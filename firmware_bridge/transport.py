@@ -18,13 +18,19 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import serial
 
-from firmware_bridge.link import LINKS, DeviceInfo, Link, LinkError, RawFrame
+from firmware_bridge.ascii_link import AsciiLink
+from firmware_bridge.frame_link import FrameLink
+from firmware_bridge.link import DeviceInfo, Link, LinkError, RawFrame
+from firmware_bridge.obp_link import OBPLink
 from firmware_bridge.profiles import DEFAULT_PROFILES, DeviceProfile, load_profile
 
+#: Each protocol's link class, by the name ``--protocol`` and the profiles use.
+LINKS: dict[str, Callable[[Any, DeviceProfile], Link]] = {"frame": FrameLink, "ascii": AsciiLink, "obp": OBPLink}
 #: The order ``auto`` tries: the two with a handshake first, ASCII (which only listens) last.
 AUTO_ORDER = ("frame", "obp", "ascii")
 DEFAULT_BAUD = 921600

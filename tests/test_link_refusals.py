@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from firmware_bridge import framing, obp
-from firmware_bridge.link import FrameLink, LinkError, OBPLink
+from firmware_bridge.frame_link import FrameLink
+from firmware_bridge.link import LinkError
+from firmware_bridge.obp_link import OBPLink
 from firmware_bridge.profiles import ProfileError, load_profile
 
 

@@ -160,7 +160,7 @@ def test_emulate_prints_its_port_first_and_serves_it(edge_bundle):
         port = process.stdout.readline().strip()
         assert port.startswith("/dev/pts/")
         with serial.Serial(port, 921600, timeout=0.05) as s:
-            from firmware_bridge.link import FrameLink
+            from firmware_bridge.frame_link import FrameLink
 
             link = FrameLink(s, load_profile("emulator-785"))
             info, dark = link.open()

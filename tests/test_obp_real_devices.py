@@ -13,7 +13,8 @@ from edge.listen import Listener
 from edge.preprocessing import GRID
 from firmware_bridge import obp
 from firmware_bridge.emulator import Emulator, ObpBehaviour
-from firmware_bridge.link import LinkError, OBPLink
+from firmware_bridge.link import LinkError
+from firmware_bridge.obp_link import OBPLink
 from firmware_bridge.profiles import load_profile
 
 
