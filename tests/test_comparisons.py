@@ -100,8 +100,8 @@ def test_svm_one_vs_rest_scores_equal_scikit_learns():
 def test_table3_networks_have_their_sources_shapes_and_train(arch):
     import keras
 
+    from trainer.liu_fan_cnns import expected_parameters
     from trainer.model import compile_model, make_model
-    from trainer.table3 import expected_parameters
 
     model = make_model(arch, 7)
     assert model.count_params() == expected_parameters(arch, 7)

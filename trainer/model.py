@@ -67,7 +67,7 @@ def expected_parameter_count(n_classes: int, width: float = 1.0, input_length: i
 
 
 #: ``trainer fit --arch``: the paper's network (the reproduction default), our compact one, and
-#: the other CNNs of the paper's Table 3 (trainer/table3.py).
+#: the other CNNs of the paper's Table 3 (trainer/liu_fan_cnns.py).
 ARCHITECTURES = ("sang2021", "resnet1d", "liu2017", "fan2019")
 
 
@@ -80,9 +80,9 @@ def make_model(arch: str, n_classes: int, width: float = 1.0, bn_momentum: float
 
         return resnet.build_model(n_classes, width, bn_momentum)
     if arch in ("liu2017", "fan2019"):
-        from trainer import table3
+        from trainer import liu_fan_cnns
 
-        return getattr(table3, arch)(n_classes, width, bn_momentum)
+        return getattr(liu_fan_cnns, arch)(n_classes, width, bn_momentum)
     raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
