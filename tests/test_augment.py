@@ -140,7 +140,7 @@ def test_only_training_spectra_are_augmented(tmp_path, monkeypatch, dataset2_npz
     held_out = {r.tobytes() for r in small.X[np.concatenate([run.split.val, run.split.test])]}
     assert seen and all(row.tobytes() in train_rows for batch in seen for row in batch)
     assert not held_out & train_rows  # (the check above would be void otherwise)
-    assert run.config["augmentation"] == Augmentation().as_dict()
+    assert run.config.augmentation == Augmentation().as_dict()
 
 
 def test_ablation_switches_off_each_perturbation_once_and_reuses_finished_runs(tmp_path, monkeypatch):

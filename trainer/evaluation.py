@@ -73,9 +73,9 @@ def evaluate(
         FIELD: {k: field[k] for k in FIELD_METRICS},
         "best_val_accuracy": max(run.history.get("val_accuracy", [float("nan")])),
         "last_train_accuracy_training_mode": run.history["accuracy"][-1],
-        "device": run.config["device"],
-        "epochs_run": run.config["epochs_run"],
-        "best_epoch": run.config["best_epoch"],
+        "device": run.config.device,
+        "epochs_run": run.config.epochs_run,
+        "best_epoch": run.config.best_epoch,
         GROUPED_FAIR: score_grouped_fair(run, dataset, model, field_set),
     }
     (out / METRICS).write_text(json.dumps(record, indent=2))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
@@ -70,7 +70,7 @@ def check_inference_mode(
     rng = np.random.default_rng(0)
     train_rows = rng.choice(run.split.train, size=min(1000, len(run.split.train)), replace=False)
     train_acc = float(np.mean(model.predict(dataset.X[train_rows, :, None], batch_size=256, verbose=0).argmax(1) == labels[train_rows]))
-    best = run.config["best_epoch"] - 1
+    best = run.config.best_epoch - 1
     training_mode = float(run.history["accuracy"][best])
     if train_acc < INFERENCE_MODE_FLOOR * training_mode:
         raise ExportError(
@@ -182,19 +182,19 @@ def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "") -
         training={
             "run": run.path.name,
             **({"ensemble": [r.path.name for r in runs]} if len(runs) > 1 else {}),
-            "dataset_sha256": run.config["dataset_sha256"],
-            "dataset": run.config["dataset_summary"],
+            "dataset_sha256": run.config.dataset_sha256,
+            "dataset": run.config.dataset_summary,
             "protocol": run.split.protocol,
             "seed": run.split.seed,
             "arch": run.fit_config.arch,
             "width": run.fit_config.width,
-            "recipe": {k: v for k, v in run.config["fit"].items() if k not in (*SPLIT_FIELDS, "init_from")},
-            "augmentation": run.config.get("augmentation"),
-            "epochs_run": run.config.get("epochs_run"),
-            "train_seconds": run.config.get("train_seconds"),
-            "parameters": run.config["parameters"],
-            "device": run.config["device"],
-            "extra_training_spectra": run.config.get("extra_training_spectra", 0),
+            "recipe": {k: v for k, v in asdict(run.fit_config).items() if k not in (*SPLIT_FIELDS, "init_from")},
+            "augmentation": run.config.augmentation,
+            "epochs_run": run.config.epochs_run,
+            "train_seconds": run.config.train_seconds,
+            "parameters": run.config.parameters,
+            "device": run.config.device,
+            "extra_training_spectra": run.config.extra_training_spectra,
             "data": _training_data(run),
         },
         library={"holds": _library_holds(run), "demo": demo},
@@ -205,10 +205,10 @@ def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "") -
 def _training_data(run: Run) -> str:
     """What the run learnt from, in words, for the manifest."""
     part = "every spectrum" if run.split.protocol == "all" else f"the training part of the {run.split.protocol} split (seed {run.split.seed})"
-    data = f"{part} of {run.config['dataset_summary']}"
+    data = f"{part} of {run.config.dataset_summary}"
     if run.fit_config.extra_train:
         data += (
-            f", plus {run.config.get('extra_training_spectra', 0)} fair/poor RRUFF processed spectra of its training specimens "
+            f", plus {run.config.extra_training_spectra} fair/poor RRUFF processed spectra of its training specimens "
             f"({Path(run.fit_config.extra_train).name}: no longer a test for this model)"
         )
     return data
@@ -216,7 +216,7 @@ def _training_data(run: Run) -> str:
 
 def _library_holds(run: Run) -> str:
     if run.split.protocol == "all":
-        return f"every spectrum of the dataset {run.path.name} was trained on ({run.config['dataset_summary']})"
+        return f"every spectrum of the dataset {run.path.name} was trained on ({run.config.dataset_summary})"
     return f"the training spectra of {run.path.name}'s {run.split.protocol} split (no validation or test spectrum)"
 
 
@@ -271,8 +271,8 @@ def _same_members(runs: list[Run]) -> None:
     """An ensemble's members must share dataset, classes and split; only their initial weights may differ."""
     first = runs[0]
     for run in runs[1:]:
-        if (run.config["dataset_sha256"], run.classes, run.split.protocol, run.split.seed) != (
-            first.config["dataset_sha256"], first.classes, first.split.protocol, first.split.seed
+        if (run.config.dataset_sha256, run.classes, run.split.protocol, run.split.seed) != (
+            first.config.dataset_sha256, first.classes, first.split.protocol, first.split.seed
         ):
             raise ExportError(f"{run.path}: not the same dataset, classes and split as {first.path}; cannot be one ensemble")
 

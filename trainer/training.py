@@ -12,7 +12,7 @@ import json
 import platform
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import keras
@@ -98,6 +98,41 @@ class FitConfig:
 
 #: FitConfig fields that pick a run's split rather than its recipe (a repeat's runs differ only in these)
 SPLIT_FIELDS = ("protocol", "seed")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run folder's ``config.json`` holds, typed: the dataset (path, content hash, summary), the recipe,
+    the split's sizes and the classes it left out, how training went (epochs, best epoch, seconds, parameters,
+    augmentation settings, device) and how many fair/poor spectra joined the training data."""
+
+    dataset: str
+    dataset_sha256: str
+    dataset_summary: str
+    fit: FitConfig
+    n_classes: int
+    split_sizes: dict[str, int]
+    excluded_classes: list[str]
+    epochs_run: int
+    best_epoch: int
+    train_seconds: float
+    seconds_per_epoch: float
+    parameters: int
+    device: str
+    augmentation: dict | None = None
+    extra_training_spectra: int = 0
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict, where: Path) -> RunRecord:
+        """A record read back (older runs lack the later optional fields); one line naming the folder if it is not one."""
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{**{k: v for k, v in data.items() if k in known}, "fit": FitConfig(**data["fit"])})
+        except (KeyError, TypeError) as exc:
+            raise RunError(f"{where}: {CONFIG} is not a run record of this trainer ({exc})") from None
 
 
 def epoch_batches(
@@ -240,24 +275,24 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     plain.save_weights(run_dir / WEIGHTS)
 
     epochs_run = len(history["loss"])
-    record = {
-        "dataset": str(Path(dataset_path).resolve()),
-        "dataset_sha256": dataset.meta["content_sha256"],
-        "dataset_summary": dataset.summary(),
-        "fit": asdict(config),
-        "n_classes": len(classes),
-        "split_sizes": {k: int(len(v)) for k, v in split.as_arrays().items()},
-        "excluded_classes": list(split.excluded_classes),
-        "epochs_run": epochs_run,
-        "best_epoch": int(stopper.best_epoch) + 1 if stopper else epochs_run,
-        "extra_training_spectra": 0 if extra is None else len(extra[1]),
-        "train_seconds": round(seconds, 1),
-        "seconds_per_epoch": round(seconds / max(epochs_run, 1), 2),
-        "parameters": int(model.count_params()),
-        "augmentation": augmentation.as_dict() if augmentation else None,
-        "device": device_description(),
-    }
-    (run_dir / CONFIG).write_text(json.dumps(record, indent=2))
+    record = RunRecord(
+        dataset=str(Path(dataset_path).resolve()),
+        dataset_sha256=dataset.meta["content_sha256"],
+        dataset_summary=dataset.summary(),
+        fit=config,
+        n_classes=len(classes),
+        split_sizes={k: int(len(v)) for k, v in split.as_arrays().items()},
+        excluded_classes=list(split.excluded_classes),
+        epochs_run=epochs_run,
+        best_epoch=int(stopper.best_epoch) + 1 if stopper else epochs_run,
+        train_seconds=round(seconds, 1),
+        seconds_per_epoch=round(seconds / max(epochs_run, 1), 2),
+        parameters=int(model.count_params()),
+        device=device_description(),
+        augmentation=augmentation.as_dict() if augmentation else None,
+        extra_training_spectra=0 if extra is None else len(extra[1]),
+    )
+    (run_dir / CONFIG).write_text(json.dumps(record.as_json(), indent=2))
     (run_dir / HISTORY).write_text(json.dumps({k: [float(v) for v in vals] for k, vals in history.items()}))
     return run_dir
 
@@ -277,7 +312,7 @@ def extra_training_rows(config: FitConfig, dataset: SpectraDataset, split: Split
 
 def _check_same_run(start: Run, classes: list[str], dataset: SpectraDataset, config: FitConfig) -> None:
     """``--init-from`` continues a run only on the same data, classes, network and split."""
-    same = (start.classes, start.config["dataset_sha256"], start.fit_config.arch, start.fit_config.width, start.split.protocol, start.split.seed)
+    same = (start.classes, start.config.dataset_sha256, start.fit_config.arch, start.fit_config.width, start.split.protocol, start.split.seed)
     if same != (classes, dataset.meta["content_sha256"], config.arch, config.width, config.protocol, config.seed):
         raise RunError(f"{start.path}: not the same dataset, classes, architecture, width, split and seed as this run; cannot start from it")
 
@@ -287,14 +322,14 @@ class Run:
     """A finished run folder, read back."""
 
     path: Path
-    config: dict
+    config: RunRecord
     classes: list[str]
     split: Split
     history: dict
 
     @property
     def fit_config(self) -> FitConfig:
-        return FitConfig(**self.config["fit"])
+        return self.config.fit
 
     def build_trained_model(self) -> keras.Model:
         model = make_model(self.fit_config.arch, len(self.classes), self.fit_config.width, self.fit_config.bn_momentum)
@@ -303,9 +338,9 @@ class Run:
 
     def load_dataset(self, dataset_path: str | Path | None = None) -> SpectraDataset:
         """The run's dataset, refused if its content is not what the run was trained on."""
-        path = Path(dataset_path or self.config["dataset"])
+        path = Path(dataset_path or self.config.dataset)
         dataset = SpectraDataset.load(path)
-        if dataset.meta["content_sha256"] != self.config["dataset_sha256"]:
+        if dataset.meta["content_sha256"] != self.config.dataset_sha256:
             raise RunError(f"{path}: dataset content differs from the one run {self.path} was trained on")
         return dataset
 
@@ -317,16 +352,9 @@ def load_run(run_dir: str | Path) -> Run:
     missing = [name for name in (CONFIG, LABELS, SPLIT, WEIGHTS, HISTORY) if not (run_dir / name).is_file()]
     if missing:
         raise RunError(f"{run_dir}: incomplete run folder, missing {', '.join(missing)}")
-    config = json.loads((run_dir / CONFIG).read_text())
+    config = RunRecord.from_json(json.loads((run_dir / CONFIG).read_text()), run_dir)
     with np.load(run_dir / SPLIT) as parts:
-        split = Split(
-            config["fit"]["protocol"],
-            config["fit"]["seed"],
-            parts["train"],
-            parts["val"],
-            parts["test"],
-            tuple(config.get("excluded_classes", ())),
-        )
+        split = Split(config.fit.protocol, config.fit.seed, parts["train"], parts["val"], parts["test"], tuple(config.excluded_classes))
     return Run(
         path=run_dir,
         config=config,
