@@ -152,3 +152,14 @@ def test_extra_training_spectra_come_only_from_training_specimens(field_archive:
     expected = [i for i, (m, s, _, k) in enumerate(FILES) if s in trained and k == "processed" and m != "Unobtainium"]
     assert len(y) == len(expected)
     assert sorted(y.tolist()) == sorted(["Calcite", "Quartz"].index(FILES[i][0]) for i in expected)
+
+
+def test_the_fusion_is_fitted_on_validation_spectra_and_their_specimens_fair_poor_files(field_archive: Path) -> None:
+    from trainer.field_set import validation_with_field
+
+    field = load_field_set(field_archive)
+    X, y = np.zeros((2, GRID_SIZE), np.float32), np.array([0, 1])
+    X_all, y_all, joined = validation_with_field(X, y, field, np.array(["R2", "R3"]), ["Calcite", "Quartz"])
+    assert joined == 2 and len(X_all) == len(y_all) == 4  # R2 (poor processed Quartz) and R3 (fair processed Calcite)
+    assert sorted(y_all[2:].tolist()) == [0, 1]
+    assert validation_with_field(X, y, None, np.array(["R2"]), ["Quartz"])[2] == 0

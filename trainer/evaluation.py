@@ -26,7 +26,7 @@ from trainer import calibration, plots
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
-from trainer.field_set import GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set
+from trainer.field_set import GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set, validation_with_field
 from trainer.metrics import FIELD, FIELD_METRICS, classification_metrics, per_class_report
 from trainer.training import Run, load_run
 
@@ -109,7 +109,7 @@ def score_grouped_fair(run: Run, dataset: SpectraDataset, model: keras.Model, fi
 
     labels = dataset.labels(run.classes)
     library = reference_library(dataset, run.split.train)
-    X_val, y_val = dataset.X[run.split.val], labels[run.split.val]
+    X_val, y_val, _ = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
     fusion = calibration.calibrate(
         Matcher(run.classes, library, Calibration()), predict(X_val), X_val, y_val, f"{run.path.name} validation"
     )

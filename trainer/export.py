@@ -29,7 +29,7 @@ from trainer import calibration
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
-from trainer.field_set import FIELD_SET_FILE, GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set
+from trainer.field_set import FIELD_SET_FILE, GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set, validation_with_field
 from trainer.groups import derive_groups
 from trainer.metrics import top_k_accuracy
 from trainer.open_set import load_evidence_gate
@@ -342,8 +342,11 @@ def _convert_and_score(
     if fusion is None:
         if not len(run.split.val):
             raise ExportError(f"{run.path}: no validation spectra to calibrate the fusion on; pass --other-protocol-run GROUPED_RUN")
-        X_val, y_val = dataset.X[run.split.val], labels[run.split.val]
-        source = f"{run.path.name} validation ({run.split.protocol} split)"
+        X_val, y_val, joined = validation_with_field(
+            dataset.X[run.split.val], labels[run.split.val], field if run.split.protocol == "grouped" else None,
+            dataset.specimen[run.split.val], run.classes,
+        )
+        source = f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files of its validation specimens among them)"
         fusion = calibration.calibrate(Matcher(run.classes, library, Calibration()), bundle_probabilities(out, X_val), X_val, y_val, source)
         if run.split.protocol != "grouped":
             log(

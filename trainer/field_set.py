@@ -200,3 +200,17 @@ def flat_test_figures(record: dict[str, Any]) -> dict[str, float] | None:
     if not test:
         return None
     return {f"{group}_{name}": float(value) for group, cell in test.items() for name, value in cell.items()}
+
+
+def validation_with_field(
+    X: np.ndarray, y: np.ndarray, field: FieldSet | None, specimens: np.ndarray, classes: list[str]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """A grouped run's validation spectra ``X`` (n, GRID_SIZE), ``y`` (n,) with the fair/poor files of its
+    validation specimens added (processed and RAW): what the fusion and the thresholds are fitted on, so that
+    they hold on field-quality spectra too, not only on RRUFF's excellent ones (grouped-fair validation). Also
+    returns how many files joined."""
+    if field is None:
+        return X, y, 0
+    rows = field.rows_of(specimens, classes)
+    index = {m: i for i, m in enumerate(classes)}
+    return np.concatenate([X, field.X[rows]]), np.concatenate([y, [index[m] for m in field.mineral[rows]]]).astype(np.int64), len(rows)

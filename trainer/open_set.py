@@ -35,7 +35,7 @@ from edge.answer import EVIDENCE, EvidenceGate, gate_features
 from edge.library import Calibration, Matcher
 from trainer import calibration
 from trainer.errors import TrainerError
-from trainer.field_set import FieldSet, default_path, load_field_set
+from trainer.field_set import FieldSet, default_path, load_field_set, validation_with_field
 from trainer.splits import open_set_minerals
 
 OPEN_SET = "open_set.json"
@@ -162,12 +162,13 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
 
     labels = dataset.labels(run.classes)
     library = reference_library(dataset, run.split.train)
-    X_val, y_val = dataset.X[run.split.val], labels[run.split.val]
-    fusion = calibration.calibrate(Matcher(run.classes, library, Calibration()), predict(X_val), X_val, y_val, f"{run.path.name} validation")
-    matcher = Matcher(run.classes, library, fusion)
     if field_set is None:
         field_set = default_path()
     field = field_set if isinstance(field_set, FieldSet) or field_set is None else load_field_set(field_set)
+    # the fusion fitted as trainer export fits the shipped one: on validation spectra with their fair/poor files
+    X_val, y_val, _ = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
+    fusion = calibration.calibrate(Matcher(run.classes, library, Calibration()), predict(X_val), X_val, y_val, f"{run.path.name} validation")
+    matcher = Matcher(run.classes, library, fusion)
     unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
     index = {m: i for i, m in enumerate(run.classes)}
 
