@@ -275,3 +275,28 @@ def test_a_mineral_left_out_of_training_is_named_from_one_user_spectrum(int8_bun
         before = Identifier(bundle, None, num_threads=1).answer(held_out.y, held_out.vector)
         assert before.top[0][0] != mineral  # without the entry it cannot be named
     assert named / total >= 0.7, f"{named} of {total}"
+
+
+def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(six_classes, tmp_path):
+    """--split all: trained on every row, exported with the grouped run of the same recipe, whose figures and
+    calibration it ships; its library holds every spectrum of the dataset."""
+    from trainer.dataset import SpectraDataset
+    from trainer.training import load_run
+
+    recipe = ["--arch", "resnet1d", "--width", "0.125", "--epochs", "3", "--patience", "3", "--quiet"]
+    for split, out in (("all", "all"), ("grouped", "grouped")):
+        result = runner.invoke(trainer_app, ["fit", str(six_classes), "--out", str(tmp_path / out), "--split", split, *recipe])
+        assert result.exit_code == 0, result.output
+    dataset = SpectraDataset.load(six_classes)
+    assert len(load_run(tmp_path / "all").split.train) == len(dataset)  # every row
+    refused = runner.invoke(trainer_app, ["export", str(tmp_path / "all"), "--float32", "--out", str(tmp_path / "alone")])
+    assert refused.exit_code == 1 and "--other-protocol-run GROUPED_RUN" in refused.output
+    result = runner.invoke(
+        trainer_app,
+        ["export", str(tmp_path / "all"), "--float32", "--other-protocol-run", str(tmp_path / "grouped"), "--out", str(tmp_path / "bundle")],
+    )
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(tmp_path / "bundle")
+    assert len(bundle.library()) == len(dataset) == bundle.manifest.library["spectra"]
+    assert bundle.manifest.metrics_other_protocol["protocol"] == "grouped" and "every spectrum" in bundle.manifest.training["data"]
+    assert bundle.manifest.calibration["fitted"]["on"].startswith("grouped validation")

@@ -33,7 +33,8 @@ class RichProgress(keras.callbacks.Callback):
         self.progress.update(self.batch_task, completed=batch + 1, status=f"loss {float(logs['loss']):.3f}")
 
     def on_epoch_end(self, epoch, logs=None):
-        status = f"val acc {logs['val_accuracy']:.4f}  loss {logs['loss']:.3f}"
+        validation = f"val acc {logs['val_accuracy']:.4f}  " if "val_accuracy" in logs else ""  # none with --split all
+        status = f"{validation}loss {logs['loss']:.3f}"
         self.progress.update(self.epoch_task, completed=epoch + 1, status=status)
 
     def on_train_end(self, logs=None):
