@@ -100,12 +100,17 @@ def run(
         listener.run(emit, stop.is_set, count)
         return score
     # The screen redraws itself (get_renderable) 8 times a second: a disconnected device shows at once, not at
-    # the next answer. Transient: stopped for the `a` prompt it leaves no stale copy above the next one; the
-    # last screen is printed once at the end.
-    screen = Live(console=console, refresh_per_second=8, transient=True, get_renderable=lambda: render(listener, score, console.width))
-    with keys_pressed() as pressed, screen as live:
+    # the next answer. Transient, and a fresh one after the `a` prompt: a restarted Live would move up over the
+    # prompt and its answer by the height it last drew. The last screen is printed once at the end.
+    def screen() -> Live:
+        return Live(console=console, refresh_per_second=8, transient=True, get_renderable=lambda: render(listener, score, console.width))
+
+    with keys_pressed() as pressed:
+        live = screen()
+        live.start()
 
         def show(result, record):
+            nonlocal live
             note(result, record)
             live.refresh()
             if "a" in pressed():
@@ -116,9 +121,13 @@ def run(
                     except EOFError:  # stdin closed under us: nothing typed
                         name = ""
                 say(add_shown_spectrum(listener, result, name))
+                live = screen()
                 live.start()
 
-        listener.run(show, stop.is_set, count)
+        try:
+            listener.run(show, stop.is_set, count)
+        finally:
+            live.stop()
     console.print(render(listener, score, console.width))
     return score
 
