@@ -33,12 +33,13 @@ import numpy as np
 
 from edge.answer import EVIDENCE, EvidenceGate, gate_features
 from edge.library import Calibration, Matcher
-from trainer import calibration
+from trainer import calibration, plots
 from trainer.errors import TrainerError
 from trainer.field_set import FieldSet, default_path, load_field_set, validation_with_field
 from trainer.splits import open_set_minerals
 
 OPEN_SET = "open_set.json"
+RISK_COVERAGE = "risk_coverage.png"
 #: What *identified* must keep on the known fit part, and the most of the unknown fit part it may let through.
 TARGET_PRECISION = 0.95
 MAX_UNKNOWN_IDENTIFIED = 0.02
@@ -216,6 +217,10 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
             "test": gate_figures(score(parts["known_test"]), parts["known_test"], score(parts["unknown_test"]), threshold),
         }
     (run.path / OPEN_SET).write_text(json.dumps(report, indent=2))
+    plots.risk_coverage(
+        {name: figures["test"]["curve"] for name, figures in report["gates"].items()}, run.path / RISK_COVERAGE,
+        f"{run.path.name}: open-set test parts (thresholds fitted on the fit parts)",
+    )
     return report
 
 

@@ -76,3 +76,24 @@ def repeat_boxplot(results: dict[str, list[dict[str, float]]], metrics: tuple[st
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def risk_coverage(curves: dict[str, dict[str, list[float]]], path: Path, title: str) -> Path:
+    """Open-set gates: share of known-new answers right, and of unknown minerals' spectra identified, against the
+    coverage each threshold leaves (``curves``: gate name -> coverage, precision, unknown_identified)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for name, curve in curves.items():
+        axes[0].plot(curve["coverage"], curve["precision"], label=name)
+        axes[1].plot(curve["coverage"], curve["unknown_identified"], label=name)
+    axes[0].axhline(0.95, color="grey", linestyle=":", linewidth=1)
+    axes[1].axhline(0.02, color="grey", linestyle=":", linewidth=1)
+    axes[0].set_ylabel("identified and right (known minerals, new specimens)")
+    axes[1].set_ylabel("unknown minerals' spectra identified")
+    for ax in axes:
+        ax.set_xlabel("coverage: share of known-new spectra identified")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
