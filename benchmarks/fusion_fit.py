@@ -43,7 +43,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--field-set", type=Path, default=None)
     args = parser.parse_args()
-    field = load_field_set(args.field_set or default_path())
+    path = args.field_set or default_path()
+    if path is None:
+        print("no fair/poor set found: pass --field-set or set RAMANEDGE_DATA", file=sys.stderr)
+        return 2
+    field = load_field_set(path)
     results: dict[str, list[dict]] = {}
     for run_dir in args.runs:
         run = load_run(run_dir)
