@@ -131,7 +131,7 @@ class Manifest:
         if gate:
             out.append(
                 f"Minerals it does not know (open-set test): 'identified' on {100 * gate['unknown_identified']:.1f} % of their spectra; "
-                f"on new specimens of known ones the gate is right {100 * gate['precision']:.0f} % of the time at {100 * gate['coverage']:.0f} % coverage."
+                f"on new specimens of known ones the gate is right {100 * gate['precision']:.1f} % of the time at {100 * gate['coverage']:.0f} % coverage."
             )
         return out
 
