@@ -20,7 +20,7 @@ from edge.bundle import load_bundle  # noqa: E402
 
 
 def pct(value: float | None) -> str:
-    return "" if value is None or value != value else f"{100 * value:.1f}"
+    return "—" if value is None or value != value else f"{100 * value:.1f}"  # nan: nothing was identified to be right
 
 
 def rows(manifest) -> list[str]:
