@@ -173,9 +173,14 @@ def test_local_executor_needs_no_ray_and_reports_failures(six_classes, tmp_path,
     summary = repeat(six_classes, tmp_path, 1, FitConfig(arch="fan2019", width=0.0625, epochs=1, patience=1), ("random",))
     assert summary["missing"] == {} and summary["executor"] == "local"
     assert summary["fit"]["arch"] == "fan2019" and "protocol" not in summary["fit"]  # the recipe, not the first run's split
-    broken = repeat(six_classes, tmp_path / "b", 1, FitConfig(arch="nonesuch", epochs=1), ("random",))
-    assert list(broken["missing"]) == ["nonesuch-random-seed0"] and "unknown architecture" in broken["missing"]["nonesuch-random-seed0"]
+    not_a_set = tmp_path / "not_a_set.tar.xz"
+    not_a_set.write_text("not an archive")  # passes FitConfig's checks, fails when the run reads it
+    broken = repeat(six_classes, tmp_path / "b", 1, FitConfig(arch="fan2019", width=0.0625, epochs=1, extra_train=str(not_a_set)), ("random",))
+    assert list(broken["missing"]) == ["fan2019-random-seed0"] and "not a readable fair/poor set" in broken["missing"]["fan2019-random-seed0"]
     from trainer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown architecture"):  # a typo is refused before any run starts
+        FitConfig(arch="nonesuch", epochs=1)
 
     with pytest.raises(ConfigError, match="needs Ray"):
         repeat(six_classes, tmp_path / "c", 1, FitConfig(arch="fan2019", epochs=1), ("random",), executor="ray")
