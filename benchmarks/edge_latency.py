@@ -56,8 +56,8 @@ def _peak_rss_mb() -> float:
 def worker(bundle: str, threads: int, repeats: int) -> dict:
     """Edge path only (no TensorFlow): median ms per spectrum and this process's peak RSS."""
     from edge.bundle import load_bundle
-    from edge.preprocessing import preprocess
     from edge.runtime import Classifier
+    from ramancore.preprocessing import preprocess
 
     classifier = Classifier(load_bundle(bundle), num_threads=threads)
     spectra = _spectra(repeats)
@@ -78,7 +78,7 @@ def worker(bundle: str, threads: int, repeats: int) -> dict:
 
 
 def keras_latency(run_dir: Path, repeats: int) -> dict[str, float]:
-    from edge.preprocessing import preprocess
+    from ramancore.preprocessing import preprocess
     from trainer.training import load_run
 
     model = load_run(run_dir).build_trained_model()

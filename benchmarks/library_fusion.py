@@ -39,7 +39,7 @@ from raw_parity import pairs as twins  # noqa: E402  (benchmarks/ is on the path
 from edge.bundle import load_bundle  # noqa: E402
 from edge.identifier import Identifier  # noqa: E402
 from edge.library import Matcher, ReferenceLibrary  # noqa: E402
-from edge.raw_spectra import read_model_input  # noqa: E402
+from edge.model_input import read_model_input  # noqa: E402
 from edge.spectrum_files import specimen_of  # noqa: E402
 from edge.user_library import UserLibrary  # noqa: E402
 from trainer.calibration import score_answers  # noqa: E402

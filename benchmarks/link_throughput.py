@@ -19,9 +19,9 @@ import numpy as np
 from edge.bundle import load_bundle
 from edge.identifier import Identifier
 from edge.listen import Listener
-from edge.preprocessing import GRID
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.profiles import load_profile
+from ramancore.preprocessing import GRID
 
 
 def run(bundle_dir: Path | None, baud: int, interval: float, seconds: float) -> dict:

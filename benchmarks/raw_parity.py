@@ -4,7 +4,7 @@ baseline-corrected twin? Also times each step of the raw path.
     python benchmarks/raw_parity.py [--model BUNDLE] [--data ../shared/data]
 
 For each of the 150 pairs in rruff_excellent_sample.tar.xz: top-1 of the RAW file through the device's raw pipeline
-(``edge.raw_spectra.RAW_PIPELINE``: spikes, SNIP baseline, the shared preprocessing), against top-1 of the Processed
+(``ramancore.raw_pipeline.RAW_PIPELINE``: spikes, SNIP baseline, the shared preprocessing), against top-1 of the Processed
 file through the same object without the cleaning.
 """
 
@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from edge.bundle import load_bundle
-from edge.raw_spectra import RAW_PIPELINE
 from edge.runtime import Classifier
 from edge.spectrum_files import read_spectrum_file
+from ramancore.raw_pipeline import RAW_PIPELINE
 
 
 def pairs(folder: Path) -> list[tuple[Path, Path]]:

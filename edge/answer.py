@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.raw_spectra import noise_sigma
+from ramancore.physics import noise_sigma
 
 
 class State(enum.StrEnum):

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from edge.library import Calibration, ReferenceLibrary
-from edge.preprocessing import GRID
+from ramancore.preprocessing import GRID
 
 FORMAT = "ramanedge-bundle"
 #: 2: library.npz (every training spectrum) and demo.npz replace reference.npz (class medians);

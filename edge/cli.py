@@ -23,9 +23,9 @@ from edge.capture import saturated
 from edge.cli_support import LaserOption, errors, version_option
 from edge.cli_support import fail as _fail
 from edge.library_cli import LibraryOption, library_app, open_user_library
-from edge.preprocessing import GRID
-from edge.raw_spectra import read_model_input as _read
+from edge.model_input import read_model_input as _read
 from edge.spectrum_files import SpectrumFileError
+from ramancore.preprocessing import GRID
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()

@@ -1,6 +1,6 @@
 """Library search, and its fusion with the model: the answer a trusted instrument gives.
 
-A preprocessed spectrum (:data:`edge.preprocessing.GRID`) is compared with every reference of a
+A preprocessed spectrum (:data:`ramancore.preprocessing.GRID`) is compared with every reference of a
 :class:`ReferenceLibrary` (the training spectra shipped in the bundle, plus the user's own
 entries) by mean-centred correlation over the range the spectrum was measured on, reported as a
 hit quality index (HQI, 0-1000) as field instruments report it. The best correlation per
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from edge.answer import Source
-from edge.preprocessing import GRID_SIZE
 from edge.ranking import rank
+from ramancore.preprocessing import GRID_SIZE
 
 #: Library spectra are matched at this many grid points per bin (1 cm^-1 each): 2 cm^-1 bins
 #: keep every Raman band (RRUFF bands are wider) and halve the work per spectrum.

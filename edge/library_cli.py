@@ -21,7 +21,7 @@ from edge.bundle import BundleError, load_bundle
 from edge.capture import saturated
 from edge.cli_support import LaserOption, errors, fail
 from edge.library import ReferenceLibrary, known_twin
-from edge.raw_spectra import read_model_input
+from edge.model_input import read_model_input
 from edge.spectrum_files import SpectrumFileError
 from edge.user_library import UserLibrary, UserLibraryError, check_mineral_name
 

@@ -1,7 +1,7 @@
 """``ramanedge listen``: the orchestration of a session, frame by frame.
 
 The :class:`~firmware_bridge.transport.Transport` owns the port, the protocol and reconnects;
-each whole frame it hands over goes through :data:`edge.raw_spectra.RAW_PIPELINE` (detector
+each whole frame it hands over goes through :data:`ramancore.raw_pipeline.RAW_PIPELINE` (detector
 steps, cleaning, the shared preprocessing) into the :class:`~edge.identifier.Identifier`
 (signal gate, model, library search, fusion, state); the result, an :class:`Identification`, goes
 to the :class:`~edge.session_log.SessionLog` (fsynced JSON lines, captures never overwritten) and
@@ -22,12 +22,12 @@ import numpy as np
 from edge.answer import Answer, State
 from edge.capture import CaptureHeader
 from edge.identifier import Identifier
-from edge.preprocessing import PreprocessingError
-from edge.raw_spectra import RAW_PIPELINE
 from edge.session_log import SessionLog
 from firmware_bridge.link import DeviceInfo, Link, RawFrame
 from firmware_bridge.profiles import DeviceProfile
 from firmware_bridge.transport import DeviceLost, PortError, Transport, open_port
+from ramancore.preprocessing import PreprocessingError
+from ramancore.raw_pipeline import RAW_PIPELINE
 
 __all__ = ["Identification", "Listener", "PortError", "Stats", "open_port"]
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from edge.answer import ADVICE
 from edge.listen import Identification, Listener
-from edge.preprocessing import GRID
+from ramancore.preprocessing import GRID
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 #: Characters around the sketch on its line: the panel's borders and padding, and the row label.

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import Bundle, BundleError
-from edge.preprocessing import GRID_SIZE
 from edge.ranking import rank
+from ramancore.preprocessing import GRID_SIZE
 
 
 class RuntimeUnavailable(RuntimeError):

@@ -23,7 +23,7 @@ import numpy as np
 import typer
 
 from edge.library import ReferenceLibrary
-from edge.preprocessing import GRID_SIZE
+from ramancore.preprocessing import GRID_SIZE
 
 FILE = "user_library.npz"
 FORMAT = "ramanedge-user-library-1"

@@ -14,11 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from firmware_bridge.profiles import DeviceProfile
-
-
-def raman_shift_cm1(wavelength_nm: np.ndarray, laser_nm: float) -> np.ndarray:
-    """Stokes Raman shift of light at ``wavelength_nm`` under a ``laser_nm`` laser."""
-    return 1e7 / laser_nm - 1e7 / np.asarray(wavelength_nm, dtype=np.float64)
+from ramancore.physics import raman_shift_cm1
 
 
 @dataclass

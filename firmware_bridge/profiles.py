@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ramancore.physics import wavelengths_nm
+
 PROFILES = Path(__file__).resolve().parent / "profiles"
 PROTOCOLS = ("frame", "ascii", "obp")
 DARK_MODES = ("frame", "none")
@@ -53,7 +55,7 @@ class DeviceProfile:
 
     def wavelengths_nm(self, pixels: int | None = None) -> np.ndarray:
         """Wavelength (nm) of pixels 0, 1, ... (``pixels``, default all) from the calibration polynomial c0 + c1 p + c2 p^2 + ..."""
-        return np.polynomial.polynomial.polyval(np.arange(pixels or self.pixels, dtype=np.float64), self.wavelength_coefficients)
+        return wavelengths_nm(self.wavelength_coefficients, pixels or self.pixels)
 
     def with_device(self, **known) -> DeviceProfile:
         """This profile with what the device itself reported."""

@@ -15,10 +15,10 @@ from edge.bundle import DEFAULT_BUNDLE, load_bundle
 from edge.cli import app
 from edge.identifier import Identifier
 from edge.listen import Listener
-from edge.preprocessing import GRID
 from firmware_bridge.instrument import Detector
 from firmware_bridge.link import DeviceInfo, RawFrame
 from firmware_bridge.profiles import load_profile
+from ramancore.preprocessing import GRID
 
 runner = CliRunner()
 QUARTZ_BANDS = (128, 206, 264, 355, 464, 696, 808, 1085, 1160)

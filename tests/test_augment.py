@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge.preprocessing import GRID, GRID_SIZE, preprocess
+from ramancore.preprocessing import GRID, GRID_SIZE, preprocess
 from trainer.augment import Augmentation, augment_batch, field_degrade, measured_range, perturb
 
 #: Every perturbation off: the starting point for switching one on at a time.

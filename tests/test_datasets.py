@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge.preprocessing import GRID, preprocess
 from edge.spectrum_files import read_spectrum_file
+from ramancore.preprocessing import GRID, preprocess
 from tests.conftest import two_column
 from trainer.cli import app
 from trainer.dataset import DatasetError, SpectraDataset

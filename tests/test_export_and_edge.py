@@ -139,8 +139,8 @@ def test_an_ensemble_bundle_averages_its_members(tmp_path):
 
     from edge.bundle import Manifest, write_bundle
     from edge.library import ReferenceLibrary
-    from edge.preprocessing import GRID
     from edge.runtime import Classifier
+    from ramancore.preprocessing import GRID
     from trainer.export import convert
 
     def constant(p):
@@ -219,12 +219,12 @@ def test_trainer_fit_on_a_spectrum_file_says_what_to_do(tmp_path):
 def test_bundle_writer_and_reader_agree(tmp_path):
     """The format in one place: what write_bundle writes, load_bundle reads back, typed; scores added after."""
     from edge.bundle import Manifest, with_metrics, write_bundle
-    from edge.preprocessing import GRID
+    from ramancore.preprocessing import GRID
 
     manifest = Manifest(
         precision="int8", n_classes=2,
         grid_cm1={"start": float(GRID[0]), "stop": float(GRID[-1]), "step": 1.0, "size": int(GRID.size)},
-        preprocessing="edge.preprocessing.preprocess", input={"dtype": "int8"}, output={"dtype": "int8"},
+        preprocessing="ramancore.preprocessing.preprocess", input={"dtype": "int8"}, output={"dtype": "int8"},
         training={"arch": "resnet1d"}, files={},
     )
     from edge.library import ReferenceLibrary
@@ -248,7 +248,7 @@ def test_a_mineral_left_out_of_training_is_named_from_one_user_spectrum(int8_bun
     """The six-mineral model knows none of these twin minerals: one Processed spectrum of each in the
     user library, and the mineral's other spectra are named from it, with no retraining."""
     from edge.identifier import Identifier
-    from edge.raw_spectra import read_model_input
+    from edge.model_input import read_model_input
     from edge.user_library import UserLibrary
 
     bundle = load_bundle(int8_bundle)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge.library import Calibration, Matcher, ReferenceLibrary
-from edge.preprocessing import GRID, GRID_SIZE
+from ramancore.preprocessing import GRID, GRID_SIZE
 from trainer.errors import ConfigError
 from trainer.field_set import flat_test_figures, grouped_fair, load_field_set
 from trainer.splits import make_split

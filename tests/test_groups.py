@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.library import Calibration, Matcher, ReferenceLibrary
-from edge.preprocessing import GRID
+from ramancore.preprocessing import GRID
 from trainer.groups import derive_groups
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge.library import BIN, Calibration, Matcher, ReferenceLibrary, fused_logits, hqi, softmax
-from edge.preprocessing import GRID
+from ramancore.preprocessing import GRID
 from trainer.calibration import fit_fusion, not_in_library_floor, threshold_for_precision
 
 

@@ -20,9 +20,9 @@ from edge.answer import Answer
 from edge.bundle import DEFAULT_BUNDLE, load_bundle
 from edge.identifier import Identifier
 from edge.listen import Listener, PortError, open_port
-from edge.preprocessing import GRID
 from firmware_bridge.emulator import Emulator, Faults
 from firmware_bridge.profiles import load_profile
+from ramancore.preprocessing import GRID
 
 
 def emulator_for(bundle_dir, profile="emulator-785", **kwargs) -> Emulator:

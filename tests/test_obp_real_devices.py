@@ -10,12 +10,12 @@ import pytest
 from edge.bundle import load_bundle
 from edge.identifier import Identifier
 from edge.listen import Listener
-from edge.preprocessing import GRID
 from firmware_bridge import obp
 from firmware_bridge.emulator import Emulator, ObpBehaviour
 from firmware_bridge.link import LinkError
 from firmware_bridge.obp_link import OBPLink
 from firmware_bridge.profiles import load_profile
+from ramancore.preprocessing import GRID
 
 
 def test_set_baud_is_byte_exact_with_the_sts_micro_library_layout():

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.preprocessing import GRID, GRID_SIZE, PreprocessingError, is_on_grid, normalise_min_max, preprocess
 from edge.spectrum_files import read_spectrum_file
+from ramancore.preprocessing import GRID, GRID_SIZE, PreprocessingError, is_on_grid, normalise_min_max, preprocess
 
 #: The published vectors are float32 copies of the paper's float64 text, and ours are float64
 #: results cast to float32: on x86-64 all 149 shared pairs come out bit-identical (in float64

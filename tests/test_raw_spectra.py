@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from edge.bundle import DEFAULT_BUNDLE, load_bundle
-from edge.raw_spectra import RAW_PIPELINE, RawPipeline, remove_baseline, remove_spikes
 from edge.runtime import Classifier
-from firmware_bridge.instrument import raman_shift_cm1
 from firmware_bridge.profiles import load_profile
+from ramancore.physics import raman_shift_cm1
+from ramancore.raw_pipeline import RAW_PIPELINE, RawPipeline, remove_baseline, remove_spikes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from raw_parity import parity  # noqa: E402
@@ -40,12 +40,13 @@ def test_every_raw_path_holds_the_one_pipeline():
     import edge.cli
     import edge.library_cli
     import edge.listen
-    import edge.raw_spectra
+    import edge.model_input
+    import trainer.field_set
     import trainer.sources
 
-    for module in (edge.raw_spectra, edge.listen, trainer.sources, raw_parity):
+    for module in (edge.model_input, edge.listen, trainer.sources, trainer.field_set, raw_parity):
         assert module.RAW_PIPELINE is RAW_PIPELINE, module.__name__
-    assert edge.cli._read is edge.library_cli.read_model_input is edge.raw_spectra.read_model_input
+    assert edge.cli._read is edge.library_cli.read_model_input is edge.model_input.read_model_input
 
 
 def test_windows_are_physical_not_points():

@@ -152,7 +152,7 @@ def test_a_spectrum_in_wavelength_is_refused_without_the_laser_and_converted_wit
     from typer.testing import CliRunner
 
     from edge.cli import app
-    from edge.raw_spectra import read_model_input
+    from edge.model_input import read_model_input
 
     nm = np.linspace(790.0, 900.0, 600)
     shift = 1e7 / 785.0 - 1e7 / nm

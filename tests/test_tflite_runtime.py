@@ -19,7 +19,7 @@ CHILD = """
 import json, sys
 sys.path.insert(0, {repo!r})
 from edge.bundle import load_bundle
-from edge.preprocessing import preprocess
+from ramancore.preprocessing import preprocess
 from edge.runtime import Classifier
 from edge.spectrum_files import read_spectrum_file
 files = json.loads(sys.argv[1])
@@ -44,9 +44,9 @@ def tflite_runtime_python(tmp_path_factory):
 
 def test_tflite_runtime_classifies_like_litert(tflite_runtime_python, rruff_sample):
     from edge.bundle import load_bundle
-    from edge.preprocessing import preprocess
     from edge.runtime import Classifier
     from edge.spectrum_files import read_spectrum_file
+    from ramancore.preprocessing import preprocess
 
     files = sorted(str(p) for p in rruff_sample.glob("*Processed*.txt"))
     child = subprocess.run(

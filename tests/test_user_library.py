@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edge.cli import app
-from edge.preprocessing import GRID
 from edge.user_library import FILE, UserLibrary, UserLibraryError
+from ramancore.preprocessing import GRID
 
 runner = CliRunner()
 

@@ -20,7 +20,7 @@ mixing             two spectra of the same mineral (two grains, two orientations
 
 Data flow: a preprocessed spectrum (model grid, zeros outside its measured range) -> its measured
 points -> the perturbations, in the order above but mixing first -> the device's own
-``edge.preprocessing.preprocess`` (min-max on the measured points, resampling, zero fill), so an
+``ramancore.preprocessing.preprocess`` (min-max on the measured points, resampling, zero fill), so an
 augmented spectrum is exactly what the device would make of such a measurement.
 :func:`augment_batch` draws fresh perturbations for every call (every epoch sees new copies);
 only training spectra ever pass through it.
@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from edge.preprocessing import GRID, PreprocessingError, preprocess
+from ramancore.preprocessing import GRID, PreprocessingError, preprocess
 from trainer.errors import ConfigError
 
 #: FWHM of a Gaussian = this many standard deviations.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.preprocessing import GRID, GRID_SIZE
+from ramancore.preprocessing import GRID, GRID_SIZE
 from trainer.errors import TrainerError
 
 FORMAT = "ramanedge-dataset"

@@ -23,8 +23,8 @@ import numpy as np
 
 from edge.bundle import MANIFEST, Manifest, load_bundle, with_metrics, write_bundle
 from edge.library import Calibration, Matcher, ReferenceLibrary
-from edge.preprocessing import GRID, GRID_SIZE
 from edge.runtime import Classifier
+from ramancore.preprocessing import GRID, GRID_SIZE
 from trainer import calibration
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
@@ -176,7 +176,7 @@ def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "") -
         precision=precision,
         n_classes=len(run.classes),
         grid_cm1={"start": float(GRID[0]), "stop": float(GRID[-1]), "step": float(GRID[1] - GRID[0]), "size": int(GRID.size)},
-        preprocessing="edge.preprocessing.preprocess: per-spectrum min-max, linear resampling to the grid, zero outside the measured range",
+        preprocessing="ramancore.preprocessing.preprocess: per-spectrum min-max, linear resampling to the grid, zero outside the measured range",
         input=io["input"],
         output=io["output"],
         training={

@@ -3,7 +3,7 @@
 Data flow: ``rruff_fair_poor_d2.tar.xz`` (RRUFF text files and ``manifest.csv``: mineral,
 specimen, quality fair/poor, kind processed/raw, laser) -> :func:`load_field_set` reads every
 file with the device's reader (:func:`edge.spectrum_files.parse_spectrum_text`) and makes the
-model input with the device's path (:data:`edge.raw_spectra.RAW_PIPELINE`: processed files
+model input with the device's path (:data:`ramancore.raw_pipeline.RAW_PIPELINE`: processed files
 preprocessed, RAW files cleaned of spikes and baseline first) -> a :class:`FieldSet`.
 :meth:`FieldSet.rows_of` picks the files whose specimen lies in one part of a split (the test
 part for the figure, the validation part for choosing recipes) and whose mineral the model
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from edge.library import Matcher
-from edge.preprocessing import GRID_SIZE, PreprocessingError
-from edge.raw_spectra import RAW_PIPELINE
 from edge.spectrum_files import SpectrumFileError, parse_spectrum_text
+from ramancore.preprocessing import GRID_SIZE, PreprocessingError
+from ramancore.raw_pipeline import RAW_PIPELINE
 from trainer import calibration
 from trainer.errors import TrainerError
 

@@ -29,7 +29,7 @@ import math
 import keras
 from keras import layers
 
-from edge.preprocessing import GRID_SIZE
+from ramancore.preprocessing import GRID_SIZE
 
 LIU_CONVS = ((16, 21), (32, 11), (64, 5))
 LIU_DENSE = 2048

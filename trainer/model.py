@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from edge.preprocessing import GRID_SIZE
+from ramancore.preprocessing import GRID_SIZE
 from trainer.errors import ConfigError
 
 BLOCKS = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from edge.preprocessing import GRID_SIZE
+from ramancore.preprocessing import GRID_SIZE
 
 STEM = 32
 STAGES = (32, 64, 96, 128, 160)  #: channels per stage; stages after the first halve the length

@@ -1,7 +1,7 @@
 """Turn spectrum sources into a dataset: RRUFF files, RRUFF zip archives, the paper's folder
 layout, plain two-column files, and the published Dataset_2 ``.npz``.
 
-Every spectrum goes through :func:`edge.preprocessing.preprocess`, the code the device runs.
+Every spectrum goes through :func:`ramancore.preprocessing.preprocess`, the code the device runs.
 A file that cannot be used is reported (one line: file and problem) and counted; with
 ``strict`` the first one stops the run instead. Nothing is dropped without a word.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.preprocessing import GRID, PreprocessingError, is_on_grid
-from edge.raw_spectra import RAW_PIPELINE
 from edge.spectrum_files import Spectrum, SpectrumFileError, parse_spectrum_text, specimen_of
+from ramancore.preprocessing import GRID, PreprocessingError, is_on_grid
+from ramancore.raw_pipeline import RAW_PIPELINE
 from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
 

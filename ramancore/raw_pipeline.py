@@ -2,26 +2,36 @@
 
 dark subtraction -> pixel -> wavelength (calibration polynomial) -> Raman shift
 (1e7/laser - 1e7/wavelength) -> cosmic-spike removal -> baseline (fluorescence) removal ->
-:func:`edge.preprocessing.preprocess` (min-max, the model grid). Each step is a small pure
+:func:`ramancore.preprocessing.preprocess` (min-max, the model grid). Each step is a small pure
 function, so it can be timed and tested alone; :data:`RAW_PIPELINE`, a :class:`RawPipeline`
-built once, strings them together and is what every caller uses: ``ramanedge classify --raw``
-and ``listen`` on the device, ``trainer prepare --raw clean`` on the host, and the RAW/Processed
-parity benchmark. Its windows are in cm^-1, not in points, so a 2048-pixel CCD, a 1024-pixel
+built once, strings them together and is what every caller uses: ``ramanedge classify`` (raw files)
+and ``listen`` on the device, ``trainer prepare --raw clean`` and the fair/poor set on the host, and the
+RAW/Processed parity benchmark. Its windows are in cm^-1, not in points, so a 2048-pixel CCD, a 1024-pixel
 STS and RRUFF's 0.5 cm^-1 files get the same physical filter.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from edge.capture import CaptureHeader
-from edge.preprocessing import PreprocessingError, is_on_grid, preprocess
-from edge.spectrum_files import Spectrum, SpectrumFileError, read_spectrum_file
-from firmware_bridge.instrument import raman_shift_cm1
-from firmware_bridge.profiles import DeviceProfile
+from ramancore.physics import noise_sigma, raman_shift_cm1
+from ramancore.preprocessing import is_on_grid, preprocess
+
+
+class DetectorCalibration(Protocol):
+    """What the raw path needs to know of a detector (a device profile has it)."""
+
+    @property
+    def laser_nm(self) -> float: ...
+
+    @property
+    def usable_pixels(self) -> tuple[int, int]: ...
+
+    def wavelengths_nm(self, pixels: int | None = None) -> np.ndarray: ...
+
 
 #: SNIP half window, cm^-1. Tuned as 40 points on the 150 shared RRUFF RAW/Processed twins
 #: (0.48 cm^-1 per point there, so 19 cm^-1), which gave the closest match to RRUFF's own
@@ -47,12 +57,6 @@ def points_for(x: np.ndarray, width_cm1: float) -> float:
     """How many points of ``x`` (cm^-1, any direction, maybe irregular) span ``width_cm1``."""
     step = float(np.median(np.abs(np.diff(x))))
     return width_cm1 / step if step > 0 else 1.0
-
-
-def noise_sigma(y: np.ndarray) -> float:
-    """Robust noise level: MAD of the first difference, scaled to a Gaussian sigma of one point."""
-    step = np.diff(np.asarray(y, dtype=np.float64))
-    return float(1.4826 * np.median(np.abs(step - np.median(step))) / np.sqrt(2))
 
 
 def remove_spikes(y: np.ndarray, threshold: float = SPIKE_THRESHOLD, window: int = 7) -> tuple[np.ndarray, int]:
@@ -97,8 +101,9 @@ class RawPipeline:
         spike += 1 - spike % 2  # odd: centred on the pixel judged
         return spike, max(1, int(round(points_for(x, self.baseline_half_window_cm1))))
 
-    def frame_to_raman(self, counts: np.ndarray, dark: np.ndarray | None, profile: DeviceProfile) -> tuple[np.ndarray, np.ndarray]:
-        """Raw detector frame -> (Raman shift cm^-1, dark-subtracted counts) over the usable Stokes pixels."""
+    def frame_to_raman(self, counts: np.ndarray, dark: np.ndarray | None, profile: DetectorCalibration) -> tuple[np.ndarray, np.ndarray]:
+        """Raw detector frame -> (Raman shift cm^-1, dark-subtracted counts) over the usable Stokes pixels;
+        ``profile``: anything that knows its pixels' wavelengths, laser line and usable pixels (a device profile)."""
         y = subtract_dark(counts, dark)
         x = raman_shift_cm1(profile.wavelengths_nm(y.size), profile.laser_nm)
         lo, hi = profile.usable_pixels
@@ -117,7 +122,7 @@ class RawPipeline:
 
         ``raw``: uncorrected counts (a RRUFF RAW file, a listen capture, a frame): cleaned first.
         A spectrum already on the model grid in 0..1 (the paper's published files) is taken as
-        it is. Raises :class:`edge.preprocessing.PreprocessingError` if it cannot be put on the grid.
+        it is. Raises :class:`ramancore.preprocessing.PreprocessingError` if it cannot be put on the grid.
         """
         if raw:
             y = self.clean(x, y)[0]
@@ -128,50 +133,3 @@ class RawPipeline:
 
 #: The raw pipeline every caller uses (a test checks that they hold this very object).
 RAW_PIPELINE = RawPipeline()
-
-
-def raw_counts_reason(spectrum: Spectrum) -> str | None:
-    """Why a file holds uncorrected counts, from what it says of itself (None: nothing says so): a
-    RRUFF RAW file by its name, a ``listen`` capture by its ``# ... dark_subtracted=...`` header."""
-    if spectrum.kind == "raw":
-        return "a RRUFF RAW file (Raman_Data_RAW in its name)"
-    if CaptureHeader.from_header(spectrum.header) is not None:
-        return "a `listen` capture (raw counts)"
-    return None
-
-
-@dataclass(frozen=True)
-class ModelInput:
-    """A spectrum file read for classification: the file as read, ``y`` its intensities as classified
-    (cleaned when raw), ``vector`` its model input (GRID_SIZE,), and why it was cleaned as raw counts
-    without ``--raw`` (None: it was not, or ``--raw`` said so)."""
-
-    spectrum: Spectrum
-    y: np.ndarray
-    vector: np.ndarray
-    recognised_raw: str | None = None
-
-
-def read_model_input(path: Path, raw: bool = False, laser_nm: float | None = None) -> ModelInput:
-    """A spectrum file, its intensities as classified (cleaned if raw) and its model input.
-
-    ``raw``: the file holds uncorrected counts in Raman shift (a RRUFF RAW file, a `listen`
-    capture). A file that says it holds them (:func:`raw_counts_reason`) is cleaned too, and the
-    record says why, so that a caller tells the user. Raises :class:`SpectrumFileError` (one line
-    naming the file) for anything unusable. A file whose x axis says it is wavelength (nm) is
-    converted to Raman shift with ``laser_nm``, and refused without it: never read as Raman shift.
-    """
-    spectrum = read_spectrum_file(path)
-    if spectrum.x_unit == "nm":
-        if laser_nm is None:
-            raise SpectrumFileError(str(path), "x is wavelength (nm), not Raman shift; give --laser NM (the excitation line) to convert it")
-        stokes = spectrum.x > laser_nm
-        if stokes.sum() < 2:
-            raise SpectrumFileError(str(path), f"no wavelength above the {laser_nm:g} nm laser line: no Raman (Stokes) shift to read")
-        spectrum = replace(spectrum, x=raman_shift_cm1(spectrum.x[stokes], laser_nm), y=spectrum.y[stokes], x_unit="cm-1")
-    recognised = None if raw else raw_counts_reason(spectrum)
-    try:
-        y, vector = RAW_PIPELINE.model_input(spectrum.x, spectrum.y, raw or recognised is not None)
-    except PreprocessingError as exc:
-        raise SpectrumFileError(str(path), str(exc)) from None
-    return ModelInput(spectrum, y, vector, recognised)
