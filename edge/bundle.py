@@ -108,6 +108,46 @@ class Manifest:
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """(what, value) rows of what the bundle is and what it scored, for ``ramanedge info``: the manifest's
+        blocks read here, in the format's one home, not by the command that shows them."""
+        training, library, cal = self.training, self.library, self.calibration
+        rows = [
+            ("classes", str(self.n_classes)),
+            ("input", f"{self.input['dtype']} {self.input['shape']} scale {self.input['scale']:.3g} zero point {self.input['zero_point']}"),
+            ("trained on", training.get("data") or f"{training.get('dataset')} ({training.get('protocol')} split)"),
+            ("network", f"{training.get('arch', 'sang2021')}, width {training.get('width')}, augmentation {'yes' if training.get('augmentation') else 'none'}"
+             + (f", ensemble of {len(self.members)}" if len(self.members) > 1 else "")),
+            ("trained with", str(training.get("device"))),
+        ]
+        if library:
+            rows.append(("library", f"{library.get('spectra')} reference spectra of {library.get('minerals')} minerals: {library.get('holds', '')}"))
+        if self.groups:
+            rows.append(("groups", f"{len(self.groups)} Raman-indistinguishable groups of {sum(map(len, self.groups))} minerals"))
+        if cal:
+            fitted = cal.get("fitted", {})
+            gate = " and the open-set evidence gate" if cal.get("evidence_gate") else ""
+            rows.append((
+                "calibration",
+                f"temperature {cal['temperature']:.3f}, library weight {cal['library_weight']:.2f}; identified from confidence "
+                f"{cal['identified']:.3f}{gate}, not in library under HQI {cal['not_in_library_hqi']:.0f} (fitted on {fitted.get('on', '?')})",
+            ))
+        # the bundle's own test split (or drift check), then the same recipe trained on the other split protocol
+        for block in (self.metrics, self.metrics_other_protocol or {}):
+            seen = block.get("protocol") == "all"  # a model trained on every spectrum: int8 drift, not accuracy
+            where = "drift check on spectra it was trained on" if seen else f"{block.get('protocol', '')} test"
+            for name, scores in block.items():
+                if isinstance(scores, dict) and "top1" in scores and name != "keras_float":
+                    rows.append((f"{where}, {name}", f"top-1 {scores['top1']:.4f}  top-3 {scores['top3']:.4f}"))
+            fused = block.get("answers", {}).get("fused")
+            if fused:
+                rows.append((
+                    f"{where}, fused with the library",
+                    f"top-1 {fused['top1']:.4f}  top-3 {fused['top3']:.4f}; identified {fused['identified']['coverage']:.2f} of spectra, "
+                    f"right {fused['identified']['precision']:.3f}",
+                ))
+        return rows
+
     def trust_sentences(self) -> list[str]:
         """How far to trust the answers, one sentence each, from the held-out figures the manifest records
         (the grouped test split's, the grouped-fair files', the open-set gate's); what `info` and the README say."""

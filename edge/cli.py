@@ -176,41 +176,11 @@ def info(
     if as_json:
         sys.stdout.write(json.dumps({**bundle.manifest.as_dict(), "bundle": str(bundle.path), "runtime": runtime}, indent=2) + "\n")
         return
-    m = bundle.manifest.as_dict()
     table = Table(show_header=False, title=f"model bundle {bundle.path}", title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    rows = [
-        ("runtime", runtime),
-        ("model", f"{bundle.model_id} ({bundle.model_path.stat().st_size / 1e6:.2f} MB)"),
-        ("classes", str(m["n_classes"])),
-        ("input", f"{m['input']['dtype']} {m['input']['shape']} scale {m['input']['scale']:.3g} zero point {m['input']['zero_point']}"),
-        ("trained on", f"{m['training']['dataset']} ({m['training']['protocol']} split)"),
-        ("network", f"{m['training'].get('arch', 'sang2021')}, width {m['training']['width']}, augmentation {'yes' if m['training'].get('augmentation') else 'none'}"),
-        ("trained with", m["training"]["device"]),
-    ]
-    library, cal = m.get("library", {}), m.get("calibration", {})
-    if library:
-        rows.append(("library", f"{library.get('spectra')} reference spectra of {library.get('minerals')} minerals: {library.get('holds', '')}"))
-    if cal:
-        fitted = cal.get("fitted", {})
-        rows.append((
-            "calibration",
-            f"temperature {cal['temperature']:.3f}, library weight {cal['library_weight']:.2f}; identified from confidence "
-            f"{cal['identified']:.3f}, not in library under HQI {cal['not_in_library_hqi']:.0f} (fitted on {fitted.get('on', '?')})",
-        ))
-    # the bundle's own test split, then the same recipe trained on the other split protocol
-    for block in (m.get("metrics", {}), m.get("metrics_other_protocol") or {}):
-        for name, scores in block.items():
-            if isinstance(scores, dict) and "top1" in scores and name != "keras_float":
-                rows.append((f"{block.get('protocol', '')} test, {name}", f"top-1 {scores['top1']:.4f}  top-3 {scores['top3']:.4f}"))
-        fused = block.get("answers", {}).get("fused")
-        if fused:
-            rows.append((
-                f"{block.get('protocol', '')} test, fused with the library",
-                f"top-1 {fused['top1']:.4f}  top-3 {fused['top3']:.4f}; identified {fused['identified']['coverage']:.2f} of spectra, "
-                f"right {fused['identified']['precision']:.3f}",
-            ))
+    size = sum(path.stat().st_size for path in bundle.member_paths) / 1e6
+    rows = [("runtime", runtime), ("model", f"{bundle.model_id} ({size:.2f} MB)"), *bundle.manifest.summary_rows()]
     for row in rows:
         table.add_row(*row)
     console.print(table)
