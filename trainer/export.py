@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import keras
@@ -277,26 +277,30 @@ def _same_members(runs: list[Run]) -> None:
             raise ExportError(f"{run.path}: not the same dataset, classes and split as {first.path}; cannot be one ensemble")
 
 
-def _convert_and_score(
-    runs: list[Run],
-    dataset_path: str | Path | None,
-    precision: str,
-    out: Path,
-    scratch: Path,
-    log,
-    fusion: Calibration | None = None,
-    gate: tuple[dict, dict] | None = None,
-) -> tuple[dict, Calibration]:
-    """Convert one run (or an ensemble's member runs, the first giving the library and recipe), write its
-    bundle to ``out``, score float32 and ``precision`` through the edge interpreter.
+@dataclass
+class _Export:
+    """What converting and scoring one run (or an ensemble of runs on one split) works from, prepared once."""
 
-    The fusion of model and library is calibrated on this run's validation spectra unless
-    ``fusion`` (fitted on a grouped run of the same recipe) is given; ``gate`` (an open-set evidence gate
-    and its record) joins the calibration before any answer is scored. Returns the metrics block of
-    the manifest: each precision's top-1/top-3 on the run's test split (ranked as the device
-    ranks) and on the same spectra degraded as in the field; model alone, library alone and fused
-    answers of the exported model; for a grouped run its grouped-fair figures; and the calibration.
-    """
+    runs: list[Run]
+    dataset: SpectraDataset
+    labels: np.ndarray  #: (n,) label index of every dataset row in the run's class order
+    rows: np.ndarray  #: the rows scored: the test split, or a drift-check sample of a run on every spectrum
+    scored_on: str
+    models: list[keras.Model]
+    float_probas: list[np.ndarray]  #: each member's Keras probabilities on ``rows``
+    library: ReferenceLibrary
+    groups: list[list[str]]
+    field: FieldSet | None
+    demo: list[tuple[str, np.ndarray]]
+    demo_note: str
+
+    @property
+    def run(self) -> Run:
+        return self.runs[0]
+
+
+def _prepare(runs: list[Run], dataset_path: str | Path | None, log) -> _Export:
+    """Load and check the members (inference mode), and gather the library, the groups, the field set and the demo."""
     _same_members(runs)
     run = runs[0]
     dataset = run.load_dataset(dataset_path)
@@ -314,78 +318,122 @@ def _convert_and_score(
         )
         models.append(model)
         float_probas.append(member_proba)
-    rng = np.random.default_rng(0)
-    representative = dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
-    X_test, y_test = dataset.X[rows], labels[rows]
-    X_field = field_degrade(X_test, seed=run.split.seed)
-    library = reference_library(dataset, run.split.train)
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     log(f"{run.path.name}: {len(groups)} Raman-indistinguishable groups of {sum(map(len, groups))} minerals among its training spectra")
     field = _field_set_for(run)
     demo, demo_note = _demo_for(run, dataset, field)
-    metrics: dict = {"scored_on": scored_on}
+    return _Export(runs, dataset, labels, rows, scored_on, models, float_probas, reference_library(dataset, run.split.train), groups, field, demo, demo_note)
+
+
+def _convert(job: _Export, precision: str, out: Path, scratch: Path, log) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Convert the members at float32 and ``precision``, write each bundle (``precision``'s to ``out``) and score
+    it through the edge interpreter on the scored rows, clean and field-degraded; refuse a drifted or degenerate
+    model. Returns the metrics and ``precision``'s probabilities on both."""
+    run, rows = job.run, job.rows
+    rng = np.random.default_rng(0)
+    representative = job.dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
+    X_test, y_test = job.dataset.X[rows], job.labels[rows]
+    X_field = field_degrade(X_test, seed=run.split.seed)
+    metrics: dict = {"scored_on": job.scored_on}
     for p in ["float32"] if precision == "float32" else ["float32", precision]:
-        model_bytes = [convert(model, p, representative) for model in models]
+        model_bytes = [convert(model, p, representative) for model in job.models]
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
-        manifest = replace(bundle_manifest(runs, p, _io_details(model_bytes[0]), demo_note), groups=groups)
-        write_bundle(target, model_bytes, run.classes, library, demo, manifest)
+        manifest = replace(bundle_manifest(job.runs, p, _io_details(model_bytes[0]), job.demo_note), groups=job.groups)
+        write_bundle(target, model_bytes, run.classes, job.library, job.demo, manifest)
         proba = bundle_probabilities(target, X_test)
         metrics[p] = topk(proba, y_test)
         field_proba = bundle_probabilities(target, X_field)
         metrics[f"{p}_field_degraded"] = topk(field_proba, y_test)
         log(
             f"{run.path.name}: {p} TFLite through the edge interpreter: top-1 {metrics[p]['top1']:.4f}, "
-            f"top-3 {metrics[p]['top3']:.4f} on {scored_on}; field-degraded top-1 {metrics[f'{p}_field_degraded']['top1']:.4f}"
+            f"top-3 {metrics[p]['top3']:.4f} on {job.scored_on}; field-degraded top-1 {metrics[f'{p}_field_degraded']['top1']:.4f}"
         )
         if p != "float32":
             check_exported(p, proba, metrics[p], metrics["float32"])
-    if fusion is None:
-        if not len(run.split.val):
-            raise ExportError(f"{run.path}: no validation spectra to calibrate the fusion on; pass --other-protocol-run GROUPED_RUN")
-        X_val, y_val, joined = validation_with_field(
-            dataset.X[run.split.val], labels[run.split.val], field if run.split.protocol == "grouped" else None,
-            dataset.specimen[run.split.val], run.classes,
-        )
-        source = f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files of its validation specimens among them)"
-        fusion = calibration.calibrate(Matcher(run.classes, library, Calibration()), bundle_probabilities(out, X_val), X_val, y_val, source)
-        if run.split.protocol != "grouped":
-            log(
-                f"{run.path.name}: calibrating on a random split's validation spectra, whose specimens the model has seen: "
-                "the thresholds will over-promise on new specimens; pass --other-protocol-run GROUPED_RUN to calibrate on those"
-            )
+    return metrics, proba, field_proba
+
+
+def _calibrate(job: _Export, out: Path, log) -> Calibration:
+    """The fusion and thresholds fitted on the run's validation spectra (with its validation specimens' fair/poor
+    files, for a grouped run), through the written bundle."""
+    run = job.run
+    if not len(run.split.val):
+        raise ExportError(f"{run.path}: no validation spectra to calibrate the fusion on; pass --other-protocol-run GROUPED_RUN")
+    X_val, y_val, joined = validation_with_field(
+        job.dataset.X[run.split.val], job.labels[run.split.val], job.field if run.split.protocol == "grouped" else None,
+        job.dataset.specimen[run.split.val], run.classes,
+    )
+    source = f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files of its validation specimens among them)"
+    fusion = calibration.calibrate(Matcher(run.classes, job.library, Calibration()), bundle_probabilities(out, X_val), X_val, y_val, source)
+    if run.split.protocol != "grouped":
         log(
-            f"{run.path.name}: fusion calibrated on {len(y_val)} validation spectra: temperature {fusion.temperature:.3f}, "
-            f"library weight {fusion.library_weight:.2f}, identified from {fusion.identified:.3f}, not in library under HQI {fusion.not_in_library_hqi:.0f}"
+            f"{run.path.name}: calibrating on a random split's validation spectra, whose specimens the model has seen: "
+            "the thresholds will over-promise on new specimens; pass --other-protocol-run GROUPED_RUN to calibrate on those"
         )
-    if gate is not None:
-        fusion = replace(fusion, evidence_gate=gate[0], fitted={**fusion.fitted, "evidence_gate": gate[1]})
-    matcher = Matcher(run.classes, library, fusion, groups)
+    log(
+        f"{run.path.name}: fusion calibrated on {len(y_val)} validation spectra: temperature {fusion.temperature:.3f}, "
+        f"library weight {fusion.library_weight:.2f}, identified from {fusion.identified:.3f}, not in library under HQI {fusion.not_in_library_hqi:.0f}"
+    )
+    return fusion
+
+
+def _score_answers(job: _Export, matcher: Matcher, proba: np.ndarray, field_proba: np.ndarray, out: Path, precision: str, log) -> dict:
+    """The answers as the device gives them: model alone, library alone and fused on the test split (clean and
+    field-degraded), and for a grouped run the grouped-fair files of its test and validation specimens."""
+    run, metrics = job.run, {}
+    X_test, y_test = job.dataset.X[job.rows], job.labels[job.rows]
     if len(run.split.test):
         metrics["answers"] = calibration.score_answers(matcher, proba, X_test, y_test)
-        metrics["answers_field_degraded"] = calibration.score_answers(matcher, field_proba, X_field, y_test)
+        metrics["answers_field_degraded"] = calibration.score_answers(matcher, field_proba, field_degrade(X_test, seed=run.split.seed), y_test)
         answers = metrics["answers"]
         log(
             f"{run.path.name}: {precision} answers on the test split: model top-1 {answers['model']['top1']:.4f}, "
             f"library {answers['library']['top1']:.4f}, fused {answers['fused']['top1']:.4f} (group level {answers['fused']['group_top1']:.4f}); "
             f"identified {answers['fused']['identified']}"
         )
-    if run.split.protocol == "grouped" and field is not None:
-        parts = {"test": dataset.specimen[run.split.test], "validation": dataset.specimen[run.split.val]}
-        metrics[GROUPED_FAIR] = grouped_fair(field, parts, matcher, lambda X: bundle_probabilities(out, X))
+    if run.split.protocol == "grouped" and job.field is not None:
+        parts = {"test": job.dataset.specimen[run.split.test], "validation": job.dataset.specimen[run.split.val]}
+        metrics[GROUPED_FAIR] = grouped_fair(job.field, parts, matcher, lambda X: bundle_probabilities(out, X))
         cell = metrics[GROUPED_FAIR]["test"]["fair_processed"]
         if cell["spectra"]:
             log(
                 f"{run.path.name}: {precision} grouped-fair, fair processed test files ({cell['spectra']}): model top-1 {cell['model_top1']:.4f}, "
                 f"library {cell['library_top1']:.4f}, fused {cell['fused_top1']:.4f} / top-3 {cell['fused_top3']:.4f}"
             )
+    return metrics
+
+
+def _convert_and_score(
+    runs: list[Run],
+    dataset_path: str | Path | None,
+    precision: str,
+    out: Path,
+    scratch: Path,
+    log,
+    fusion: Calibration | None = None,
+    gate: tuple[dict, dict] | None = None,
+) -> tuple[dict, Calibration]:
+    """Prepare, convert, calibrate and score one run (or an ensemble's member runs, the first giving the library
+    and recipe); its bundle is written to ``out``.
+
+    The fusion of model and library is calibrated on this run's validation spectra unless ``fusion`` (fitted on a
+    grouped run of the same recipe) is given; ``gate`` (an open-set evidence gate and its record) joins the
+    calibration before any answer is scored. Returns the metrics block of the manifest and the calibration.
+    """
+    job = _prepare(runs, dataset_path, log)
+    metrics, proba, field_proba = _convert(job, precision, out, scratch, log)
+    fusion = fusion if fusion is not None else _calibrate(job, out, log)
+    if gate is not None:
+        fusion = replace(fusion, evidence_gate=gate[0], fitted={**fusion.fitted, "evidence_gate": gate[1]})
+    metrics.update(_score_answers(job, Matcher(job.run.classes, job.library, fusion, job.groups), proba, field_proba, out, precision, log))
     return {
         **metrics,
-        "keras_float": topk(np.mean(float_probas, axis=0), y_test),
+        "keras_float": topk(np.mean(job.float_probas, axis=0), job.labels[job.rows]),
         "ensemble": len(runs),
-        "test_spectra": int(len(y_test)),
-        "n_classes": len(run.classes),
-        "protocol": run.split.protocol,
-        "run": run.path.name,
+        "test_spectra": int(len(job.rows)),
+        "n_classes": len(job.run.classes),
+        "protocol": job.run.split.protocol,
+        "run": job.run.path.name,
     }, fusion
 
 
