@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from edge.answer import Answer, AnswerGate, EvidenceGate
+from edge.answer import Answer
 from edge.bundle import Bundle
 from edge.library import Matcher, ReferenceLibrary
 from edge.runtime import Classifier
@@ -36,12 +36,7 @@ class Identifier:
         self.bundle = bundle
         self.classifier = Classifier(bundle, num_threads=num_threads)
         self.calibration = bundle.calibration()
-        # --confidence overrides the bundle's gate: the threshold on the fused confidence alone
-        evidence_gate = EvidenceGate.from_dict(self.calibration.evidence_gate) if self.calibration.evidence_gate and confidence is None else None
-        self.gate = AnswerGate(
-            self.calibration.identified if confidence is None else confidence, self.calibration.not_in_library_hqi,
-            evidence_gate=evidence_gate,
-        )
+        self.gate = self.calibration.gate(confidence)  # --confidence overrides the bundle's gate
         self.user_library = user_library
         self.bundle_library = bundle.library()
         self.matcher = self._matcher()
@@ -69,11 +64,10 @@ class Identifier:
             return Answer(refused, [])
         started = time.perf_counter()
         match = self.matcher.match(self.classifier.probabilities(vector), vector, k=k, started=started)
-        confidence = match.confidence if match.group_confidence is None else match.group_confidence
         return Answer(
-            self.gate.state(confidence, match.best_hqi, resolution_cm1, match.evidence),
+            self.gate.state(match.stated_confidence, match.best_hqi, resolution_cm1, match.evidence),
             match.top,
-            confidence,
+            match.stated_confidence,
             match.library_hit,
             match.source,
             match.latency_ms,

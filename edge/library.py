@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.answer import Source
+from edge.answer import AnswerGate, EvidenceGate, Source
 from edge.ranking import rank
 from ramancore.preprocessing import GRID_SIZE
 
@@ -220,6 +220,12 @@ class Calibration:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def gate(self, confidence: float | None = None) -> AnswerGate:
+        """The answer gate this calibration answers with: its evidence gate where it has one, or with
+        ``confidence`` (``--confidence``) the threshold on the fused confidence alone."""
+        evidence = EvidenceGate.from_dict(self.evidence_gate) if self.evidence_gate and confidence is None else None
+        return AnswerGate(self.identified if confidence is None else confidence, self.not_in_library_hqi, evidence_gate=evidence)
+
 
 def fused_logits(probabilities: np.ndarray, best_r: np.ndarray, temperature: float, library_weight: float) -> np.ndarray:
     """Fused scores: ``log(max(p, MODEL_FLOOR)) / temperature + library_weight * r``, row-wise.
@@ -253,6 +259,11 @@ class Match:
     #: the Raman-indistinguishable group answered instead of the one mineral (members by confidence), or None
     group: list[str] | None = None
     group_confidence: float | None = None  #: the group's summed fused confidence
+
+    @property
+    def stated_confidence(self) -> float:
+        """The confidence the answer states, and its state is decided on: the group's where a group is answered."""
+        return self.confidence if self.group_confidence is None else self.group_confidence
 
 
 class Matcher:

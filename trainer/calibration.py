@@ -18,7 +18,6 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
-from edge.answer import AnswerGate, EvidenceGate
 from edge.library import Calibration, Matcher, fused_logits, hqi, softmax
 from edge.ranking import rank
 
@@ -131,12 +130,6 @@ def coverage_at(confidence: np.ndarray, correct: np.ndarray) -> dict[str, float]
     return {f"{p:.2f}": threshold_for_precision(confidence, correct, p)[2] for p in PRECISIONS}
 
 
-def device_gate(cal: Calibration) -> AnswerGate:
-    """The answer gate a bundle with this calibration answers with (edge.identifier.Identifier's)."""
-    evidence = EvidenceGate.from_dict(cal.evidence_gate) if cal.evidence_gate else None
-    return AnswerGate(cal.identified, cal.not_in_library_hqi, evidence_gate=evidence)
-
-
 def _topk(ranked: list[np.ndarray], y: np.ndarray) -> dict[str, float]:
     return {f"top{k}": float(np.mean([y[i] in r[:k] for i, r in enumerate(ranked)])) for k in (1, 3)}
 
@@ -155,7 +148,7 @@ def score_answers(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarr
     model_conf = np.array([p[r[0]] for p, r in zip(probabilities, model_rank)])
     out["model"] = {**_topk(model_rank, y), "coverage_at_precision": coverage_at(model_conf, np.array([r[0] for r in model_rank]) == y)}
     names = {m: i for i, m in enumerate(matcher.candidates)}
-    gate = device_gate(cal)
+    gate = cal.gate()  # the device's
     lib_rank, lib_conf, fused_rank, fused_conf, best_hqi, states = [], [], [], [], [], []
     group_hit: list[bool] = []
     for proba, spectrum, truth in zip(probabilities, spectra, y):
@@ -167,8 +160,7 @@ def score_answers(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarr
         fused_rank.append(np.array([names[m] for m, _ in match.top]))
         fused_conf.append(match.confidence)
         best_hqi.append(match.best_hqi)
-        answered = match.confidence if match.group_confidence is None else match.group_confidence
-        states.append(gate.state(answered, match.best_hqi, None, match.evidence))
+        states.append(gate.state(match.stated_confidence, match.best_hqi, None, match.evidence))
         group_hit.append(matcher.candidates[truth] in (match.group or [match.top[0][0]]))
     lib_conf_a, fused_conf_a, best_hqi_a = np.array(lib_conf), np.array(fused_conf), np.array(best_hqi)
     out["library"] = {**_topk(lib_rank, y), "coverage_at_precision": coverage_at(lib_conf_a, np.array([r[0] for r in lib_rank]) == y)}
