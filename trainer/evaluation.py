@@ -21,12 +21,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from edge.library import Calibration, Matcher
-from trainer import calibration, plots
+from edge.library import Matcher
+from trainer import plots
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
-from trainer.field_set import GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set, validation_with_field
+from trainer.field_set import GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set, validation_fusion
 from trainer.metrics import FIELD, FIELD_METRICS, classification_metrics, per_class_report
 from trainer.training import Run, load_run
 
@@ -107,11 +107,7 @@ def score_grouped_fair(run: Run, dataset: SpectraDataset, model: keras.Model, fi
     def predict(X: np.ndarray) -> np.ndarray:
         return model.predict(X[:, :, None], batch_size=256, verbose=0)
 
-    labels = dataset.labels(run.classes)
     library = reference_library(dataset, run.split.train)
-    X_val, y_val, _ = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
-    fusion = calibration.calibrate(
-        Matcher(run.classes, library, Calibration()), predict(X_val), X_val, y_val, f"{run.path.name} validation"
-    )
+    fusion = validation_fusion(run, dataset, library, field, predict)
     parts = {"test": dataset.specimen[run.split.test], "validation": dataset.specimen[run.split.val]}
     return grouped_fair(field, parts, Matcher(run.classes, library, fusion), predict)

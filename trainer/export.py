@@ -29,7 +29,7 @@ from trainer import calibration
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
 from trainer.errors import TrainerError
-from trainer.field_set import FIELD_SET_FILE, GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set, validation_with_field
+from trainer.field_set import FIELD_SET_FILE, GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set, validation_fusion
 from trainer.groups import derive_groups
 from trainer.metrics import top_k_accuracy
 from trainer.open_set import load_evidence_gate
@@ -359,19 +359,15 @@ def _calibrate(job: _Export, out: Path, log) -> Calibration:
     run = job.run
     if not len(run.split.val):
         raise ExportError(f"{run.path}: no validation spectra to calibrate the fusion on; pass --other-protocol-run GROUPED_RUN")
-    X_val, y_val, joined = validation_with_field(
-        job.dataset.X[run.split.val], job.labels[run.split.val], job.field if run.split.protocol == "grouped" else None,
-        job.dataset.specimen[run.split.val], run.classes,
-    )
-    source = f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files of its validation specimens among them)"
-    fusion = calibration.calibrate(Matcher(run.classes, job.library, Calibration()), bundle_probabilities(out, X_val), X_val, y_val, source)
+    field = job.field if run.split.protocol == "grouped" else None  # a random split's validation specimens were in training
+    fusion = validation_fusion(run, job.dataset, job.library, field, lambda X: bundle_probabilities(out, X))
     if run.split.protocol != "grouped":
         log(
             f"{run.path.name}: calibrating on a random split's validation spectra, whose specimens the model has seen: "
             "the thresholds will over-promise on new specimens; pass --other-protocol-run GROUPED_RUN to calibrate on those"
         )
     log(
-        f"{run.path.name}: fusion calibrated on {len(y_val)} validation spectra: temperature {fusion.temperature:.3f}, "
+        f"{run.path.name}: fusion calibrated on {fusion.fitted['spectra']} validation spectra: temperature {fusion.temperature:.3f}, "
         f"library weight {fusion.library_weight:.2f}, identified from {fusion.identified:.3f}, not in library under HQI {fusion.not_in_library_hqi:.0f}"
     )
     return fusion

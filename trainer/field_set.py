@@ -25,16 +25,20 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge.library import Matcher
+from edge.library import Calibration, Matcher, ReferenceLibrary
 from edge.spectrum_files import SpectrumFileError, parse_spectrum_text
 from ramancore.preprocessing import GRID_SIZE, PreprocessingError
 from ramancore.raw_pipeline import RAW_PIPELINE
 from trainer import calibration
 from trainer.errors import TrainerError
+
+if TYPE_CHECKING:  # typing only: importing them would pull Keras into every reader of the field set
+    from trainer.dataset import SpectraDataset
+    from trainer.training import Run
 
 #: The shared set's file name (``../shared/data`` or ``$RAMANEDGE_DATA``).
 FIELD_SET_FILE = "rruff_fair_poor_d2.tar.xz"
@@ -214,3 +218,15 @@ def validation_with_field(
     rows = field.rows_of(specimens, classes)
     index = {m: i for i, m in enumerate(classes)}
     return np.concatenate([X, field.X[rows]]), np.concatenate([y, [index[m] for m in field.mineral[rows]]]).astype(np.int64), len(rows)
+
+
+def validation_fusion(
+    run: Run, dataset: SpectraDataset, library: ReferenceLibrary, field: FieldSet | None, probabilities_of: Callable[[np.ndarray], np.ndarray]
+) -> Calibration:
+    """The fusion and thresholds of a run, fitted on its validation spectra and their specimens' fair/poor files
+    (:func:`validation_with_field`), with ``probabilities_of`` ((n, GRID_SIZE) -> (n, classes): the Keras model
+    or the exported bundle) and ``library`` (its training spectra): what evaluate, openset and export all fit."""
+    labels = dataset.labels(run.classes)
+    X, y, joined = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
+    source = f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files of its validation specimens among them)"
+    return calibration.calibrate(Matcher(run.classes, library, Calibration()), probabilities_of(X), X, y, source)

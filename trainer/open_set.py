@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from edge.answer import EVIDENCE, EvidenceGate, gate_features
-from edge.library import Calibration, Matcher
-from trainer import calibration, plots
+from edge.library import Matcher
+from trainer import plots
 from trainer.errors import TrainerError
-from trainer.field_set import FieldSet, default_path, load_field_set, validation_with_field
+from trainer.field_set import FieldSet, default_path, load_field_set, validation_fusion
 from trainer.splits import open_set_minerals
 
 OPEN_SET = "open_set.json"
@@ -161,15 +161,11 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
     def predict(X: np.ndarray) -> np.ndarray:
         return model.predict(X[:, :, None], batch_size=256, verbose=0)
 
-    labels = dataset.labels(run.classes)
     library = reference_library(dataset, run.split.train)
     if field_set is None:
         field_set = default_path()
     field = field_set if isinstance(field_set, FieldSet) or field_set is None else load_field_set(field_set)
-    # the fusion fitted as trainer export fits the shipped one: on validation spectra with their fair/poor files
-    X_val, y_val, _ = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
-    fusion = calibration.calibrate(Matcher(run.classes, library, Calibration()), predict(X_val), X_val, y_val, f"{run.path.name} validation")
-    matcher = Matcher(run.classes, library, fusion)
+    matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict))  # as export fits the shipped one
     unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
     index = {m: i for i, m in enumerate(run.classes)}
 
