@@ -125,8 +125,8 @@ def classify(
             bad += 1
             errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)
             continue
-        if read.recognised_raw:
-            errors.print(f"{path}: {read.recognised_raw}: cleaned as raw counts (spikes and baseline removed), as --raw does", highlight=False, soft_wrap=True)
+        if read.cleaned_note:
+            errors.print(read.cleaned_note, highlight=False, soft_wrap=True)
         answer = identifier.answer(read.y, read.vector, saturated=saturated(read.spectrum.header), k=top)  # a capture says so
         if as_json:
             record = answer.record(str(path), bundle.model_id)

@@ -174,17 +174,17 @@ def _plain(name: str) -> str:
     return "".join(c for c in name.lower() if c.isalnum())
 
 
-def known_twin(library: ReferenceLibrary, spectrum: np.ndarray, name: str) -> dict[str, Any] | None:
-    """The best reference of ``library`` if it matches ``spectrum`` at HQI >= TWIN_HQI under another
-    mineral name than ``name``: a user entry that is a known mineral's spectrum under another name."""
+def twin_note(library: ReferenceLibrary, spectrum: np.ndarray, name: str) -> str:
+    """What to say when ``spectrum`` is added as ``name`` and the best reference of ``library`` matches it at
+    HQI >= TWIN_HQI under another mineral name (a known mineral's spectrum under a new name); "" otherwise."""
     if not len(library):
-        return None
+        return ""
     r = library.correlations(spectrum)
     i = int(np.argmax(r))
     entry = library.entry(i)
     if hqi(r[i]) < TWIN_HQI or _plain(entry["mineral"]) == _plain(name):
-        return None
-    return {**entry, "hqi": float(hqi(r[i]))}
+        return ""
+    return f"; it matches {entry['mineral']} ({entry['id']}, HQI {float(hqi(r[i])):.0f}): the same mineral under another name?"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from edge.answer import AnswerGate
 from edge.bundle import BundleError, load_bundle
 from edge.capture import saturated
 from edge.cli_support import LaserOption, errors, fail
-from edge.library import ReferenceLibrary, known_twin
+from edge.library import ReferenceLibrary, twin_note
 from edge.model_input import read_model_input
 from edge.spectrum_files import SpectrumFileError
 from edge.user_library import UserLibrary, UserLibraryError, check_mineral_name
@@ -83,8 +83,8 @@ def add(
     for path in files:
         try:
             read = read_model_input(path, raw, laser)
-            if read.recognised_raw:
-                errors.print(f"{path}: {read.recognised_raw}: cleaned as raw counts, as --raw does", highlight=False, soft_wrap=True)
+            if read.cleaned_note:
+                errors.print(read.cleaned_note, highlight=False, soft_wrap=True)
             weak = gate.signal_state(read.y, saturated=saturated(read.spectrum.header))
             if weak is not None:
                 raise UserLibraryError(f"{path}: {weak}; not a reference to identify others by")
@@ -93,9 +93,7 @@ def add(
             refused += 1
             errors.print(f"[red]refused[/red] {exc}", highlight=False, soft_wrap=True)
             continue
-        twin = known_twin(known, read.vector, mineral)
-        note = f"; it matches {twin['mineral']} ({twin['id']}, HQI {twin['hqi']:.0f}): the same mineral under another name?" if twin else ""
-        done.append(f"added {entry.id}: {entry.mineral} from {path}{note}")
+        done.append(f"added {entry.id}: {entry.mineral} from {path}{twin_note(known, read.vector, mineral)}")
     if done:
         _save(user)
     for line in done:

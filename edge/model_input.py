@@ -41,6 +41,13 @@ class ModelInput:
     vector: np.ndarray
     recognised_raw: str | None = None
 
+    @property
+    def cleaned_note(self) -> str | None:
+        """The line to tell the user when the file was cleaned as raw counts without ``--raw``."""
+        if self.recognised_raw is None:
+            return None
+        return f"{self.spectrum.source}: {self.recognised_raw}: cleaned as raw counts (spikes and baseline removed), as --raw does"
+
 
 def read_model_input(path: Path, raw: bool = False, laser_nm: float | None = None) -> ModelInput:
     """A spectrum file, its intensities as classified (cleaned if raw) and its model input.

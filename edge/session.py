@@ -21,7 +21,7 @@ from rich.live import Live
 
 from edge.identifier import Identifier
 from edge.keys import keys_pressed, typed_line
-from edge.library import known_twin
+from edge.library import twin_note
 from edge.listen import Identification, Listener
 from edge.live_view import DemoScore, render
 from edge.user_library import UserLibraryError
@@ -140,10 +140,9 @@ def add_shown_spectrum(listener: Listener, result: Identification, name: str) ->
     if result.spectrum is None:
         return f"not added: {result.state}, no spectrum to keep"
     source = result.capture.name if result.capture else f"{listener.port_name} frame {result.seq} at {result.time}"
-    twin = known_twin(identifier.bundle_library, result.spectrum, name)
+    note = twin_note(identifier.bundle_library, result.spectrum, name)
     try:
         entry = identifier.add_to_user_library(name, result.spectrum, source)
     except (UserLibraryError, OSError) as exc:
         return f"not added: {exc}"
-    note = f"; it matches {twin['mineral']} ({twin['id']}, HQI {twin['hqi']:.0f}): the same mineral under another name?" if twin else ""
     return f"added {entry.id}: {entry.mineral} to {identifier.user_library.path if identifier.user_library else ''}{note}"
