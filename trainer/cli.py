@@ -78,7 +78,7 @@ ExtraTrain = Annotated[
 def fit_command(
     dataset: DatasetArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")],
-    split: Annotated[str, typer.Option(help="random (the paper's), grouped (by RRUFF specimen) or all (every spectrum in training: the production fit; no early stopping)")] = "random",
+    split: Annotated[str, typer.Option(help="random (the paper's), grouped (by RRUFF specimen), all (every spectrum in training: the production fit; no early stopping) or open (a fifth of the minerals held out as unknown: trainer openset)")] = "random",
     seed: Seed = 0,
     arch: Arch = "sang2021",
     width: Width = 1.0,
