@@ -22,11 +22,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ramancore.physics import noise_sigma
+
+if TYPE_CHECKING:  # edge.mixtures builds on edge.library, which builds on this module
+    from edge.mixtures import MixtureFit
 
 
 class State(enum.StrEnum):
@@ -62,7 +65,7 @@ ADVICE = {
 #: 3: fused ``top`` (calibrated confidences), ``confidence``, ``library_hit``, ``source``,
 #: states *possible match* and *not in library*. 4: ``group`` (Raman-indistinguishable minerals
 #: answered together, ``confidence`` then the group's), the open-set evidence gate.
-RECORD_SCHEMA = 4
+RECORD_SCHEMA = 5
 
 
 #: The evidence of an answer the open-set gate weighs (edge.library.Match.evidence), in its feature order.
@@ -168,6 +171,9 @@ class Answer:
     reference: np.ndarray | None = None  #: the best library hit's spectrum
     #: Raman-indistinguishable minerals answered together (the named one first), ``confidence`` then the group's
     group: list[str] | None = None
+    #: the mixture fit (``--mixtures``): the minerals whose sum the spectrum is; None where not asked or not fitted
+    mixture: MixtureFit | None = None
+    mixtures_asked: bool = False  #: whether records carry ``components`` (empty where nothing was fitted)
 
     @property
     def named(self) -> str | None:
@@ -190,4 +196,5 @@ class Answer:
             "source": self.source,
             "latency_ms": round(self.latency_ms, 3),
             "group": self.group,
+            **({"components": self.mixture.records() if self.mixture else []} if self.mixtures_asked else {}),
         }

@@ -35,6 +35,10 @@ ConfidenceOption = Annotated[
     float | None,
     typer.Option(min=0.0, max=1.0, help="fused confidence from which an answer is 'identified' (default: the bundle's calibrated threshold)"),
 ]
+MixturesOption = Annotated[
+    bool,
+    typer.Option("--mixtures", help="also fit each spectrum as a sum of up to three library minerals, with each one's share of the signal (not a composition)"),
+]
 app.add_typer(library_app, name="library")
 
 
@@ -105,6 +109,7 @@ def classify(
     confidence: ConfidenceOption = None,
     library: LibraryOption = None,
     laser: Annotated[float | None, LaserOption] = None,
+    mixtures: MixturesOption = False,
 ) -> None:
     """Identify the mineral of each spectrum file with the model and the libraries; each gets the state `listen` would give it."""
     from edge.identifier import Identifier
@@ -112,7 +117,7 @@ def classify(
 
     try:
         bundle = load_bundle(model)
-        identifier = Identifier(bundle, open_user_library(library), num_threads=threads, confidence=confidence)
+        identifier = Identifier(bundle, open_user_library(library), num_threads=threads, confidence=confidence, mixtures=mixtures)
     except (BundleError, RuntimeUnavailable) as exc:
         _fail(str(exc))
     if top > len(identifier.matcher.candidates):
@@ -152,6 +157,8 @@ def classify(
             for rank, (mineral, probability) in enumerate(answer.top, start=1):
                 table.add_row(str(rank), mineral, f"{probability:.3f}")
             console.print(table)
+        if answer.mixture is not None:
+            console.print(answer.mixture.summary(), highlight=False, soft_wrap=True)
     if bad:
         errors.print(f"{bad} of {len(files)} files unusable", highlight=False)
         raise typer.Exit(1)
@@ -268,7 +275,7 @@ def emulate(
     errors.print(f"sent {len(emulator.played)} spectra, {sum(1 for p in emulator.played if p.faulted)} with a fault", highlight=False)
 
 
-def _listen(config, bundle: Bundle, confidence: float | None, library: Path | None, stop: threading.Event, played=None):
+def _listen(config, bundle: Bundle, confidence: float | None, library: Path | None, stop: threading.Event, played=None, mixtures: bool = False):
     """Run one live session (the live screen or JSON lines) and return it with the demo score; errors in one line.
 
     ``played`` (the demo): the mineral the emulator played for a frame counter, shown beside
@@ -281,7 +288,7 @@ def _listen(config, bundle: Bundle, confidence: float | None, library: Path | No
     from edge.session_log import SessionLogError
 
     try:  # the model and the libraries load before any port is opened: a bad bundle never holds the device
-        identifier = Identifier(bundle, open_user_library(library) if library or played is None else None, confidence=confidence)
+        identifier = Identifier(bundle, open_user_library(library) if library or played is None else None, confidence=confidence, mixtures=mixtures)
         live = LiveSession(config, identifier)
     except (BundleError, RuntimeUnavailable, SessionLogError) as exc:
         _fail(str(exc))
@@ -314,6 +321,7 @@ def listen(
     count: Annotated[int | None, typer.Option(help="stop after this many identifications")] = None,
     confidence: ConfidenceOption = None,
     library: LibraryOption = None,
+    mixtures: MixturesOption = False,
 ) -> None:
     """Identify minerals live from a spectrometer on a serial port (on the live screen, `a` adds the spectrum shown to the user library)."""
     stop = _stop_on_signals()  # first: Ctrl-C while the bundle loads ends as cleanly as later
@@ -324,7 +332,7 @@ def listen(
     from edge.session import ListenConfig
 
     config = ListenConfig(port, protocol.value, baud, _profile(profile), log, save_spectra, as_json, count)
-    live, _ = _listen(config, bundle, confidence, library, stop)
+    live, _ = _listen(config, bundle, confidence, library, stop, mixtures=mixtures)
     s = live.listener.stats
     errors.print(
         f"{s.identifications} identifications; frames ok {s.frames_ok}, rejected {s.frames_rejected}; reconnects {s.reconnects}",
@@ -347,6 +355,7 @@ def demo(
     unplug_every: UnplugEvery = 0.0,
     seed: Seed = 0,
     library: Annotated[Path | None, typer.Option("--library", help="a user library to search too (default: none, so that the demo is the same everywhere)")] = None,
+    mixtures: MixturesOption = False,
 ) -> None:
     """The emulated spectrometer and `listen` on it, with the bundled model: no hardware needed."""
     stop = _stop_on_signals()
@@ -368,7 +377,7 @@ def demo(
             from edge.session import ListenConfig
 
             config = ListenConfig(port, protocol.value, as_json=as_json, count=count or None)
-            live, score = _listen(config, bundle, None, library, stop, played)
+            live, score = _listen(config, bundle, None, library, stop, played, mixtures)
         finally:
             emulator.stop()
     if score is None:

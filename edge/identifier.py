@@ -10,20 +10,26 @@ then the state from the fused confidence and the best HQI.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from edge.answer import Answer
 from edge.bundle import Bundle
 from edge.library import Matcher, ReferenceLibrary
+from edge.mixtures import MixtureAnalyser
 from edge.runtime import Classifier
 from edge.user_library import UserEntry, UserLibrary
+
+#: Minerals of the fused ranking handed to the mixture fit as candidates.
+MIXTURE_CANDIDATES = 10
 
 
 class Identifier:
     """A bundle's model and library, the user's library, and the gate with the bundle's thresholds.
 
-    ``confidence`` overrides the bundle's calibrated *identified* threshold (0..1).
+    ``confidence`` overrides the bundle's calibrated *identified* threshold (0..1); ``mixtures``: each answer
+    also fits the spectrum as a sum of up to three library minerals (:mod:`edge.mixtures`).
     """
 
     def __init__(
@@ -32,6 +38,7 @@ class Identifier:
         user_library: UserLibrary | None = None,
         num_threads: int | None = None,
         confidence: float | None = None,
+        mixtures: bool = False,
     ) -> None:
         self.bundle = bundle
         self.classifier = Classifier(bundle, num_threads=num_threads)
@@ -39,7 +46,9 @@ class Identifier:
         self.gate = self.calibration.gate(confidence)  # --confidence overrides the bundle's gate
         self.user_library = user_library
         self.bundle_library = bundle.library()
+        self.mixtures = mixtures
         self.matcher = self._matcher()
+        self.mixture_analyser = MixtureAnalyser(self.matcher.library, groups=bundle.manifest.groups)
 
     def _matcher(self) -> Matcher:
         user = self.user_library.references() if self.user_library is not None else ReferenceLibrary.concat()
@@ -52,6 +61,7 @@ class Identifier:
         entry = self.user_library.add(mineral, spectrum, source)
         self.user_library.save()
         self.matcher = self._matcher()
+        self.mixture_analyser = MixtureAnalyser(self.matcher.library, groups=self.bundle.manifest.groups)
         return entry
 
     def answer(
@@ -61,9 +71,16 @@ class Identifier:
         input; ``resolution_cm1`` the instrument's, where known (too coarse a one is never *identified*)."""
         refused = self.gate.signal_state(y, saturated)
         if refused is not None:
-            return Answer(refused, [])
+            return Answer(refused, [], mixtures_asked=self.mixtures)
         started = time.perf_counter()
-        match = self.matcher.match(self.classifier.probabilities(vector), vector, k=k, started=started)
+        probabilities = self.classifier.probabilities(vector)
+        if not self.mixtures:
+            match = self.matcher.match(probabilities, vector, k=k, started=started)
+            mixture = None
+        else:  # the fused ranking's first minerals are the fit's first candidates
+            match = self.matcher.match(probabilities, vector, k=max(k, MIXTURE_CANDIDATES))
+            mixture = self.mixture_analyser.fit(vector, [m for m, _ in match.top])
+            match = replace(match, top=match.top[:k], latency_ms=(time.perf_counter() - started) * 1e3)
         return Answer(
             self.gate.state(match.stated_confidence, match.best_hqi, resolution_cm1, match.evidence),
             match.top,
@@ -73,4 +90,6 @@ class Identifier:
             match.latency_ms,
             match.reference,
             match.group,
+            mixture,
+            self.mixtures,
         )

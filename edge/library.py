@@ -91,6 +91,7 @@ class ReferenceLibrary:
         self._order = np.argsort(self.minerals, kind="stable")
         names, self._starts = np.unique(self.minerals[self._order], return_index=True)
         self.mineral_names = names.tolist()
+        self._position = {m: j for j, m in enumerate(self.mineral_names)}
         bins = GRID_SIZE // BIN
         self._binned = np.empty((n, bins), np.float32)
         # prefix sums of x and x^2 at every STRIDE-th bin: the mean and norm over any range from
@@ -129,13 +130,40 @@ class ReferenceLibrary:
         lo, hi = measured_bins(np.asarray(spectrum))
         if hi - lo < MIN_OVERLAP_BINS or not len(self):
             return np.zeros(len(self), np.float32)
-        query = _binned(np.asarray(spectrum, dtype=np.float32)[None, :])[0, lo:hi]
-        query = query - query.mean()
+        return self.correlations_binned(_binned(np.asarray(spectrum, dtype=np.float32)[None, :])[0, lo:hi], lo)
+
+    def correlations_binned(self, query: np.ndarray, lo: int, minerals: Sequence[str] | None = None) -> np.ndarray:
+        """:meth:`correlations` of a query already in bins (``query``: bins ``lo`` .. ``lo + len(query)``, any sign:
+        a mixture fit's residual, say). (n,) float32, mineral-sorted order; with ``minerals``, only their
+        references are compared (the others get -1): a fraction of the work where the candidates are known."""
+        hi = lo + len(query)
+        query = np.asarray(query, dtype=np.float32) - float(np.mean(query))
         norm = float(np.linalg.norm(query))
-        if norm == 0.0:
+        if norm == 0.0 or hi - lo < MIN_OVERLAP_BINS or not len(self):
             return np.zeros(len(self), np.float32)
-        dot = self._binned[:, lo:hi] @ query  # query is centred: the references' means drop out
-        return dot / (self._centred_norms(lo, hi) * norm)
+        if minerals is None:
+            dot = self._binned[:, lo:hi] @ query  # query is centred: the references' means drop out
+            return dot / (self._centred_norms(lo, hi) * norm)
+        rows = np.concatenate([np.arange(*self._rows_of(m)) for m in minerals]) if minerals else np.zeros(0, np.intp)
+        part = self._binned[rows, lo:hi]
+        centred = np.sqrt(np.maximum(np.einsum("ij,ij->i", part, part) - part.sum(axis=1) ** 2 / (hi - lo), 1e-12))
+        out = np.full(len(self), -1.0, np.float32)
+        out[rows] = (part @ query) / (centred * norm)
+        return out
+
+    def _rows_of(self, mineral: str) -> tuple[int, int]:
+        """First and one-past-last mineral-sorted index of ``mineral``'s references."""
+        j = self._position[mineral]
+        return int(self._starts[j]), int(self._starts[j + 1]) if j + 1 < len(self._starts) else len(self)
+
+    def binned(self, sorted_indices: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """(len(sorted_indices), hi - lo) the references' bins ``lo`` .. ``hi`` (mineral-sorted indices), float32."""
+        return self._binned[np.asarray(sorted_indices, dtype=np.intp), lo:hi]
+
+    def best_reference(self, r: np.ndarray, mineral: str) -> int:
+        """The mineral-sorted index of ``mineral``'s reference with the highest of ``r`` (:meth:`correlations`)."""
+        start, end = self._rows_of(mineral)
+        return start + int(np.argmax(r[start:end]))
 
     def _centred_norms(self, lo: int, hi: int) -> np.ndarray:
         """Each reference's norm about its mean over bins lo..hi (the block prefix sums, plus the ends)."""

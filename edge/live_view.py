@@ -103,6 +103,14 @@ def render(listener: Listener, score: DemoScore | None = None, width: int = 80) 
             if library_hit and last.answer.reference is not None:
                 parts.append(Text("best hit   " + sparkline(last.answer.reference, sketch), style="magenta"))
                 parts.append(Text(f"{'':11}library: {library_hit['mineral']} ({library_hit['id']}) HQI {library_hit['hqi']:.0f}", style="magenta"))
+            mixture = last.answer.mixture
+            if mixture is not None and len(mixture.components) > 1:
+                parts.append(Text("fitted sum " + sparkline(mixture.fitted, sketch), style="green"))
+                for component in mixture.components:
+                    parts.append(Text(f"{component.share:9.2f}  " + sparkline(component.curve, sketch), style="yellow"))
+                    parts.append(Text(f"{'':11}{component.mineral} ({component.id}): {component.share:.2f} of the fitted signal", style="yellow"))
+            elif mixture is not None:
+                parts.append(Text(f"{'':11}mixture fit: one mineral ({mixture.components[0].mineral})", style="green"))
             label = "Raman shift, cm^-1" if sketch >= 30 else "cm^-1"
             parts.append(Text(f"{'':11}{GRID[0]:.0f}{label:^{sketch - 6}}{GRID[-1]:.0f}", style="dim"))
         median = float(np.median(stats.latencies[-50:]))

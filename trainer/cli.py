@@ -319,6 +319,45 @@ def openset_command(
     console.print(f"known-new top-1 (fused) {100 * report['known_test_top1']:.1f} %; {OPEN_SET} in {run}", highlight=False)
 
 
+@app.command(name="mixtures")
+def mixtures_command(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="grouped run folders (`trainer fit --split grouped`), one per split")],
+    count: Annotated[int, typer.Option(min=10, help="mixtures (and pure excellent spectra) of each kind per run")] = 300,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the reports and their summary here (JSON)")] = None,
+    field_set: Annotated[Path | None, typer.Option(help="the fair/poor set (default: rruff_fair_poor_d2.tar.xz in $RAMANEDGE_DATA or ../shared/data)")] = None,
+) -> None:
+    """Mixture fit on new specimens: binary and ternary sums named, and no second mineral invented in pure spectra."""
+    import json
+
+    from trainer.mixtures import ROWS, mixture_report, summarise
+
+    try:
+        reports = [mixture_report(run, field_set, count=count, seed=i) for i, run in enumerate(runs)]
+    except EXPECTED as exc:
+        _fail(str(exc))
+    summary = summarise(reports)
+    if out is not None:
+        out.write_text(json.dumps({"reports": reports, "summary": summary}, indent=1) + "\n")
+    gains = ", ".join(f"{g:.3f}" for g in summary["min_gain"])
+    table = Table(title=f"mixture fit on the test parts of {len(runs)} grouped split(s), mean ± sd; min_gain fitted on pure validation spectra: {gains}")
+    table.add_column("spectra")
+    for column in ("n", "all named", "precision", "recall", "more components than true", "share error", "fit ms"):
+        table.add_column(column, justify="right")
+    for key, label in ROWS:
+        cell = summary[key]
+        if not cell:
+            continue
+
+        def pct(name: str, cell: dict = cell) -> str:
+            mean, sd = cell[name]
+            return f"{100 * mean:.1f} ± {100 * sd:.1f} %"
+
+        fit_ms = f"{cell['fit_ms'][0]:.1f}" if "fit_ms" in cell else ""
+        share = f"{cell['share_mae'][0]:.3f}" if cell["share_mae"][0] == cell["share_mae"][0] else "-"
+        table.add_row(label, f"{cell['spectra'][0]:.0f}", pct("all_named"), pct("precision"), pct("recall"), pct("more_components_than_true"), share, fit_ms)
+    console.print(table)
+
+
 @app.command(name="export")
 def export_command(
     runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="run folder from `trainer fit`; several runs of one split: an ensemble whose probabilities the device averages")],

@@ -1,0 +1,246 @@
+"""``trainer mixtures``: how well the device's mixture fit (:mod:`edge.mixtures`) names the minerals of a
+spot holding two or three, and how rarely it invents a second one in a pure spectrum.
+
+Data flow, for each grouped run (``trainer fit --split grouped``): its training spectra are the library
+(:func:`trainer.export.reference_library`), its Keras model and a fusion fitted on its validation part
+(:func:`trainer.field_set.validation_fusion`) give the fused ranking whose first minerals are candidates,
+as on the device (:meth:`edge.library.Matcher.match`). Then
+
+1. ``min_gain`` is fitted on *pure validation* spectra (RRUFF excellent, field-degraded ones, and the fair/poor
+   files of validation specimens): the gain of the best refused second component, at its :data:`PURE_QUANTILE`
+   quantile;
+2. the fit is scored with it on the *test* part, whose specimens neither model nor library saw: pure spectra
+   (excellent, and every fair/poor file of a test specimen), and binary and ternary sums of test spectra of
+   different minerals (never of one Raman-indistinguishable group) with random shares of the signal
+   (:data:`SHARES`), on the overlap of their measured ranges, clean and field-degraded
+   (:func:`trainer.augment.field_degrade`).
+
+Figures: all components named (every true mineral among those reported), per-component precision and recall,
+a second component on pure spectra, and the share error of the components named right.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.library import Matcher
+from edge.mixtures import MixtureAnalyser
+from ramancore.preprocessing import GRID_SIZE
+from trainer.augment import field_degrade, measured_range
+from trainer.dataset import SpectraDataset
+from trainer.errors import TrainerError
+from trainer.field_set import FieldSet, default_path, load_field_set, validation_fusion
+from trainer.groups import derive_groups
+from trainer.training import Run, load_run
+
+#: Shares of the signal each mixed spectrum gets: drawn uniformly (binary) or by rejection (ternary) in this range.
+SHARES = (0.2, 0.8)
+#: The targets' binary subset: both shares within this range.
+TARGET_SHARES = (0.3, 0.7)
+#: min_gain is this quantile of the pure validation spectra's best refused second-component gain.
+PURE_QUANTILE = 0.96
+#: Shortest overlap of the mixed spectra's measured ranges, cm^-1 (grid points).
+MIN_OVERLAP = 400
+#: Candidates from the fused ranking, as the device passes them.
+FUSED_CANDIDATES = 10
+
+
+class MixtureBenchmarkError(TrainerError):
+    """A run the mixture benchmark cannot use; one line saying why."""
+
+
+def mix_spectra(spectra: list[np.ndarray], shares: np.ndarray) -> np.ndarray | None:
+    """The preprocessed spectrum of a spot whose signal is ``shares`` (summing to 1) of each of ``spectra``
+    ((GRID_SIZE,) preprocessed, 0..1): each scaled to unit area over the overlap of their measured ranges,
+    summed by share, min-max normalised there, zeros elsewhere; None where the overlap is under MIN_OVERLAP."""
+    ranges = [measured_range(s) for s in spectra]
+    lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
+    if hi - lo < MIN_OVERLAP:
+        return None
+    parts = [s[lo : hi + 1].astype(np.float64) for s in spectra]
+    if any(p.sum() <= 0 for p in parts):
+        return None
+    total = sum(w * p / p.sum() for w, p in zip(shares, parts))
+    total = total - total.min()
+    out = np.zeros(GRID_SIZE, np.float32)
+    out[lo : hi + 1] = total / total.max()
+    return out
+
+
+def _draw_shares(k: int, rng: np.random.Generator) -> np.ndarray:
+    low, high = SHARES
+    while True:
+        w = rng.uniform(low, high, k) if k == 2 else rng.dirichlet(np.ones(k))
+        w = w / w.sum()
+        if np.all((w >= low) & (w <= high)):
+            return w
+
+
+def draw_mixtures(
+    X: np.ndarray, minerals: np.ndarray, k: int, count: int, rng: np.random.Generator, group_of: dict[str, frozenset[str]]
+) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
+    """``count`` sums of ``k`` spectra of ``X`` ((n, GRID_SIZE)) of different minerals, none two of one group:
+    (count, GRID_SIZE) spectra, their minerals, (count, k) shares."""
+    out: list[np.ndarray] = []
+    truth: list[list[str]] = []
+    shares: list[np.ndarray] = []
+    while len(out) < count:
+        rows = rng.choice(len(X), k, replace=False)
+        names = [str(minerals[i]) for i in rows]
+        if any(names[j] in group_of.get(names[i], {names[i]}) for i in range(k) for j in range(i + 1, k)):
+            continue
+        w = _draw_shares(k, rng)
+        mixed = mix_spectra([X[i] for i in rows], w)
+        if mixed is not None:
+            out.append(mixed)
+            truth.append(names)
+            shares.append(w)
+    return np.array(out), truth, np.array(shares)
+
+
+def score_fits(fits: list[Any], truth: list[list[str]], shares: np.ndarray | None = None) -> dict[str, float]:
+    """Figures of mixture fits against the true minerals (and shares, where known)."""
+    all_named = named_right = reported = extra = 0
+    share_errors: list[float] = []
+    true_total = sum(len(t) for t in truth)
+    for i, (fit, names) in enumerate(zip(fits, truth)):
+        got = [] if fit is None else fit.components
+        got_names = [c.mineral for c in got]
+        all_named += set(names) <= set(got_names)
+        named_right += len(set(names) & set(got_names))
+        reported += len(got_names)
+        extra += len(got_names) > len(names)
+        if shares is not None:
+            share_errors += [abs(c.share - float(shares[i][names.index(c.mineral)])) for c in got if c.mineral in names]
+    n = max(len(truth), 1)
+    return {
+        "spectra": len(truth),
+        "all_named": all_named / n,
+        "precision": named_right / max(reported, 1),
+        "recall": named_right / max(true_total, 1),
+        "more_components_than_true": extra / n,
+        "share_mae": float(np.mean(share_errors)) if share_errors else float("nan"),
+    }
+
+
+def _fit_all(analyser: MixtureAnalyser, matcher: Matcher, probabilities: np.ndarray, X: np.ndarray) -> tuple[list[Any], float]:
+    """The device's mixture fit of each spectrum, with its fused ranking's first minerals as candidates; and the
+    mean fit time, ms."""
+    fits, spent = [], 0.0
+    for p, x in zip(probabilities, X):
+        named = [m for m, _ in matcher.match(p, x, k=FUSED_CANDIDATES).top]
+        started = time.perf_counter()
+        fits.append(analyser.fit(x, named))
+        spent += time.perf_counter() - started
+    return fits, 1e3 * spent / max(len(X), 1)
+
+
+def mixture_report(
+    run_dir: str | Path, field_set: str | Path | FieldSet | None = None, count: int = 300, seed: int = 0,
+    predict: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """The mixture benchmark of one grouped run (see the module docstring); ``count`` mixtures of each kind."""
+    run: Run = load_run(run_dir)
+    if run.split.protocol != "grouped":
+        raise MixtureBenchmarkError(f"{run_dir}: a {run.split.protocol} split; the benchmark needs a grouped run (new specimens only)")
+    dataset: SpectraDataset = run.load_dataset()
+    field_path = field_set if field_set is not None else default_path()
+    field = None if field_path is None else (field_path if isinstance(field_path, FieldSet) else load_field_set(field_path))
+    from trainer.export import reference_library
+
+    if predict is None:
+        model = run.build_trained_model()
+
+        def predict(X: np.ndarray) -> np.ndarray:
+            return model.predict(X[:, :, None], batch_size=256, verbose=0)
+
+    train = run.split.train
+    library = reference_library(dataset, train)
+    groups = derive_groups(dataset.X[train], dataset.mineral[train], dataset.specimen[train])
+    group_of = {m: frozenset(g) for g in groups for m in g}
+    fusion = validation_fusion(run, dataset, library, field, predict)
+    matcher = Matcher(run.classes, library, fusion, groups)
+    known = set(library.mineral_names)
+
+    def part(rows: np.ndarray) -> tuple[np.ndarray, list[list[str]]]:
+        rows = rows[np.isin(dataset.mineral[rows], list(known))]
+        return dataset.X[rows], [[str(m)] for m in dataset.mineral[rows]]
+
+    def field_part(specimens: np.ndarray) -> tuple[np.ndarray, list[list[str]]]:
+        if field is None:
+            return np.zeros((0, GRID_SIZE), np.float32), []
+        rows = field.rows_of(specimens, run.classes)
+        return field.X[rows], [[str(m)] for m in field.mineral[rows]]
+
+    rng = np.random.default_rng(seed)
+    # 1. min_gain from pure validation spectra: the best second component's gain, never accepted here
+    val_X, _ = part(run.split.val)
+    val_field_X, _ = field_part(dataset.specimen[run.split.val])
+    excellent_val = val_X[rng.permutation(len(val_X))[: 2 * count]]
+    pure_val = np.concatenate([excellent_val[:count], field_degrade(excellent_val[count:], seed=seed + 1), val_field_X])
+    probing = MixtureAnalyser(library, min_gain=float("inf"), max_components=2, groups=groups)
+    fits, _ = _fit_all(probing, matcher, predict(pure_val), pure_val)
+    refused = np.array([f.refused_gain for f in fits if f is not None])
+    min_gain = float(np.quantile(refused, PURE_QUANTILE))
+    analyser = MixtureAnalyser(library, min_gain=min_gain, groups=groups)
+
+    # 2. the test part, scored with it
+    test_X, test_truth = part(run.split.test)
+    test_minerals = np.array([t[0] for t in test_truth])
+    pick = rng.permutation(len(test_X))[:count]
+    cases: dict[str, tuple[np.ndarray, list[list[str]], np.ndarray | None]] = {
+        "pure_excellent": (test_X[pick], [test_truth[i] for i in pick], None),
+        "pure_fair_poor_files": (*field_part(dataset.specimen[run.split.test]), None),
+        "pure_field": (field_degrade(test_X[pick], seed=seed + 4), [test_truth[i] for i in pick], None),
+    }
+    for k, name in ((2, "binary"), (3, "ternary")):
+        mixed, drawn, drawn_shares = draw_mixtures(test_X, test_minerals, k, count, rng, group_of)
+        cases[name] = (mixed, drawn, drawn_shares)
+        cases[f"{name}_field"] = (field_degrade(mixed, seed=seed + k), drawn, drawn_shares)
+    figures: dict[str, Any] = {}
+    for name, (X, truth, shares) in cases.items():
+        fits, ms = _fit_all(analyser, matcher, predict(X), X)
+        figures[name] = {**score_fits(fits, truth, shares), "fit_ms": ms}
+        if shares is not None and len(truth) and len(truth[0]) == 2:
+            inside = np.all((shares >= TARGET_SHARES[0]) & (shares <= TARGET_SHARES[1]), axis=1)
+            chosen = np.flatnonzero(inside)
+            figures[f"{name}_0.3-0.7"] = score_fits([fits[i] for i in chosen], [truth[i] for i in chosen], shares[chosen])
+    return {
+        "run": str(run_dir),
+        "min_gain": min_gain,
+        "pure_validation_spectra": int(len(refused)),
+        "library_spectra": len(library),
+        "groups": len(groups),
+        "figures": figures,
+    }
+
+
+#: The rows of the summary table: (figure key, what it is called there).
+ROWS = (
+    ("pure_excellent", "pure, RRUFF excellent"),
+    ("pure_field", "pure, field-degraded"),
+    ("pure_fair_poor_files", "pure, fair/poor files"),
+    ("binary", "binary, shares 0.2-0.8"),
+    ("binary_0.3-0.7", "binary, shares 0.3-0.7"),
+    ("binary_field", "binary, field-degraded"),
+    ("binary_field_0.3-0.7", "binary field, 0.3-0.7"),
+    ("ternary", "ternary"),
+    ("ternary_field", "ternary, field-degraded"),
+)
+
+
+def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation over runs (splits) of each figure: ``{row: {figure: (mean, sd)}}``."""
+    out: dict[str, Any] = {"runs": [r["run"] for r in reports], "min_gain": [r["min_gain"] for r in reports]}
+    for key, _ in ROWS:
+        cells = [r["figures"][key] for r in reports if key in r["figures"]]
+        out[key] = {
+            name: (float(np.nanmean([c[name] for c in cells])), float(np.nanstd([c[name] for c in cells])))
+            for name in cells[0]
+        } if cells else {}
+    return out
