@@ -20,7 +20,7 @@ from rich.table import Table
 from edge.answer import ADVICE
 from edge.bundle import Bundle, BundleError, load_bundle
 from edge.capture import saturated
-from edge.cli_support import LaserOption, errors, version_option
+from edge.cli_support import LaserOption, errors, say, version_option
 from edge.cli_support import fail as _fail
 from edge.library_cli import LibraryOption, library_app, open_user_library
 from edge.model_input import read_model_input as _read
@@ -39,6 +39,14 @@ MixturesOption = Annotated[
     bool,
     typer.Option("--mixtures", help="also fit each spectrum as a sum of up to three library minerals, with each one's share of the signal (not a composition)"),
 ]
+WebOption = Annotated[
+    str | None,
+    typer.Option(
+        "--web", metavar="[HOST:]PORT",
+        help="also serve the live view to a browser: 8765 (this computer only) or 0.0.0.0:8765 (the network); the URL with its token is printed once",
+    ),
+]
+QrOption = Annotated[bool, typer.Option("--qr", help="with --web: print the URL as a QR code too, for a phone's camera")]
 app.add_typer(library_app, name="library")
 
 
@@ -275,7 +283,29 @@ def emulate(
     errors.print(f"sent {len(emulator.played)} spectra, {sum(1 for p in emulator.played if p.faulted)} with a fault", highlight=False)
 
 
-def _listen(config, bundle: Bundle, confidence: float | None, library: Path | None, stop: threading.Event, played=None, mixtures: bool = False):
+def _web_view(address: str | None, qr: bool):
+    """The started web view for ``--web`` (None without it), its URL printed once; errors in one line."""
+    if address is None:
+        return None
+    from edge.web_view import WebView, WebViewError, parse_address
+
+    try:
+        host, port = parse_address(address)
+        web = WebView(host, port, say=say)
+        url = web.start()
+    except (ValueError, WebViewError) as exc:
+        _fail(str(exc))
+    errors.print(f"web view: {url}" + ("  (anyone on this network with the URL can see answers and add to the library)" if host in ("0.0.0.0", "::") else ""), highlight=False, soft_wrap=True)
+    if qr:
+        import qrcode
+
+        code = qrcode.QRCode(border=1)
+        code.add_data(url)
+        code.print_ascii(out=sys.stderr)
+    return web
+
+
+def _listen(config, bundle: Bundle, confidence: float | None, library: Path | None, stop: threading.Event, played=None, mixtures: bool = False, web=None):
     """Run one live session (the live screen or JSON lines) and return it with the demo score; errors in one line.
 
     ``played`` (the demo): the mineral the emulator played for a frame counter, shown beside
@@ -289,13 +319,16 @@ def _listen(config, bundle: Bundle, confidence: float | None, library: Path | No
 
     try:  # the model and the libraries load before any port is opened: a bad bundle never holds the device
         identifier = Identifier(bundle, open_user_library(library) if library or played is None else None, confidence=confidence, mixtures=mixtures)
-        live = LiveSession(config, identifier)
+        live = LiveSession(config, identifier, web)
     except (BundleError, RuntimeUnavailable, SessionLogError) as exc:
         _fail(str(exc))
     try:
-        score = live.run(stop, console, lambda line: errors.print(line, highlight=False, soft_wrap=True), played)
+        score = live.run(stop, console, say, played)
     except PortError as exc:
         _fail(str(exc))
+    finally:
+        if web is not None:
+            web.stop()
     return live, score
 
 
@@ -322,6 +355,8 @@ def listen(
     confidence: ConfidenceOption = None,
     library: LibraryOption = None,
     mixtures: MixturesOption = False,
+    web: WebOption = None,
+    qr: QrOption = False,
 ) -> None:
     """Identify minerals live from a spectrometer on a serial port (on the live screen, `a` adds the spectrum shown to the user library)."""
     stop = _stop_on_signals()  # first: Ctrl-C while the bundle loads ends as cleanly as later
@@ -332,7 +367,7 @@ def listen(
     from edge.session import ListenConfig
 
     config = ListenConfig(port, protocol.value, baud, _profile(profile), log, save_spectra, as_json, count)
-    live, _ = _listen(config, bundle, confidence, library, stop, mixtures=mixtures)
+    live, _ = _listen(config, bundle, confidence, library, stop, mixtures=mixtures, web=_web_view(web, qr))
     s = live.listener.stats
     errors.print(
         f"{s.identifications} identifications; frames ok {s.frames_ok}, rejected {s.frames_rejected}; reconnects {s.reconnects}",
@@ -356,6 +391,8 @@ def demo(
     seed: Seed = 0,
     library: Annotated[Path | None, typer.Option("--library", help="a user library to search too (default: none, so that the demo is the same everywhere)")] = None,
     mixtures: MixturesOption = False,
+    web: WebOption = None,
+    qr: QrOption = False,
 ) -> None:
     """The emulated spectrometer and `listen` on it, with the bundled model: no hardware needed."""
     stop = _stop_on_signals()
@@ -377,7 +414,7 @@ def demo(
             from edge.session import ListenConfig
 
             config = ListenConfig(port, protocol.value, as_json=as_json, count=count or None)
-            live, score = _listen(config, bundle, None, library, stop, played, mixtures)
+            live, score = _listen(config, bundle, None, library, stop, played, mixtures, _web_view(web, qr))
         finally:
             emulator.stop()
     if score is None:

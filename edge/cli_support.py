@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import NoReturn
@@ -10,6 +11,13 @@ import typer
 from rich.console import Console
 
 errors = Console(stderr=True)
+_saying = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One log line on stderr, whole: the listener and the web view's thread both log, and rich writes a line in parts."""
+    with _saying:
+        errors.print(line, highlight=False, soft_wrap=True)
 
 
 def _plain_help() -> None:

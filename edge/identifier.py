@@ -9,6 +9,7 @@ then the state from the fused confidence and the best HQI.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 
@@ -47,6 +48,7 @@ class Identifier:
         self.user_library = user_library
         self.bundle_library = bundle.library()
         self.mixtures = mixtures
+        self._adding = threading.Lock()  # the `a` key and the web view's button may add at once
         self.matcher = self._matcher()
         self.mixture_analyser = MixtureAnalyser(self.matcher.library, groups=bundle.manifest.groups)
 
@@ -56,12 +58,14 @@ class Identifier:
 
     def add_to_user_library(self, mineral: str, spectrum: np.ndarray, source: str) -> UserEntry:
         """Add a measured spectrum to the user library, save it, and search it from the next spectrum on."""
-        if self.user_library is None:
-            self.user_library = UserLibrary()
-        entry = self.user_library.add(mineral, spectrum, source)
-        self.user_library.save()
-        self.matcher = self._matcher()
-        self.mixture_analyser = MixtureAnalyser(self.matcher.library, groups=self.bundle.manifest.groups)
+        with self._adding:
+            if self.user_library is None:
+                self.user_library = UserLibrary()
+            entry = self.user_library.add(mineral, spectrum, source)
+            self.user_library.save()
+            matcher = self._matcher()
+            # swapped in whole: an answer on the listener's thread uses the old pair or the new one
+            self.matcher, self.mixture_analyser = matcher, MixtureAnalyser(matcher.library, groups=self.bundle.manifest.groups)
         return entry
 
     def answer(

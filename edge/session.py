@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -25,6 +26,7 @@ from edge.library import twin_note
 from edge.listen import Identification, Listener
 from edge.live_view import DemoScore, render
 from edge.user_library import UserLibraryError
+from edge.web_view import WebView, pooled
 from firmware_bridge.profiles import DeviceProfile
 
 
@@ -48,21 +50,53 @@ class LiveSession:
     """One ``listen`` (or ``demo``) session: its config and an :class:`~edge.identifier.Identifier`, ready before
     any port opens (a bad log path or capture folder is a SessionLogError here)."""
 
-    def __init__(self, config: ListenConfig, identifier: Identifier) -> None:
+    def __init__(self, config: ListenConfig, identifier: Identifier, web: WebView | None = None) -> None:
         self.config = config
         self.listener = Listener(config.port, identifier, config.protocol, config.baud, config.profile, config.log, config.save_spectra)
+        self.web = web  #: the browser view (``--web``), started by the caller; told every answer and status change
 
     def run(
         self, stop: threading.Event, console: Console, say: Callable[[str], None], played: Callable[[int], str | None] | None = None
     ) -> DemoScore | None:
         """Connect (retried while no device answers), run until ``count`` identifications or ``stop``, close the port;
         the demo's score where ``played`` is given, else None. A missing port is a PortError."""
+        web = self.web
+        if web is not None:
+            web.status(link_status(self.listener))
         try:
             if self.listener.connect_retrying(stop.is_set, say) is None:
                 return None  # stopped while no device answered
-            return run(self.listener, self.config.as_json, self.config.count, stop, console, say, played)
+            return run(self.listener, self.config.as_json, self.config.count, stop, console, say, played, web)
         finally:
             self.listener.close()
+            if web is not None:
+                web.status(link_status(self.listener))
+
+
+def link_status(listener: Listener) -> dict[str, Any]:
+    """The link's status and counters, as the web view shows them."""
+    stats, device = listener.stats, listener.stats.device
+    ok, rejected = listener.frame_counts()
+    return {
+        "status": stats.status,
+        "connected": stats.status == "listening",
+        "device": f"{device.name} ({device.serial})" if device else listener.port_name,
+        "port": listener.port_name,
+        "frames_ok": ok,
+        "frames_rejected": rejected,
+        "reconnects": stats.reconnects,
+        "identifications": stats.identifications,
+    }
+
+
+def plot_of(result: Identification) -> dict[str, Any]:
+    """The spectra the web view plots for an answer: measured, best reference, and the mixture's fitted sum."""
+    mixture = result.answer.mixture
+    return {
+        "measured": pooled(result.spectrum),
+        "reference": pooled(result.answer.reference),
+        "fitted": pooled(mixture.fitted) if mixture is not None and len(mixture.components) > 1 else None,
+    }
 
 
 def run(
@@ -73,19 +107,32 @@ def run(
     console: Console,
     say: Callable[[str], None],
     played: Callable[[int], str | None] | None = None,
+    web: WebView | None = None,
 ) -> DemoScore | None:
     """Run a connected listener until ``count`` identifications or ``stop``; the demo's score, if ``played``.
 
     ``played`` (the demo): the mineral the emulator played for a frame counter, shown beside
-    the answer with a running score and added to JSON lines as ``played``.
+    the answer with a running score and added to JSON lines as ``played``. ``web``: the browser view,
+    handed every answer and status change (it never blocks this loop).
     """
     score = DemoScore() if played else None
-    listener.on_status_change = lambda status: say(f"{listener.port_name}: {status}")  # stderr: a log of the link
+
+    def status_changed(status: str) -> None:
+        say(f"{listener.port_name}: {status}")  # stderr: a log of the link
+        if web is not None:
+            web.status(link_status(listener))
+
+    listener.on_status_change = status_changed
+    if web is not None:
+        web.status(link_status(listener))
 
     def note(result, record) -> None:
         if score is not None and played is not None:
             record["played"] = played(result.seq)
             score.add(record["played"], result)
+        if web is not None:
+            web.publish(listener.stats.identifications, record, plot_of(result), lambda name: add_shown_spectrum(listener, result, name))
+            web.status(link_status(listener))
 
     if as_json:
         device = listener.stats.device

@@ -46,7 +46,7 @@ def test_classify_json_keys_and_bad_files(int8_bundle, rruff_sample, tmp_path):
     assert [r["file"] for r in lines] == [str(p) for p in good]
     for record in lines:
         assert set(record) == {"schema", "file", "top", "model", "latency_ms", "state", "confidence", "library_hit", "source", "group"}
-        assert record["schema"] == 4 and record["source"] == "model" and 0 <= record["library_hit"]["hqi"] <= 1000
+        assert record["schema"] == 5 and record["source"] == "model" and 0 <= record["library_hit"]["hqi"] <= 1000
         assert record["state"] in ("identified", "possible match", "not in library")
         assert len(record["top"]) == 3 and set(record["top"][0]) == {"mineral", "probability"}
         probabilities = [t["probability"] for t in record["top"]]
