@@ -165,6 +165,11 @@ class ReferenceLibrary:
         start, end = self._rows_of(mineral)
         return start + int(np.argmax(r[start:end]))
 
+    def best_references(self, r: np.ndarray, mineral: str, k: int) -> list[int]:
+        """The mineral-sorted indices of ``mineral``'s ``k`` references with the highest of ``r``, best first."""
+        start, end = self._rows_of(mineral)
+        return [start + int(i) for i in np.argsort(-r[start:end], kind="stable")[:k]]
+
     def _centred_norms(self, lo: int, hi: int) -> np.ndarray:
         """Each reference's norm about its mean over bins lo..hi (the block prefix sums, plus the ends)."""
         first, last = -(-lo // STRIDE), hi // STRIDE  # whole blocks inside the range

@@ -38,9 +38,11 @@ from ramancore.preprocessing import GRID_SIZE
 #: remove to be reported. Fitted by ``trainer mixtures`` on pure validation spectra of three grouped runs
 #: (RRUFF excellent, field-degraded, and the fair/poor files of validation specimens), the mean of their
 #: 96th percentiles of the best refused second component's gain: docs/RESULTS.md, "Mixtures".
-MIN_GAIN = 0.58
+MIN_GAIN = 0.62
 #: Minerals taken as candidates from each library search (of the spectrum, then of each residual).
 CANDIDATES = 12
+#: References tried per candidate mineral (those that correlate best with what is left to explain).
+REFERENCES = 1
 #: Largest shift, in bins (BIN cm^-1 each), a reference may be moved by to fit: a field instrument's axis is
 #: often a few cm^-1 off RRUFF's, and a shifted band would otherwise be "explained" by a second mineral's.
 MAX_SHIFT_BINS = 2
@@ -166,7 +168,8 @@ class MixtureAnalyser:
     ``min_gain``: fraction (0..1) of the residual left before it that a second or third component must remove;
     ``max_components``: 1..3; ``candidates``: minerals per library search; ``baseline_degree``: the free
     baseline polynomial's degree (None: no baseline term); ``groups``: Raman-indistinguishable minerals,
-    never two of one group in a fit (their difference is the specimen's, not a second mineral).
+    never two of one group in a fit (their difference is the specimen's, not a second mineral); ``references``:
+    references tried per candidate mineral.
     """
 
     def __init__(
@@ -177,6 +180,7 @@ class MixtureAnalyser:
         candidates: int = CANDIDATES,
         baseline_degree: int | None = BASELINE_DEGREE,
         groups: Sequence[Sequence[str]] = (),
+        references: int = REFERENCES,
     ) -> None:
         if not 1 <= max_components <= 3:
             raise ValueError(f"max_components {max_components}: 1, 2 or 3")
@@ -185,6 +189,7 @@ class MixtureAnalyser:
         self.max_components = max_components
         self.candidates = candidates
         self.baseline_degree = baseline_degree
+        self.references = references
         self._group_of = {m: frozenset(g) for g in groups for m in g}
 
     def fit(self, spectrum: np.ndarray, named: Sequence[str] = ()) -> MixtureFit | None:
@@ -243,13 +248,14 @@ class MixtureAnalyser:
             return None
         if not search:
             r = library.correlations_binned(residual, problem.lo, names)
-        indices = [library.best_reference(r, m) for m in names]
-        shifts, columns = problem.best_shifts(indices, residual)
+        trials = [(m, i) for m in names for i in library.best_references(r, m, self.references)]
+        shifts, columns = problem.best_shifts([i for _, i in trials], residual)
         fits = problem.with_each(fixed, columns)
-        i = int(np.argmin([f[1] for f in fits]))
-        if not np.isfinite(fits[i][1]):
+        best = int(np.argmin([f[1] for f in fits]))
+        if not np.isfinite(fits[best][1]):
             return None
-        return [*fixed, _Term(names[i], indices[i], shifts[i])], fits[i][0], fits[i][1]
+        mineral, row = trials[best]
+        return [*fixed, _Term(mineral, row, shifts[best])], fits[best][0], fits[best][1]
 
     def _refined(self, chosen: list[_Term], coef: np.ndarray, rss: float, pool: list[str], problem: _Problem) -> tuple[list[_Term], np.ndarray, float]:
         """One pass over the components, each replaced by the best candidate for what the others leave, where
