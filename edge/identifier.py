@@ -64,7 +64,7 @@ class Identifier:
             entry = self.user_library.add(mineral, spectrum, source)
             self.user_library.save()
             matcher = self._matcher()
-            # swapped in whole: an answer on the listener's thread uses the old pair or the new one
+            # each swapped in whole: an answer on the listener's thread never sees a half-built matcher
             self.matcher, self.mixture_analyser = matcher, MixtureAnalyser(matcher.library, groups=self.bundle.manifest.groups)
         return entry
 

@@ -241,8 +241,8 @@ class MixtureAnalyser:
         blocked = set().union(*(self._group_of.get(t.mineral, {t.mineral}) for t in fixed))
         if search:
             r = library.correlations_binned(residual, problem.lo)
-            best = library.best_per_mineral(r)
-            pool += [library.mineral_names[j] for j in np.argsort(-best, kind="stable")[: self.candidates]]
+            per_mineral = library.best_per_mineral(r)
+            pool += [library.mineral_names[j] for j in np.argsort(-per_mineral, kind="stable")[: self.candidates]]
         names = list(dict.fromkeys(m for m in pool if m not in blocked))
         if not names:
             return None

@@ -316,7 +316,11 @@ def openset_command(
             f"{100 * t['fair_precision']:.1f} %, {100 * t['fair_coverage']:.1f} %", f"{100 * t['unknown_identified']:.1f} %",
         )
     console.print(table)
-    console.print(f"known-new top-1 (fused) {100 * report['known_test_top1']:.1f} %; {OPEN_SET} in {run}", highlight=False)
+    console.print(
+        f"known-new top-1 (fused) {100 * report['known_test_top1']:.1f} %, group level {100 * report['known_test_group_top1']:.1f} % "
+        f"({report['groups']} groups; an answer is right where it holds the mineral); {OPEN_SET} in {run}",
+        highlight=False,
+    )
 
 
 @app.command(name="mixtures")

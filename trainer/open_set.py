@@ -36,6 +36,7 @@ from edge.library import Matcher
 from trainer import plots
 from trainer.errors import TrainerError
 from trainer.field_set import FieldSet, default_path, load_field_set, validation_fusion
+from trainer.groups import derive_groups
 from trainer.splits import open_set_minerals
 
 OPEN_SET = "open_set.json"
@@ -52,8 +53,10 @@ class OpenSetError(TrainerError):
 @dataclass(frozen=True)
 class Answers:
     """One part's answers: ``features`` (n, len(EVIDENCE)) the gate's inputs, ``evidence`` the raw values,
-    ``confidence`` and ``best_hqi`` (n,), ``correct`` (n,) bool (always False for unknown minerals), ``fair`` (n,)
-    bool: from the fair/poor set."""
+    ``confidence`` and ``best_hqi`` (n,), ``correct`` (n,) bool: the answer holds the true mineral (named, or a
+    member of the Raman-indistinguishable group answered: what the device tells the user; always False for
+    unknown minerals), ``species_correct`` (n,) bool: the first mineral named is the true one, ``fair`` (n,) bool:
+    from the fair/poor set."""
 
     features: np.ndarray
     evidence: np.ndarray
@@ -61,26 +64,30 @@ class Answers:
     best_hqi: np.ndarray
     correct: np.ndarray
     fair: np.ndarray
+    species_correct: np.ndarray
 
     def __len__(self) -> int:
         return len(self.correct)
 
 
 def answer_part(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, y: np.ndarray, fair: np.ndarray) -> Answers:
-    """Answer each spectrum as the device does; ``y`` the true candidate index, -1 for an unknown mineral."""
-    rows, evidence, confidence, best_hqi, correct = [], [], [], [], []
+    """Answer each spectrum as the device does (group answers included, where ``matcher`` has groups); ``y`` the
+    true candidate index, -1 for an unknown mineral."""
+    rows, evidence, confidence, best_hqi, correct, species = [], [], [], [], [], []
     names = {m: i for i, m in enumerate(matcher.candidates)}
     for proba, spectrum, truth in zip(probabilities, spectra, y):
         match = matcher.match(proba, spectrum, k=1)
         rows.append(gate_features(match.evidence))
         evidence.append([match.evidence[k] for k in EVIDENCE])
-        confidence.append(match.confidence)
+        confidence.append(match.stated_confidence)
         best_hqi.append(match.best_hqi)
-        correct.append(truth >= 0 and names[match.top[0][0]] == truth)
+        named = [match.top[0][0]] if match.group is None else match.group
+        species.append(truth >= 0 and names[match.top[0][0]] == truth)
+        correct.append(truth >= 0 and truth in {names[m] for m in named})
     width = len(EVIDENCE)
     return Answers(
         np.array(rows).reshape(-1, width), np.array(evidence).reshape(-1, width), np.array(confidence), np.array(best_hqi),
-        np.array(correct, dtype=bool), np.asarray(fair, dtype=bool),
+        np.array(correct, dtype=bool), np.asarray(fair, dtype=bool), np.array(species, dtype=bool),
     )
 
 
@@ -165,7 +172,9 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
     if field_set is None:
         field_set = default_path()
     field = field_set if isinstance(field_set, FieldSet) or field_set is None else load_field_set(field_set)
-    matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict))  # as export fits the shipped one
+    # the device's path: the fusion as export fits it, and the groups export ships (from the training spectra)
+    groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
+    matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups)
     unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
     index = {m: i for i, m in enumerate(run.classes)}
 
@@ -200,7 +209,9 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
         "targets": {"precision": TARGET_PRECISION, "max_unknown_identified": MAX_UNKNOWN_IDENTIFIED},
         "spectra": {name: {"all": len(a), "fair_poor_files": int(a.fair.sum())} for name, a in parts.items()},
         "unknown_minerals": {"fit": len(unknown_fit), "test": len(unknown_test)},
-        "known_test_top1": float(np.mean(parts["known_test"].correct)),
+        "known_test_top1": float(np.mean(parts["known_test"].species_correct)),
+        "known_test_group_top1": float(np.mean(parts["known_test"].correct)),
+        "groups": len(groups),
         "gates": {},
         "evidence_gate": gate.as_dict(),
     }

@@ -1,0 +1,87 @@
+"""Test-time augmentation by axis shifts, on grouped-fair: does averaging the model over shifted copies of a
+spectrum help on new specimens? Model alone (Keras float), each grouped run's test part: RRUFF excellent spectra and
+the fair/poor files of its test specimens (processed and RAW), top-1 / top-3 ranked as the device ranks.
+
+Variants: the spectrum as it is; the mean of the probabilities over shifts of -2, 0, +2 cm^-1 (``tta3_mean``); over
+-4 .. +4 in 2 cm^-1 steps (``tta5_mean``); the sum of the log-probabilities over those five (``tta5_logmean``).
+A shift moves the whole preprocessed vector, zeros coming in at its end (what a calibration offset does).
+
+    python benchmarks/tta_shifts.py RUN [RUN ...] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+
+from trainer.field_set import default_path, load_field_set
+from trainer.training import load_run
+
+SHIFTS = (-4, -2, 0, 2, 4)
+
+
+def shifted(X: np.ndarray, shift: int) -> np.ndarray:
+    out = np.roll(X, shift, axis=1)
+    if shift > 0:
+        out[:, :shift] = 0
+    elif shift < 0:
+        out[:, shift:] = 0
+    return out
+
+
+def top1_top3(probabilities: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    return float(np.mean(order[:, 0] == y)), float(np.mean((order[:, :3] == y[:, None]).any(axis=1)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    path = default_path()
+    if path is None:
+        raise SystemExit("no fair/poor set: $RAMANEDGE_DATA or ../shared/data")
+    field = load_field_set(path)
+    report: dict[str, Any] = {}
+    for run_dir in args.runs:
+        run = load_run(run_dir)
+        dataset = run.load_dataset()
+        model = run.build_trained_model()
+        labels = dataset.labels(run.classes)
+        index = {m: i for i, m in enumerate(run.classes)}
+        parts = {"excellent": (dataset.X[run.split.test], labels[run.split.test])}
+        rows = field.rows_of(dataset.specimen[run.split.test], run.classes)
+        for quality in ("fair", "poor"):
+            for kind in ("processed", "raw"):
+                chosen = rows[(field.quality[rows] == quality) & (field.kind[rows] == kind)]
+                parts[f"{quality}_{kind}"] = (field.X[chosen], np.array([index[m] for m in field.mineral[chosen]]))
+        report[run_dir] = {}
+        for name, (X, y) in parts.items():
+            p = {s: model.predict(shifted(X, s)[:, :, None], batch_size=256, verbose=0) for s in SHIFTS}
+            report[run_dir][name] = {
+                "n": len(y),
+                "plain": top1_top3(p[0], y),
+                "tta3_mean": top1_top3((p[-2] + p[0] + p[2]) / 3, y),
+                "tta5_mean": top1_top3(sum(p.values()) / len(SHIFTS), y),
+                "tta5_logmean": top1_top3(sum(np.log(np.maximum(v, 1e-7)) for v in p.values()), y),
+            }
+    names = list(next(iter(report.values())))
+    print("| variant | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for variant in ("tta3_mean", "tta5_mean", "tta5_logmean"):
+        cells = []
+        for name in names:
+            diffs = [100 * (report[r][name][variant][0] - report[r][name]["plain"][0]) for r in report]
+            cells.append(f"{np.mean(diffs):+.2f} ± {np.std(diffs):.2f}")
+        print(f"| {variant} (top-1 vs plain, paired) | " + " | ".join(cells) + " |")
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(report, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
