@@ -25,7 +25,7 @@ from edge.identifier import Identifier  # noqa: E402
 
 def sums(spectra: list[np.ndarray], count: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Sums of two spectra, zero outside the overlap of their measured ranges, min-max normalised there."""
-    out = []
+    out: list[np.ndarray] = []
     while len(out) < count:
         a, b = rng.choice(len(spectra), 2, replace=False)
         w = rng.uniform(0.3, 0.7)

@@ -93,7 +93,7 @@ def chromium_page(url: str, profile: Path):
     except ImportError:
         return None
     options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
+    options.binary_location = shutil.which("chromium") or "chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"):
         options.add_argument(flag)
@@ -127,11 +127,14 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ramanedge-web-bench-"))
     emulator = subprocess.Popen([sys.executable, "-m", "edge", "emulate", "--interval", str(args.interval)], stdout=subprocess.PIPE, text=True)
+    assert emulator.stdout is not None
     port = emulator.stdout.readline().strip()
     listen = subprocess.Popen(
         [sys.executable, "-m", "edge", "listen", port, "--json", "--web", "127.0.0.1:0", "--library", str(tmp / "library")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    assert listen.stdout is not None and listen.stderr is not None
+    stderr = listen.stderr
     url = ""
     while "web view: " not in url:
         url = listen.stderr.readline()
@@ -139,7 +142,7 @@ def main() -> None:
     web_port, token = int(url.split(":")[2].split("/")[0]), url.split("token=")[1]
     terminal = Terminal(listen.stdout)
     terminal.start()
-    threading.Thread(target=lambda: [None for _ in listen.stderr], daemon=True).start()  # keep stderr drained
+    threading.Thread(target=lambda: [None for _ in stderr], daemon=True).start()  # keep stderr drained
     driver = None
     try:
         time.sleep(3.0)  # connected and warm
