@@ -48,7 +48,7 @@ def hqi(r: np.ndarray | float) -> np.ndarray:
     return np.where(r > 0, 1000.0 * r * r, 0.0)
 
 
-def _binned(spectra: np.ndarray) -> np.ndarray:
+def bin_spectra(spectra: np.ndarray) -> np.ndarray:
     """(n, GRID_SIZE) -> (n, GRID_SIZE // BIN) means of adjacent grid points, float32."""
     n = spectra.shape[0]
     usable = (GRID_SIZE // BIN) * BIN
@@ -100,7 +100,7 @@ class ReferenceLibrary:
         self._sum_sq = np.zeros((n, bins // STRIDE + 1), np.float64)
         for lo in range(0, n, CHUNK):  # in chunks: the temporaries stay small
             rows = self._order[lo : lo + CHUNK]
-            binned = _binned(self.spectra[rows].astype(np.float32))
+            binned = bin_spectra(self.spectra[rows].astype(np.float32))
             self._binned[lo : lo + len(rows)] = binned
             blocks = binned[:, : (bins // STRIDE) * STRIDE].reshape(len(rows), -1, STRIDE).astype(np.float64)
             self._sum[lo : lo + len(rows), 1:] = np.cumsum(blocks.sum(axis=2), axis=1)
@@ -130,7 +130,7 @@ class ReferenceLibrary:
         lo, hi = measured_bins(np.asarray(spectrum))
         if hi - lo < MIN_OVERLAP_BINS or not len(self):
             return np.zeros(len(self), np.float32)
-        return self.correlations_binned(_binned(np.asarray(spectrum, dtype=np.float32)[None, :])[0, lo:hi], lo)
+        return self.correlations_binned(bin_spectra(np.asarray(spectrum, dtype=np.float32)[None, :])[0, lo:hi], lo)
 
     def correlations_binned(self, query: np.ndarray, lo: int, minerals: Sequence[str] | None = None) -> np.ndarray:
         """:meth:`correlations` of a query already in bins (``query``: bins ``lo`` .. ``lo + len(query)``, any sign:

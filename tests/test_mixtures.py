@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from edge.bundle import load_bundle
 from edge.cli import app
-from edge.library import BIN, _binned, measured_bins
+from edge.library import BIN, bin_spectra, measured_bins
 from edge.mixtures import MIN_GAIN, MixtureAnalyser
 from ramancore.preprocessing import GRID
 
@@ -38,7 +38,7 @@ def _reference(library, mineral: str) -> np.ndarray:
 def _signal_share(spectra: list[np.ndarray], weights: list[float], mixed: np.ndarray) -> np.ndarray:
     """Each weighted spectrum's share of the summed area over the mixture's measured bins: what `share` reports."""
     lo, hi = measured_bins(mixed)
-    areas = np.array([w * _binned(s[None, :])[0, lo:hi].sum() for s, w in zip(spectra, weights)])
+    areas = np.array([w * bin_spectra(s[None, :])[0, lo:hi].sum() for s, w in zip(spectra, weights)])
     return areas / areas.sum()
 
 
