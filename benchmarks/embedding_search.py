@@ -18,16 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from trainer.field_set import FieldSet, default_path, load_field_set
+from trainer.field_set import FieldSet, default_path, labelled_parts, load_field_set
 from trainer.resnet import EMBEDDING_LAYER
+from trainer.metrics import top_k_accuracy
 from trainer.training import load_run
 
 WEIGHTS = (0, 2, 5, 10, 20, 40)
-
-
-def hits(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    order = np.argsort(-score, axis=1, kind="stable")
-    return float(np.mean(order[:, 0] == y)), float(np.mean((order[:, :3] == y[:, None]).any(axis=1)))
 
 
 def run_report(run_dir: str, field: FieldSet) -> dict[str, Any]:
@@ -38,7 +34,6 @@ def run_report(run_dir: str, field: FieldSet) -> dict[str, Any]:
     model = run.build_trained_model()
     both = keras.Model(model.inputs, [model.get_layer(EMBEDDING_LAYER).output, model.output])
     labels = dataset.labels(run.classes)
-    index = {m: i for i, m in enumerate(run.classes)}
 
     def embed(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         e, p = both.predict(X[:, :, None], batch_size=256, verbose=0)
@@ -56,27 +51,26 @@ def run_report(run_dir: str, field: FieldSet) -> dict[str, Any]:
         return best
 
     def parts(rows: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        out = {"excellent": (dataset.X[rows], labels[rows])}
-        files = field.rows_of(dataset.specimen[rows], run.classes)
-        for quality in ("fair", "poor"):
-            for kind in ("processed", "raw"):
-                chosen = files[(field.quality[files] == quality) & (field.kind[files] == kind)]
-                out[f"{quality}_{kind}"] = (field.X[chosen], np.array([index[m] for m in field.mineral[chosen]], dtype=np.int64))
-        return out
+        return labelled_parts(field, dataset.X[rows], labels[rows], dataset.specimen[rows], run.classes)
 
     validation = parts(run.split.val)
     Xv = np.concatenate([x for x, _ in validation.values()])
     yv = np.concatenate([y for _, y in validation.values()])
     Ev, Pv = embed(Xv)
     Bv = best_per_class(Ev)
-    by_weight = {w: hits(np.log(np.maximum(Pv, 1e-4)) + w * Bv, yv)[0] for w in WEIGHTS}
+    by_weight = {w: _hits(np.log(np.maximum(Pv, 1e-4)) + w * Bv, yv)[0] for w in WEIGHTS}
     weight = max(WEIGHTS, key=lambda w: by_weight[w])
     report: dict[str, Any] = {"validation_top1_by_weight": by_weight, "weight": weight}
     for name, (X, y) in parts(run.split.test).items():
         E, P = embed(X)
         B = best_per_class(E)
-        report[name] = {"n": len(y), "model": hits(P, y), "embedding_knn": hits(B, y), "fused": hits(np.log(np.maximum(P, 1e-4)) + weight * B, y)}
+        report[name] = {"n": len(y), "model": _hits(P, y), "embedding_knn": _hits(B, y), "fused": _hits(np.log(np.maximum(P, 1e-4)) + weight * B, y)}
     return report
+
+
+def _hits(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Top-1 and top-3, ranked as the device ranks."""
+    return top_k_accuracy(y, scores, 1), top_k_accuracy(y, scores, 3)
 
 
 def main() -> None:
@@ -84,10 +78,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--out")
     args = parser.parse_args()
-    path = default_path()
-    if path is None:
-        raise SystemExit("no fair/poor set: $RAMANEDGE_DATA or ../shared/data")
-    field = load_field_set(path)
+    field = load_field_set(default_path() or "rruff_fair_poor_d2.tar.xz")  # absent: FieldSetError names it
     report = {run: run_report(run, field) for run in args.runs}
     names = ["excellent", "fair_processed", "fair_raw", "poor_processed", "poor_raw"]
     print("| ranking (mean of the runs, top-1 / top-3) | " + " | ".join(names) + " |")

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.field_set import default_path, load_field_set
+from trainer.field_set import default_path, labelled_parts, load_field_set
+from trainer.metrics import top_k_accuracy
 from trainer.training import load_run
 
 SHIFTS = (-4, -2, 0, 2, 4)
@@ -32,9 +33,9 @@ def shifted(X: np.ndarray, shift: int) -> np.ndarray:
     return out
 
 
-def top1_top3(probabilities: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    order = np.argsort(-probabilities, axis=1, kind="stable")
-    return float(np.mean(order[:, 0] == y)), float(np.mean((order[:, :3] == y[:, None]).any(axis=1)))
+def _hits(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Top-1 and top-3, ranked as the device ranks."""
+    return top_k_accuracy(y, scores, 1), top_k_accuracy(y, scores, 3)
 
 
 def main() -> None:
@@ -42,32 +43,23 @@ def main() -> None:
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--out")
     args = parser.parse_args()
-    path = default_path()
-    if path is None:
-        raise SystemExit("no fair/poor set: $RAMANEDGE_DATA or ../shared/data")
-    field = load_field_set(path)
+    field = load_field_set(default_path() or "rruff_fair_poor_d2.tar.xz")  # absent: FieldSetError names it
     report: dict[str, Any] = {}
     for run_dir in args.runs:
         run = load_run(run_dir)
         dataset = run.load_dataset()
         model = run.build_trained_model()
-        labels = dataset.labels(run.classes)
-        index = {m: i for i, m in enumerate(run.classes)}
-        parts = {"excellent": (dataset.X[run.split.test], labels[run.split.test])}
-        rows = field.rows_of(dataset.specimen[run.split.test], run.classes)
-        for quality in ("fair", "poor"):
-            for kind in ("processed", "raw"):
-                chosen = rows[(field.quality[rows] == quality) & (field.kind[rows] == kind)]
-                parts[f"{quality}_{kind}"] = (field.X[chosen], np.array([index[m] for m in field.mineral[chosen]]))
+        test = run.split.test
+        parts = labelled_parts(field, dataset.X[test], dataset.labels(run.classes)[test], dataset.specimen[test], run.classes)
         report[run_dir] = {}
         for name, (X, y) in parts.items():
             p = {s: model.predict(shifted(X, s)[:, :, None], batch_size=256, verbose=0) for s in SHIFTS}
             report[run_dir][name] = {
                 "n": len(y),
-                "plain": top1_top3(p[0], y),
-                "tta3_mean": top1_top3((p[-2] + p[0] + p[2]) / 3, y),
-                "tta5_mean": top1_top3(sum(p.values()) / len(SHIFTS), y),
-                "tta5_logmean": top1_top3(sum(np.log(np.maximum(v, 1e-7)) for v in p.values()), y),
+                "plain": _hits(p[0], y),
+                "tta3_mean": _hits((p[-2] + p[0] + p[2]) / 3, y),
+                "tta5_mean": _hits(sum(p.values()) / len(SHIFTS), y),
+                "tta5_logmean": _hits(sum(np.log(np.maximum(v, 1e-7)) for v in p.values()), y),
             }
     names = list(next(iter(report.values())))
     print("| variant | " + " | ".join(names) + " |")

@@ -213,6 +213,20 @@ def grouped_fair(
     return out
 
 
+def labelled_parts(field: FieldSet, X: np.ndarray, y: np.ndarray, specimens: np.ndarray, classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """One part of a grouped run as (spectra, class indices) per kind: ``excellent`` (``X`` (n, GRID_SIZE), ``y``
+    (n,): the part's dataset spectra) and ``fair_processed`` ... ``poor_raw`` (the fair/poor files of ``specimens``,
+    its specimens, of minerals in ``classes``): what a benchmark scores a model on, kind by kind."""
+    index = {m: i for i, m in enumerate(classes)}
+    parts = {"excellent": (X, y)}
+    rows = field.rows_of(specimens, classes)
+    for quality in QUALITIES:
+        for kind in KINDS:
+            chosen = rows[(field.quality[rows] == quality) & (field.kind[rows] == kind)]
+            parts[f"{quality}_{kind}"] = (field.X[chosen], np.array([index[m] for m in field.mineral[chosen]], dtype=np.int64))
+    return parts
+
+
 def flat_test_figures(record: dict[str, Any]) -> dict[str, float] | None:
     """A metrics record's grouped-fair test figures as one flat dict (``fair_processed_fused_top1``, ...,
     and ``fair_processed_spectra``), for summaries over splits; None where the run was not scored."""
