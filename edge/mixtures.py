@@ -38,7 +38,7 @@ from ramancore.preprocessing import GRID_SIZE
 #: remove to be reported. Fitted by ``trainer mixtures`` on pure validation spectra of three grouped runs
 #: (RRUFF excellent, field-degraded, and the fair/poor files of validation specimens), the mean of their
 #: 96th percentiles of the best refused second component's gain: docs/RESULTS.md, "Mixtures".
-MIN_GAIN = 0.62
+MIN_GAIN = 0.64
 #: Minerals taken as candidates from each library search (of the spectrum, then of each residual).
 CANDIDATES = 12
 #: References each mineral enters a fit with (those that correlate best with what is left to explain), each with

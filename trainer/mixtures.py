@@ -234,13 +234,17 @@ ROWS = (
 )
 
 
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and standard deviation of the finite values (nan, nan where none is: a share error of pure spectra)."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return (float(finite.mean()), float(finite.std())) if finite.size else (float("nan"), float("nan"))
+
+
 def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard deviation over runs (splits) of each figure: ``{row: {figure: (mean, sd)}}``."""
     out: dict[str, Any] = {"runs": [r["run"] for r in reports], "min_gain": [r["min_gain"] for r in reports]}
     for key, _ in ROWS:
         cells = [r["figures"][key] for r in reports if key in r["figures"]]
-        out[key] = {
-            name: (float(np.nanmean([c[name] for c in cells])), float(np.nanstd([c[name] for c in cells])))
-            for name in cells[0]
-        } if cells else {}
+        out[key] = {name: _mean_sd([c[name] for c in cells]) for name in cells[0]} if cells else {}
     return out
