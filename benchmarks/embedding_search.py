@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from trainer.field_set import FieldSet, default_path, labelled_parts, load_field_set
-from trainer.resnet import EMBEDDING_LAYER
 from trainer.metrics import top_k_accuracy
+from trainer.resnet import EMBEDDING_LAYER
 from trainer.training import load_run
 
 WEIGHTS = (0, 2, 5, 10, 20, 40)
