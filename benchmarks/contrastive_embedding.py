@@ -57,13 +57,12 @@ def batches(X: np.ndarray, y: np.ndarray, specimen: np.ndarray, classes: int, pe
         by_class[int(c)] = {s: rows[specimen[rows] == s] for s in np.unique(specimen[rows])}
     usable = [c for c, specimens in by_class.items() if sum(map(len, specimens.values())) >= 2]
     for _ in range(steps):
-        rows = []
+        picked: list[int] = []
         for c in rng.choice(usable, classes, replace=False):
             specimens = list(by_class[int(c)].values())
             order = rng.permutation(len(specimens))
-            picked = [int(rng.choice(specimens[order[i % len(order)]])) for i in range(per_class)]
-            rows += picked
-        chosen = np.array(rows)
+            picked += [int(rng.choice(specimens[order[i % len(order)]])) for i in range(per_class)]
+        chosen = np.array(picked)
         x = X[chosen] if aug is None else augment_batch(X[chosen], y[chosen], aug, rng, X, y)
         yield x[:, :, None].astype(np.float32), y[chosen]
 
