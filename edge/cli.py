@@ -15,6 +15,7 @@ import numpy as np
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edge.answer import ADVICE
@@ -88,7 +89,7 @@ def check(
             spectrum = _read(path).spectrum
         except SpectrumFileError as exc:
             bad += 1
-            errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]bad file[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             continue
         lo, hi = max(spectrum.x.min(), GRID[0]), min(spectrum.x.max(), GRID[-1])
         table.add_row(
@@ -136,7 +137,7 @@ def classify(
             read = _read(path, raw, laser)
         except SpectrumFileError as exc:
             bad += 1
-            errors.print(f"[red]bad file[/red] {exc}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]bad file[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             continue
         if read.cleaned_note:
             errors.print(read.cleaned_note, highlight=False, soft_wrap=True)

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 errors = Console(stderr=True)
 _saying = threading.Lock()
@@ -17,7 +18,7 @@ _saying = threading.Lock()
 def say(line: str) -> None:
     """One log line on stderr, whole: the listener and the web view's thread both log, and rich writes a line in parts."""
     with _saying:
-        errors.print(line, highlight=False, soft_wrap=True)
+        errors.print(escape(line), highlight=False, soft_wrap=True)
 
 
 def _plain_help() -> None:
@@ -54,7 +55,7 @@ LaserOption = typer.Option(
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on one line of stderr and exit with ``code``."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # a path or hint may hold [...]
     raise typer.Exit(code)
 
 

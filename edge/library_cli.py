@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edge.answer import AnswerGate
@@ -91,7 +92,7 @@ def add(
             entry = user.add(mineral, read.vector, path.name)
         except (SpectrumFileError, UserLibraryError) as exc:
             refused += 1
-            errors.print(f"[red]refused[/red] {exc}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]refused[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             continue
         done.append(f"added {entry.id}: {entry.mineral} from {path}{twin_note(known, read.vector, mineral)}")
     if done:
@@ -99,7 +100,7 @@ def add(
     for line in done:
         console.print(line, highlight=False, soft_wrap=True)
     added = len(done)
-    errors.print(f"{added} added, {refused} refused; {len(user)} entries in {user.path}", highlight=False, soft_wrap=True)
+    errors.print(f"{added} added, {refused} refused; {len(user)} entries in {escape(str(user.path))}", highlight=False, soft_wrap=True)
     if refused:
         raise typer.Exit(1)
 
@@ -108,7 +109,7 @@ def add(
 def list_entries(library: LibraryOption = None) -> None:
     """The entries of the user library."""
     user = open_user_library(library)
-    console.print(f"{user.path} ({len(user)} entries)", highlight=False, soft_wrap=True)  # a path is not broken mid-word
+    console.print(f"{escape(str(user.path))} ({len(user)} entries)", highlight=False, soft_wrap=True)  # a path is not broken mid-word
     table = Table()
     for column in ("id", "mineral", "from", "added"):
         table.add_column(column, overflow="fold")
@@ -149,7 +150,7 @@ def export_library(
         user.save(file)
     except OSError as exc:
         fail(f"{file}: cannot write ({exc.strerror or exc})")
-    console.print(f"{len(user)} entries written to {file}", highlight=False)
+    console.print(f"{len(user)} entries written to {escape(str(file))}", highlight=False)
 
 
 @library_app.command("import")
@@ -167,4 +168,4 @@ def import_library(
         fail(str(exc))
     added, skipped = user.merge(other)
     _save(user)
-    console.print(f"{len(added)} entries added, {len(skipped)} already held; {len(user)} entries in {user.path}", highlight=False)
+    console.print(f"{len(added)} entries added, {len(skipped)} already held; {len(user)} entries in {escape(str(user.path))}", highlight=False)

@@ -37,3 +37,22 @@ def test_check_and_library_list_fit_an_80_column_terminal(tmp_path):
     assert "Quartz__R040031_" in checked.output  # 16 letters of the name on its first line, at least
     listed = CliRunner().invoke(edge_app, ["library", "list", "--library", str(tmp_path / ("a-long-folder-name-" * 4))], env=env)
     assert listed.exit_code == 0 and f"{tmp_path / ('a-long-folder-name-' * 4)}" in listed.output.replace("\n", "")
+
+
+def test_error_lines_keep_square_brackets(tmp_path):
+    """A path or a hint in square brackets ("ramanedge[web]", "run[raw]/x.txt") is printed as written, not taken
+    for a style tag and dropped."""
+    from edge.cli_support import fail
+
+    folder = tmp_path / "spot[raw]"
+    folder.mkdir()
+    missing = folder / "a.txt"
+    result = CliRunner().invoke(edge_app, ["classify", str(missing)])
+    assert "spot[raw]" in result.output
+    app = __import__("typer").Typer()
+
+    @app.command()
+    def hint() -> None:
+        fail("--web needs aiohttp: pip install 'ramanedge[web]'")
+
+    assert "ramanedge[web]" in CliRunner().invoke(app, []).output

@@ -9,7 +9,8 @@ from typing import Annotated
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the screen
 
 import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
+from rich.console import Console
+from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from edge.bundle import BundleError  # noqa: E402
@@ -43,7 +44,7 @@ def prepare(
     """Read, check and preprocess spectra into a dataset file."""
     try:
         dataset, report = collect(
-            sources, strict=strict, raw=raw, on_skip=lambda line: errors.print(f"skipped {line}", highlight=False, soft_wrap=True)
+            sources, strict=strict, raw=raw, on_skip=lambda line: errors.print(f"skipped {escape(line)}", highlight=False, soft_wrap=True)
         )
     except EXPECTED as exc:
         _fail(str(exc))
