@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -64,6 +65,13 @@ class FitConfig:
     #: seed of the initial weights, the batch order and the augmentation, where it should differ from the
     #: split's (members of an ensemble trained on one split); None: ``seed``
     init_seed: int | None = None
+    #: which files of the fair/poor set join with ``extra_train``: "processed", or "processed,raw" (RAW files
+    #: through the device's raw pipeline)
+    extra_kinds: str = "processed"
+    #: weight of a supervised contrastive loss (trainer.contrastive) on the network's L2-normalised embedding beside
+    #: the cross-entropy, with batches of ``batch_size // SPECTRA_PER_MINERAL`` minerals drawn across specimens;
+    #: 0: the cross-entropy alone, shuffled batches
+    contrastive: float = 0.0
 
     @property
     def training_seed(self) -> int:
@@ -94,6 +102,15 @@ class FitConfig:
             )
         if self.extra_train is not None and not Path(self.extra_train).exists():
             raise ConfigError(f"--extra-train {self.extra_train}: no such file")
+        kinds = self.extra_kinds.split(",")
+        if not kinds or not set(kinds) <= {"processed", "raw"}:
+            raise ConfigError(f"--extra-kinds {self.extra_kinds!r}: processed, raw or processed,raw")
+        if self.contrastive < 0:
+            raise ConfigError(f"--contrastive must be 0 or more, not {self.contrastive}")
+        if self.contrastive and self.arch != "resnet1d":
+            raise ConfigError(f"--contrastive needs the resnet1d network (its embedding layer), not {self.arch}")
+        if self.contrastive and self.batch_size < 8:
+            raise ConfigError("--contrastive needs --batch-size of at least 8 (minerals x 4 spectra each)")
 
 
 #: FitConfig fields that pick a run's split rather than its recipe (a repeat's runs differ only in these)
@@ -237,29 +254,48 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
         model.load_weights(Path(config.init_from) / WEIGHTS)
     steps = int(np.ceil(len(split.train) / config.batch_size))
     learning_rate = config.learning_rate
-    X_train, y_train = dataset.X[split.train], labels[split.train]
+    X_train, y_train, specimen_train = dataset.X[split.train], labels[split.train], dataset.specimen[split.train].astype(str)
     extra = extra_training_rows(config, dataset, split, classes)
     if extra is not None:
         X_train = np.concatenate([X_train, extra[0]])
         y_train = np.concatenate([y_train, extra[1]])
+        specimen_train = np.concatenate([specimen_train, extra[2]])
         steps = int(np.ceil(len(X_train) / config.batch_size))
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps * config.epochs)
-    compile_model(model, learning_rate, config.label_smoothing)
+    if config.contrastive:
+        from trainer import contrastive
 
-    def xy(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return dataset.X[rows, :, None], keras.utils.to_categorical(labels[rows], len(classes))
+        trained = contrastive.compile_two_headed(model, learning_rate, config.contrastive, config.label_smoothing)
+        monitor = "val_" + contrastive.ACCURACY
+
+        def batches(epoch: int) -> Iterator[tuple[np.ndarray, Any]]:
+            return contrastive.specimen_batches(
+                X_train, y_train, specimen_train, len(classes), config.batch_size, augmentation, config.training_seed, epoch
+            )
+
+        def xy(rows: np.ndarray) -> tuple[np.ndarray, Any]:
+            return dataset.X[rows, :, None], contrastive.targets(labels[rows], len(classes))
+    else:
+        trained = compile_model(model, learning_rate, config.label_smoothing)
+        monitor = "val_accuracy"
+
+        def batches(epoch: int) -> Iterator[tuple[np.ndarray, Any]]:
+            return epoch_batches(X_train, y_train, len(classes), config.batch_size, augmentation, config.training_seed, epoch)
+
+        def xy(rows: np.ndarray) -> tuple[np.ndarray, Any]:
+            return dataset.X[rows, :, None], keras.utils.to_categorical(labels[rows], len(classes))
 
     # no early stopping without held-out data (--split all): FitConfig already refused a patience that would ask for it
     stopper = (
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True)
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=config.patience, restore_best_weights=True)
         if len(split.val)
         else None
     )
     started = time.perf_counter()
     history = train_loop(
-        model,
-        lambda epoch: epoch_batches(X_train, y_train, len(classes), config.batch_size, augmentation, config.training_seed, epoch),
+        trained,
+        batches,
         validation=xy(split.val) if len(split.val) else None,
         epochs=config.epochs,
         callbacks=[
@@ -297,17 +333,20 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     return run_dir
 
 
-def extra_training_rows(config: FitConfig, dataset: SpectraDataset, split: Split, classes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(X (n, GRID_SIZE), labels (n,))`` of the fair/poor set's processed files of the specimens this run
-    trains on (``config.extra_train``), or None. A validation or test specimen's file never joins."""
+def extra_training_rows(
+    config: FitConfig, dataset: SpectraDataset, split: Split, classes: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(X (n, GRID_SIZE), labels (n,), specimens (n,))`` of the fair/poor set's files (``config.extra_kinds``) of
+    the specimens this run trains on (``config.extra_train``), or None. A validation or test specimen's file never
+    joins."""
     if config.extra_train is None:
         return None
     from trainer.field_set import load_field_set
 
     field = load_field_set(config.extra_train)
-    rows = field.training_rows(dataset.specimen[split.train], classes)
+    rows = field.training_rows(dataset.specimen[split.train], classes, kinds=tuple(config.extra_kinds.split(",")))
     index = {m: i for i, m in enumerate(classes)}
-    return field.X[rows], np.array([index[m] for m in field.mineral[rows]], dtype=np.int64)
+    return field.X[rows], np.array([index[m] for m in field.mineral[rows]], dtype=np.int64), field.specimen[rows].astype(str)
 
 
 def _check_same_run(start: Run, classes: list[str], dataset: SpectraDataset, config: FitConfig) -> None:
