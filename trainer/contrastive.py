@@ -100,3 +100,15 @@ def specimen_batches(
         chosen = np.array(picked)
         x = X[chosen] if augmentation is None else augment_batch(X[chosen], labels[chosen], augmentation, rng, X, labels)
         yield x[:, :, None].astype(np.float32), targets(labels[chosen], n_classes)
+
+
+def history_names(history: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The two-headed model's history under a classifier run's names: ``predictions_accuracy`` -> ``accuracy``,
+    ``unit_embedding_loss`` -> ``contrastive_loss``, ``predictions_loss`` -> ``cross_entropy`` (and val_ each)."""
+    names = {ACCURACY: "accuracy", f"{EMBEDDING}_loss": "contrastive_loss", f"{PREDICTIONS}_loss": "cross_entropy"}
+    out = {}
+    for key, values in history.items():
+        prefix = "val_" if key.startswith("val_") else ""
+        bare = key[len(prefix) :]
+        out[prefix + names.get(bare, bare)] = values
+    return out

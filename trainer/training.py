@@ -305,6 +305,10 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
         ],
     )
     seconds = time.perf_counter() - started
+    if config.contrastive:  # the run record names them as every run does: accuracy, val_accuracy, and the loss term
+        from trainer.contrastive import history_names
+
+        history = history_names(history)
     # save from an uncompiled twin: the weights alone, without the optimizer's slots (a third of the size)
     plain = make_model(config.arch, len(classes), config.width, config.bn_momentum)
     plain.set_weights(model.get_weights())
