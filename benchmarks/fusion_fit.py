@@ -1,9 +1,10 @@
 """Which validation spectra should the fusion of model and library be fitted on? Scored on grouped-fair.
 
 For each grouped run given (Keras float model, its training spectra as the library), the temperature and
-library weight (``trainer.calibration.fit_fusion``) are fitted three ways: on the validation split's
+library weight (``trainer.calibration.fit_fusion``) are fitted four ways: on the validation split's
 excellent spectra alone (the fit before issue "Field accuracy III"), on those with the fair/poor files of
-the validation specimens (what ``trainer export`` fits now), and not at all (the model alone). Each is
+the validation specimens, on the same with those files weighted to count as much as the excellent spectra
+together, and not at all (the model alone). Each is
 scored, ranked as the device ranks, on the run's excellent test split and on the fair/poor files of its
 test specimens, per quality and kind. Prints one line per run and choice, then the means over runs, and
 writes them as JSON.
@@ -70,8 +71,16 @@ def main() -> int:
         test_field, rows = field_features(dataset.specimen[run.split.test])
         excellent = features(dataset.X[run.split.test], labels[run.split.test])
         both = tuple(np.concatenate(pair) for pair in zip(val, val_field))
-        for name, fitted_on in (("validation", val), ("validation + its fair/poor files", both), ("model alone", None)):
-            temperature, weight = calibration.fit_fusion(*fitted_on) if fitted_on is not None else (1.0, 0.0)
+        # the fair/poor files weighted to count as much, together, as the excellent spectra
+        balanced = np.concatenate([np.ones(len(val[2])), np.full(len(val_field[2]), len(val[2]) / max(len(val_field[2]), 1))])
+        choices = (
+            ("validation", val, None),
+            ("validation + its fair/poor files", both, None),
+            ("validation + its fair/poor files, counted as much as the excellent ones", both, balanced),
+            ("model alone", None, None),
+        )
+        for name, fitted_on, sample_weight in choices:
+            temperature, weight = calibration.fit_fusion(fitted_on[0], fitted_on[1], fitted_on[2], sample_weight) if fitted_on is not None else (1.0, 0.0)
             row = {"run": run.path.name, "temperature": temperature, "library_weight": weight, "excellent": top13(temperature, weight, excellent)}
             for quality in QUALITIES:
                 for kind in ("processed", "raw"):

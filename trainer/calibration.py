@@ -41,16 +41,19 @@ def features(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray) -
     return np.array(P), np.array(R), np.array(best)
 
 
-def fit_fusion(P: np.ndarray, R: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def fit_fusion(P: np.ndarray, R: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, float]:
     """(temperature, library_weight) minimising the fused softmax's mean negative log-likelihood.
 
-    ``P``, ``R``: (n, m) candidate probabilities and best correlations; ``y``: (n,) true candidate index.
+    ``P``, ``R``: (n, m) candidate probabilities and best correlations; ``y``: (n,) true candidate index;
+    ``sample_weight``: (n,) how much each spectrum counts (None: all alike).
     """
     rows = np.arange(len(y))
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
 
     def nll(params: np.ndarray) -> float:
         inverse_t, weight = params
-        return float(-np.mean(log_softmax(fused_logits(P, R, 1.0 / inverse_t, weight), axis=1)[rows, y]))  # the device's formula
+        log_p = log_softmax(fused_logits(P, R, 1.0 / inverse_t, weight), axis=1)[rows, y]  # the device's formula
+        return float(-np.sum(w * log_p) / np.sum(w))
 
     fit = minimize(nll, np.array([1.0, 1.0]), method="L-BFGS-B", bounds=[(0.02, 50.0), (0.0, 500.0)])
     return float(1.0 / fit.x[0]), float(fit.x[1])
@@ -96,11 +99,14 @@ def not_in_library_floor(best_hqi: np.ndarray, best_other_hqi: np.ndarray) -> tu
     }
 
 
-def calibrate(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, y: np.ndarray, source: str) -> Calibration:
+def calibrate(
+    matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, y: np.ndarray, source: str, sample_weight: np.ndarray | None = None
+) -> Calibration:
     """A calibration fitted on validation spectra: ``probabilities`` (n, classes) the bundle's
-    outputs, ``spectra`` (n, GRID_SIZE) the model inputs, ``y`` (n,) label indices."""
+    outputs, ``spectra`` (n, GRID_SIZE) the model inputs, ``y`` (n,) label indices; ``sample_weight`` (n,): how
+    much each spectrum counts in the fusion's fit (None: all alike)."""
     P, R, best_hqi = features(matcher, probabilities, spectra)
-    temperature, weight = fit_fusion(P, R, y)
+    temperature, weight = fit_fusion(P, R, y, sample_weight)
     user_intercept, user_slope = fit_user_entry_map(R, y)
     confidence = softmax(fused_logits(P, R, temperature, weight))  # the device's fusion, row-wise
     answer = rank(confidence)[:, 0]

@@ -189,6 +189,7 @@ def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "") -
             "arch": run.fit_config.arch,
             "width": run.fit_config.width,
             "recipe": {k: v for k, v in asdict(run.fit_config).items() if k not in (*SPLIT_FIELDS, "init_from")},
+            "started_from": Path(run.fit_config.init_from).name if run.fit_config.init_from else None,
             "augmentation": run.config.augmentation,
             "epochs_run": run.config.epochs_run,
             "train_seconds": run.config.train_seconds,
@@ -206,11 +207,17 @@ def _training_data(run: Run) -> str:
     """What the run learnt from, in words, for the manifest."""
     part = "every spectrum" if run.split.protocol == "all" else f"the training part of the {run.split.protocol} split (seed {run.split.seed})"
     data = f"{part} of {run.config.dataset_summary}"
-    if run.fit_config.extra_train:
+    config = run.fit_config
+    if config.extra_train:
+        kinds = " and ".join(config.extra_kinds.split(","))
         data += (
-            f", plus {run.config.extra_training_spectra} fair/poor RRUFF processed spectra of its training specimens "
-            f"({Path(run.fit_config.extra_train).name}: no longer a test for this model)"
+            f", plus {run.config.extra_training_spectra} fair/poor RRUFF files ({kinds}) of its training specimens "
+            f"({Path(config.extra_train).name}: no longer a test for this model)"
         )
+    if config.init_from:
+        data += f"; trained {run.config.epochs_run} epochs on from run {Path(config.init_from).name}"
+        if config.contrastive:
+            data += f" with a supervised contrastive loss across specimens (weight {config.contrastive:g})"
     return data
 
 

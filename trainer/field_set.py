@@ -254,9 +254,17 @@ def validation_fusion(
     run: Run, dataset: SpectraDataset, library: ReferenceLibrary, field: FieldSet | None, probabilities_of: Callable[[np.ndarray], np.ndarray]
 ) -> Calibration:
     """The fusion and thresholds of a run, fitted on its validation spectra and their specimens' fair/poor files
-    (:func:`validation_with_field`), with ``probabilities_of`` ((n, GRID_SIZE) -> (n, classes): the Keras model
-    or the exported bundle) and ``library`` (its training spectra): what evaluate, openset and export all fit."""
+    (:func:`validation_with_field`; in the fusion's fit the files count as much as the excellent spectra), with
+    ``probabilities_of`` ((n, GRID_SIZE) -> (n, classes): the Keras model or the exported bundle) and ``library``
+    (its training spectra): what evaluate, openset and export all fit."""
     labels = dataset.labels(run.classes)
     X, y, joined = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
-    source = f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files of its validation specimens among them)"
-    return calibration.calibrate(Matcher(run.classes, library, Calibration()), probabilities_of(X), X, y, source)
+    excellent = len(y) - joined
+    # the few fair/poor files count as much, together, as the excellent spectra: a fusion fitted on excellent ones
+    # leans on the library, which matches noisy spectra poorly (benchmarks/fusion_fit.py, three grouped splits)
+    weights = np.concatenate([np.ones(excellent), np.full(joined, excellent / joined if joined else 1.0)])
+    source = (
+        f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files of its validation specimens among them, "
+        "weighted to count as much as the excellent spectra in the fusion's fit)"
+    )
+    return calibration.calibrate(Matcher(run.classes, library, Calibration()), probabilities_of(X), X, y, source, weights)
