@@ -3,6 +3,8 @@ around the production fit (``--split all``, ``--extra-train``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import csv
 import io
 import tarfile
@@ -147,11 +149,16 @@ def test_extra_training_spectra_come_only_from_training_specimens(field_archive:
     config = FitConfig(protocol="grouped", extra_train=str(field_archive))
     extra = extra_training_rows(config, dataset, split, ["Calcite", "Quartz"])
     assert extra is not None
-    X, y = extra
+    X, y, specimens = extra
     trained = set(dataset.specimen[split.train])
     expected = [i for i, (m, s, _, k) in enumerate(FILES) if s in trained and k == "processed" and m != "Unobtainium"]
-    assert len(y) == len(expected)
+    assert len(y) == len(expected) and set(specimens) <= trained
     assert sorted(y.tolist()) == sorted(["Calcite", "Quartz"].index(FILES[i][0]) for i in expected)
+    # --extra-kinds processed,raw: the RAW files of the same specimens join too, and still none of another's
+    both = extra_training_rows(replace(config, extra_kinds="processed,raw"), dataset, split, ["Calcite", "Quartz"])
+    assert both is not None
+    expected_both = [i for i, (m, s, _, k) in enumerate(FILES) if s in trained and m != "Unobtainium"]
+    assert len(both[1]) == len(expected_both) and set(both[2]) <= trained
 
 
 def test_the_fusion_is_fitted_on_validation_spectra_and_their_specimens_fair_poor_files(field_archive: Path) -> None:

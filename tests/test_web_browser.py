@@ -86,12 +86,14 @@ def test_the_live_page_in_chromium(edge_bundle, tmp_path):
         driver.get(base + "/")
         assert "401" in driver.find_element(By.TAG_NAME, "body").text  # no token: nothing but 401
         driver.get(url)
-        rows = _wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#top tr"))
-        assert len(rows) == 3 and all("%" in row.text for row in rows)  # top-3 with their confidences
+        # read in one go in the page: a live update may replace the rows between two WebDriver calls
+        rows = _wait_for(lambda: driver.execute_script("return [...document.querySelectorAll('#top tr')].map(r => r.textContent)"))
+        assert len(rows) == 3 and all("%" in row for row in rows)  # top-3 with their confidences
         assert _wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#plot polyline"))  # the spectrum, drawn
-        assert _wait_for(lambda: "frames ok" in driver.find_element(By.ID, "counts").text)
-        first = len(driver.find_elements(By.CSS_SELECTOR, "#history li"))
-        _wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#history li")) >= first + 2)  # updates live
+        assert _wait_for(lambda: "frames ok" in driver.execute_script("return document.getElementById('counts').textContent"))
+        history = "return document.querySelectorAll('#history li').length"
+        first = driver.execute_script(history)
+        _wait_for(lambda: driver.execute_script(history) >= first + 2)  # updates live
         # every resource came from the device itself: nothing fetched elsewhere
         resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert all(name.startswith(base) for name in resources), resources
@@ -101,7 +103,7 @@ def test_the_live_page_in_chromium(edge_bundle, tmp_path):
         # the add button: the spectrum shown joins the user library under the typed name
         driver.find_element(By.ID, "name").send_keys("Field quartz 7")
         driver.find_element(By.ID, "add-button").click()
-        added = _wait_for(lambda: driver.find_element(By.ID, "added").text)
+        added = _wait_for(lambda: driver.execute_script("return document.getElementById('added').textContent"))
         assert added.startswith("added U0001: Field quartz 7"), added
         from edge.user_library import UserLibrary
 
