@@ -3,11 +3,10 @@ around the production fit (``--split all``, ``--extra-train``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import csv
 import io
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
