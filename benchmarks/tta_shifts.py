@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from trainer.field_set import default_path, labelled_parts, load_field_set
-from trainer.metrics import top_k_accuracy
+from trainer.metrics import top1_top3
 from trainer.training import load_run
 
 SHIFTS = (-4, -2, 0, 2, 4)
@@ -31,11 +31,6 @@ def shifted(X: np.ndarray, shift: int) -> np.ndarray:
     elif shift < 0:
         out[:, shift:] = 0
     return out
-
-
-def _hits(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Top-1 and top-3, ranked as the device ranks."""
-    return top_k_accuracy(y, scores, 1), top_k_accuracy(y, scores, 3)
 
 
 def main() -> None:
@@ -56,10 +51,10 @@ def main() -> None:
             p = {s: model.predict(shifted(X, s)[:, :, None], batch_size=256, verbose=0) for s in SHIFTS}
             report[run_dir][name] = {
                 "n": len(y),
-                "plain": _hits(p[0], y),
-                "tta3_mean": _hits((p[-2] + p[0] + p[2]) / 3, y),
-                "tta5_mean": _hits(sum(p.values()) / len(SHIFTS), y),
-                "tta5_logmean": _hits(sum(np.log(np.maximum(v, 1e-7)) for v in p.values()), y),
+                "plain": top1_top3(y, p[0]),
+                "tta3_mean": top1_top3(y, (p[-2] + p[0] + p[2]) / 3),
+                "tta5_mean": top1_top3(y, sum(p.values()) / len(SHIFTS)),
+                "tta5_logmean": top1_top3(y, sum(np.log(np.maximum(v, 1e-7)) for v in p.values())),
             }
     names = list(next(iter(report.values())))
     print("| variant | " + " | ".join(names) + " |")

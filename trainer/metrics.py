@@ -45,6 +45,11 @@ def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int) -> float:
     return float(np.mean(top_k_hits(y_true, proba, k)))
 
 
+def top1_top3(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """Top-1 and top-3 of ``scores`` (n, classes) against ``y_true`` (n,), ranked as the device ranks."""
+    return top_k_accuracy(y_true, scores, 1), top_k_accuracy(y_true, scores, 3)
+
+
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """All Table 3 metrics for integer labels ``y_true`` and probabilities ``proba`` (n, classes)."""
     n_classes = proba.shape[1]
