@@ -27,7 +27,7 @@ import numpy as np
 from trainer.augment import Augmentation
 from trainer.contrastive import EMBEDDING, PREDICTIONS, compile_two_headed, specimen_batches
 from trainer.embedding import embedding_search_report, summary_table
-from trainer.field_set import FieldSet, default_path, load_field_set
+from trainer.field_set import FieldSet, default_field_set
 from trainer.training import load_run
 
 BATCH = 128  #: 32 minerals x 4 spectra
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--contrastive-weight", type=float, default=1.0, help="0: the control, the same fine-tuning with cross-entropy alone")
     parser.add_argument("--out")
     args = parser.parse_args()
-    field = load_field_set(default_path() or "rruff_fair_poor_d2.tar.xz")  # absent: FieldSetError names it
+    field = default_field_set()
     report = {run: run_report(run, field, args.epochs, args.contrastive_weight) for run in args.runs}
     print(summary_table(report, " (after fine-tuning)"))
     if args.out:

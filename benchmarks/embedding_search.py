@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from trainer.embedding import embedding_search_report, summary_table
-from trainer.field_set import default_path, load_field_set
+from trainer.field_set import default_field_set
 from trainer.resnet import EMBEDDING_LAYER
 from trainer.training import load_run
 
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--out")
     args = parser.parse_args()
-    field = load_field_set(default_path() or "rruff_fair_poor_d2.tar.xz")  # absent: FieldSetError names it
+    field = default_field_set()
     report: dict[str, Any] = {}
     for run_dir in args.runs:
         run = load_run(run_dir)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.field_set import default_path, labelled_parts, load_field_set
+from trainer.field_set import default_field_set, labelled_parts
 from trainer.metrics import top1_top3
 from trainer.training import load_run
 
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--out")
     args = parser.parse_args()
-    field = load_field_set(default_path() or "rruff_fair_poor_d2.tar.xz")  # absent: FieldSetError names it
+    field = default_field_set()
     report: dict[str, Any] = {}
     for run_dir in args.runs:
         run = load_run(run_dir)

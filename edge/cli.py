@@ -147,7 +147,7 @@ def classify(
             sys.stdout.write(json.dumps(record) + "\n")
             sys.stdout.flush()
             continue
-        head = f"[bold]{path}[/bold]  {answer.state}"
+        head = f"[bold]{escape(str(path))}[/bold]  {answer.state}"
         if answer.group:
             head += f"  {answer.named}"
         if answer.confidence is not None:

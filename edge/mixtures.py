@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge.library import BIN, ReferenceLibrary, bin_spectra, hqi, measured_bins
+from edge.library import BIN, MIN_OVERLAP_BINS, ReferenceLibrary, bin_spectra, hqi, measured_bins
 from ramancore.preprocessing import GRID_SIZE
 
 #: Fraction of the residual sum of squares left by the components before it that a further component must
@@ -203,7 +203,7 @@ class MixtureAnalyser:
 
         library = self.library
         lo, hi = measured_bins(spectrum)
-        if not len(library) or hi - lo < 20:
+        if not len(library) or hi - lo < MIN_OVERLAP_BINS:
             return None
         x = bin_spectra(np.asarray(spectrum, dtype=np.float32)[None, :])[0, lo:hi].astype(np.float64)
         basis = _legendre_basis(hi - lo, self.baseline_degree)

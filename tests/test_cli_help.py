@@ -49,6 +49,13 @@ def test_error_lines_keep_square_brackets(tmp_path):
     missing = folder / "a.txt"
     result = CliRunner().invoke(edge_app, ["classify", str(missing)])
     assert "spot[raw]" in result.output
+    import numpy as np
+
+    x = np.arange(100.0, 1500.0)
+    y = sum(np.exp(-0.5 * ((x - c) / 4.0) ** 2) for c in (465.0, 206.0, 128.0))  # quartz-like bands
+    readable = folder / "b.csv"
+    np.savetxt(readable, np.column_stack([x, y]), delimiter=",")
+    assert "spot[raw]" in CliRunner().invoke(edge_app, ["classify", str(readable)]).output  # the answer's head line
     app = __import__("typer").Typer()
 
     @app.command()

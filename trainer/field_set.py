@@ -92,6 +92,14 @@ def default_path() -> Path | None:
     return None
 
 
+def default_field_set() -> FieldSet:
+    """The fair/poor set where :func:`default_path` finds it; a FieldSetError saying where it was looked for if not."""
+    path = default_path()
+    if path is None:
+        raise FieldSetError(f"no {FIELD_SET_FILE} in $RAMANEDGE_DATA or ../shared/data")
+    return load_field_set(path)
+
+
 def load_field_set(path: str | Path) -> FieldSet:
     """Read the tar archive (or its unpacked folder) of fair/poor files and its ``manifest.csv``.
 

@@ -22,12 +22,12 @@ a second component on pure spectra, and the share error of the components named 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.identifier import MIXTURE_CANDIDATES
 from edge.library import Matcher
 from edge.mixtures import MixtureAnalyser
 from ramancore.preprocessing import GRID_SIZE
@@ -46,8 +46,6 @@ TARGET_SHARES = (0.3, 0.7)
 PURE_QUANTILE = 0.96
 #: Shortest overlap of the mixed spectra's measured ranges, cm^-1 (grid points).
 MIN_OVERLAP = 400
-#: Candidates from the fused ranking, as the device passes them.
-FUSED_CANDIDATES = 10
 
 
 class MixtureBenchmarkError(TrainerError):
@@ -133,7 +131,7 @@ def _fit_all(analyser: MixtureAnalyser, matcher: Matcher, probabilities: np.ndar
     mean fit time, ms."""
     fits, spent = [], 0.0
     for p, x in zip(probabilities, X):
-        named = [m for m, _ in matcher.match(p, x, k=FUSED_CANDIDATES).top]
+        named = [m for m, _ in matcher.match(p, x, k=MIXTURE_CANDIDATES).top]  # as the device passes them
         started = time.perf_counter()
         fits.append(analyser.fit(x, named))
         spent += time.perf_counter() - started
@@ -141,8 +139,7 @@ def _fit_all(analyser: MixtureAnalyser, matcher: Matcher, probabilities: np.ndar
 
 
 def mixture_report(
-    run_dir: str | Path, field_set: str | Path | FieldSet | None = None, count: int = 300, seed: int = 0,
-    predict: Callable[[np.ndarray], np.ndarray] | None = None,
+    run_dir: str | Path, field_set: str | Path | FieldSet | None = None, count: int = 300, seed: int = 0
 ) -> dict[str, Any]:
     """The mixture benchmark of one grouped run (see the module docstring); ``count`` mixtures of each kind."""
     run: Run = load_run(run_dir)
@@ -153,11 +150,10 @@ def mixture_report(
     field = None if field_path is None else (field_path if isinstance(field_path, FieldSet) else load_field_set(field_path))
     from trainer.export import reference_library
 
-    if predict is None:
-        model = run.build_trained_model()
+    model = run.build_trained_model()
 
-        def predict(X: np.ndarray) -> np.ndarray:
-            return model.predict(X[:, :, None], batch_size=256, verbose=0)
+    def predict(X: np.ndarray) -> np.ndarray:
+        return model.predict(X[:, :, None], batch_size=256, verbose=0)
 
     train = run.split.train
     library = reference_library(dataset, train)
