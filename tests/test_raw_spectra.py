@@ -12,7 +12,7 @@ from edge.bundle import DEFAULT_BUNDLE, load_bundle
 from edge.runtime import Classifier
 from firmware_bridge.profiles import load_profile
 from ramancore.physics import raman_shift_cm1
-from ramancore.raw_pipeline import RAW_PIPELINE, RawPipeline, remove_baseline, remove_spikes
+from ramancore.raw_pipeline import RAW_PIPELINE, RawPipeline, edge_filter_end, remove_baseline, remove_spikes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from raw_parity import parity  # noqa: E402
@@ -79,6 +79,29 @@ def test_baseline_removal_keeps_bands_and_drops_fluorescence():
     y = remove_baseline(x, bands + fluorescence)
     assert np.median(np.abs(y - bands)) < 15
     assert y[np.argmin(np.abs(x - 465))] == pytest.approx(500, rel=0.1)
+
+
+def test_filter_edge_is_cut_and_a_first_band_is_not():
+    """A RAW file's long-pass filter roll-on (counts near zero, then a climb to the fluorescence level)
+    must not survive cleaning as the tallest band; a real band at the start of the range must."""
+    rng = np.random.default_rng(1)
+    x = np.arange(90.0, 1300.0, 0.5)
+    bands = band(x, 465, 3, 800) + band(x, 1085, 4, 500)
+    fluorescence = 20000 + 4 * (x - 90)
+    opening = 1 / (1 + np.exp(-(x - 125) / 5))  # the filter opens across about 30 cm^-1 around 125
+    raw = opening * (fluorescence + bands) + 50 + rng.normal(0, 20, x.size)
+    end = edge_filter_end(x, raw)
+    assert 130 < x[end] < 180
+    cleaned, _ = RAW_PIPELINE.clean(x, raw)
+    assert np.all(cleaned[:end] == 0)
+    assert abs(x[np.argmax(cleaned)] - 465) < 3  # the band, not the edge, is the tallest feature
+    uncut, _ = RawPipeline(cut_filter_edge=False).clean(x, raw)
+    assert x[np.argmax(uncut)] < 200  # without the cut the edge wins (what the cut is for)
+    # a strong band near the start, no edge: counts fall back past its top, nothing is cut
+    first_band = band(x, 120, 4, 30000) + bands + fluorescence + rng.normal(0, 20, x.size)
+    assert edge_filter_end(x, first_band) == 0
+    reversed_clean, _ = RAW_PIPELINE.clean(x[::-1], raw[::-1])  # descending x: the same cleaning, in its order
+    assert np.allclose(reversed_clean[::-1], cleaned)
 
 
 def test_frame_to_raman_keeps_stokes_usable_pixels():
