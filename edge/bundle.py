@@ -9,6 +9,8 @@ A bundle is a folder::
     library.npz      the reference library: every training spectrum of the model's split (uint8, on
                      the grid), with mineral, RRUFF id and laser; searched beside the model (edge.library)
     demo.npz         held-out spectra (the run's test split) the demo's emulator plays
+    embeddings.npz   optional: every library reference's embedding (the model's second output) and class, for the
+                     embedding search fused into the model's probabilities (edge.embedding_search)
 
 The format is read and written here only: :class:`Manifest` is its typed record,
 :func:`write_bundle` the writer (``trainer export`` calls it), :func:`load_bundle` the reader.
@@ -29,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.embedding_search import EmbeddingSearch
 from edge.library import Calibration, ReferenceLibrary
 from ramancore.preprocessing import GRID
 
@@ -41,6 +44,7 @@ MODEL = "model.tflite"
 LABELS = "labels.json"
 LIBRARY = "library.npz"
 DEMO = "demo.npz"
+EMBEDDINGS = "embeddings.npz"
 #: Library spectra (0..1) are stored as uint8 steps of this size.
 LIBRARY_STEP = 1.0 / 255.0
 
@@ -81,6 +85,8 @@ class Manifest:
     members: list[str] = field(default_factory=lambda: [MODEL])
     #: Raman-indistinguishable groups of minerals (trainer.groups), answered together where the evidence cannot separate them
     groups: list[list[str]] = field(default_factory=list)
+    #: the embedding search (edge.embedding_search): weight, references, dim, layer, fitted on; empty: none
+    embedding_search: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -122,6 +128,12 @@ class Manifest:
         ]
         if library:
             rows.append(("library", f"{library.get('spectra')} reference spectra of {library.get('minerals')} minerals: {library.get('holds', '')}"))
+        if self.embedding_search:
+            search = self.embedding_search
+            rows.append((
+                "embedding search",
+                f"{search.get('references')} references in its {search.get('layer')} layer ({search.get('dim')} values), weight {search.get('weight')}",
+            ))
         if self.groups:
             rows.append(("groups", f"{len(self.groups)} Raman-indistinguishable groups of {sum(map(len, self.groups))} minerals"))
         if cal:
@@ -226,6 +238,17 @@ class Bundle:
         a = self._arrays(DEMO, ("spectra", "minerals"))
         return [(str(m), s.astype(np.float32)) for m, s in zip(a["minerals"], a["spectra"])]
 
+    def embedding_search(self) -> EmbeddingSearch | None:
+        """The references' embeddings and their weight, or None for a bundle without an embedding search."""
+        if EMBEDDINGS not in self.manifest.files:
+            return None
+        try:
+            with np.load(self.path / EMBEDDINGS, allow_pickle=False) as data:
+                vectors, classes = data["vectors"].astype(np.float32), data["classes"]
+            return EmbeddingSearch(vectors, classes, self.manifest.n_classes, float(self.manifest.embedding_search.get("weight", 0.0)))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise BundleError(f"{self.path}: unreadable {EMBEDDINGS} ({exc})") from None
+
     def calibration(self) -> Calibration:
         return Calibration.from_dict(self.manifest.calibration) if self.manifest.calibration else Calibration()
 
@@ -265,6 +288,9 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     for name, keys in ((LIBRARY, ("spectra", "minerals", "ids", "lasers")), (DEMO, ("spectra", "minerals"))):
         if name in manifest.files:
             bundle._arrays(name, keys)  # a damaged library is refused now, not in the middle of a live session
+    if len(manifest.members) > 1 and EMBEDDINGS in manifest.files:
+        raise BundleError(f"{path}: an ensemble with an embedding search (each member embeds differently); not supported")
+    bundle.embedding_search()
     grid = manifest.grid_cm1 if isinstance(manifest.grid_cm1, dict) else {}
     if (grid.get("start"), grid.get("stop"), grid.get("size")) != (GRID[0], GRID[-1], GRID.size):
         raise BundleError(f"{path}: model grid {grid} is not this ramanedge's {GRID[0]:.0f}..{GRID[-1]:.0f} cm^-1")
@@ -283,9 +309,10 @@ def write_bundle(
     library: ReferenceLibrary,
     demo: list[tuple[str, np.ndarray]],
     manifest: Manifest,
+    embeddings: EmbeddingSearch | None = None,
 ) -> Bundle:
     """Write a bundle folder: model (or an ensemble's models), labels, reference library (uint8), demo
-    spectra (float16) and manifest.
+    spectra (float16), the embedding search's references (float16, where there is one) and manifest.
 
     The manifest's ``files`` and ``created`` are filled in here; the manifest is written last,
     through a temporary file and a rename, so a bundle is never left with a manifest that
@@ -306,10 +333,22 @@ def write_bundle(
             spectra=np.array([s for _, s in demo], dtype=np.float16).reshape(len(demo), GRID.size),
             minerals=np.array([m for m, _ in demo], dtype=str),
         )
+    written = [*members, LABELS, LIBRARY, DEMO]
+    search = dict(manifest.embedding_search)
+    if embeddings is not None:
+        if len(models) > 1:
+            raise BundleError(f"{out}: an ensemble cannot carry an embedding search (each member embeds differently)")
+        with (out / EMBEDDINGS).open("wb") as fh:
+            np.savez_compressed(fh, vectors=embeddings.vectors.astype(np.float16), classes=embeddings.classes.astype(np.int32))
+        written.append(EMBEDDINGS)
+        search.update(weight=float(embeddings.weight), references=len(embeddings.classes), dim=embeddings.dim)
+    elif (out / EMBEDDINGS).exists():
+        (out / EMBEDDINGS).unlink()  # a bundle rewritten without one must not keep an old one beside it
     manifest = replace(
         manifest,
         library={**manifest.library, "spectra": len(library), "minerals": len(library.mineral_names), "stored_as": "uint8, steps of 1/255"},
-        files={name: sha256_of(out / name) for name in (*members, LABELS, LIBRARY, DEMO)},
+        embedding_search=search if embeddings is not None else {},
+        files={name: sha256_of(out / name) for name in written},
         members=members,
         created=manifest.created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
@@ -328,6 +367,15 @@ def with_metrics(
         calibration=calibration.as_dict() if calibration else bundle.manifest.calibration,
     )
     _write_manifest(bundle.path, manifest)
+    return load_bundle(bundle.path)
+
+
+def with_embedding_weight(bundle: Bundle, weight: float, fitted_on: str) -> Bundle:
+    """The bundle with its embedding search's weight (fitted on validation spectra: ``fitted_on`` says which) in the manifest."""
+    if not bundle.manifest.embedding_search:
+        raise BundleError(f"{bundle.path}: has no embedding search to weight")
+    search = {**bundle.manifest.embedding_search, "weight": float(weight), "fitted_on": fitted_on}
+    _write_manifest(bundle.path, replace(bundle.manifest, embedding_search=search))
     return load_bundle(bundle.path)
 
 

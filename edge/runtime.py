@@ -84,11 +84,17 @@ class _Member:
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"{bundle.path}: the interpreter cannot load {path.name} ({exc})") from None
         (self._input,) = self.interpreter.get_input_details()
-        (self._output,) = self.interpreter.get_output_details()
+        outputs = self.interpreter.get_output_details()
         if tuple(self._input["shape"]) != (1, GRID_SIZE, 1):
             raise BundleError(f"{bundle.path}: {path.name} input shape {tuple(self._input['shape'])} is not (1, {GRID_SIZE}, 1)")
-        if int(self._output["shape"][-1]) != len(bundle.labels):
-            raise BundleError(f"{bundle.path}: {path.name} has {int(self._output['shape'][-1])} outputs but {len(bundle.labels)} labels")
+        # the class probabilities, and for an embedding search the embedding: told apart by their length
+        # (the converter's output order is not the model's), which export keeps different
+        by_size = {int(o["shape"][-1]): o for o in outputs}
+        if len(by_size) != len(outputs) or len(bundle.labels) not in by_size or len(outputs) > 2:
+            sizes = ", ".join(str(int(o["shape"][-1])) for o in outputs)
+            raise BundleError(f"{bundle.path}: {path.name} has outputs of size {sizes}, not {len(bundle.labels)} (one per label) and at most an embedding")
+        self._output = by_size.pop(len(bundle.labels))
+        self._embedding = next(iter(by_size.values()), None)
 
     def _quantise(self, x: np.ndarray) -> np.ndarray:
         dtype = self._input["dtype"]
@@ -98,33 +104,54 @@ class _Member:
             x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
         return x.astype(dtype).reshape(1, GRID_SIZE, 1)
 
-    def _dequantise(self, y: np.ndarray) -> np.ndarray:
-        scale, zero_point = self._output["quantization"]
+    @property
+    def gives_embedding(self) -> bool:
+        return self._embedding is not None
+
+    @staticmethod
+    def _dequantise(y: np.ndarray, details: dict) -> np.ndarray:
+        scale, zero_point = details["quantization"]
         if np.issubdtype(y.dtype, np.integer) and scale:
             return (y.astype(np.float32) - zero_point) * scale
         return y.astype(np.float32)
 
-    def probabilities(self, spectrum: np.ndarray) -> np.ndarray:
+    def outputs(self, spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(class probabilities, embedding or None) of one preprocessed spectrum."""
         self.interpreter.set_tensor(self._input["index"], self._quantise(spectrum))
         self.interpreter.invoke()
-        return self._dequantise(self.interpreter.get_tensor(self._output["index"])[0])
+        probabilities = self._dequantise(self.interpreter.get_tensor(self._output["index"])[0], self._output)
+        if self._embedding is None:
+            return probabilities, None
+        return probabilities, self._dequantise(self.interpreter.get_tensor(self._embedding["index"])[0], self._embedding)
 
 
 class Classifier:
-    """A bundle's model (or the mean of an ensemble's members), ready to classify preprocessed spectra one at a time."""
+    """A bundle's model (or the mean of an ensemble's members), ready to classify preprocessed spectra one at a time;
+    with the bundle's embedding search (:mod:`edge.embedding_search`) fused into its probabilities where it has one."""
 
     def __init__(self, bundle: Bundle, num_threads: int | None = None) -> None:
         cls, self.runtime = interpreter_class()
         self.bundle = bundle
         self.labels = bundle.labels
         self.members = [_Member(cls, path, bundle, num_threads) for path in bundle.member_paths]
+        self.embedding_search = bundle.embedding_search()
+        if self.embedding_search is not None and not self.members[0].gives_embedding:
+            raise BundleError(f"{bundle.path}: has an embedding search but its model gives no embedding")
 
-    def probabilities(self, spectrum: np.ndarray) -> np.ndarray:
-        """Class probabilities for one preprocessed spectrum (GRID_SIZE values): the members' mean."""
+    def model_outputs(self, spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the model's own class probabilities: the members' mean, its embedding or None) for one preprocessed
+        spectrum (GRID_SIZE values); what export embeds the library with and fits the search's weight on."""
         x = np.asarray(spectrum, dtype=np.float32)
         if len(self.members) == 1:
-            return self.members[0].probabilities(x)
-        return np.mean([member.probabilities(x) for member in self.members], axis=0)
+            return self.members[0].outputs(x)
+        return np.mean([member.outputs(x)[0] for member in self.members], axis=0), None
+
+    def probabilities(self, spectrum: np.ndarray) -> np.ndarray:
+        """Class probabilities for one preprocessed spectrum: the model's, with its embedding search fused in."""
+        probabilities, embedding = self.model_outputs(spectrum)
+        if self.embedding_search is None or embedding is None:
+            return probabilities
+        return self.embedding_search.fuse(probabilities, embedding)
 
     def classify(self, spectrum: np.ndarray, k: int = 3) -> Prediction:
         """Top-k minerals of one preprocessed spectrum."""

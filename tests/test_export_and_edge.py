@@ -300,3 +300,9 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
     assert len(bundle.library()) == len(dataset) == bundle.manifest.library["spectra"]
     assert bundle.manifest.metrics_other_protocol["protocol"] == "grouped" and "every spectrum" in bundle.manifest.training["data"]
     assert bundle.manifest.calibration["fitted"]["on"].startswith("grouped validation")
+    # resnet1d has an embedding layer: the bundle searches every spectrum's embedding, with its grouped twin's weight
+    search = bundle.embedding_search()
+    assert search is not None and len(search.classes) == len(dataset)
+    twin = bundle.manifest.metrics_other_protocol["embedding_search"]
+    assert twin["fitted_on"].startswith("grouped validation") and "grouped run" in bundle.manifest.embedding_search["fitted_on"]
+    assert search.weight == twin["weight"]

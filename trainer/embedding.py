@@ -1,5 +1,11 @@
-"""Nearest references in a network's embedding, scored on grouped-fair: the research tool behind
-``benchmarks/embedding_search.py`` and ``benchmarks/contrastive_embedding.py``.
+"""Nearest references in a network's embedding: the trainer's side of :mod:`edge.embedding_search`, and the research
+tool behind ``benchmarks/embedding_search.py`` and ``benchmarks/contrastive_embedding.py``.
+
+What ships (:func:`with_embedding_output`, :func:`fit_weight`, :func:`keras_search`): a network with an
+``embedding_dense`` layer is exported with that layer as a second output; its references' embeddings and a weight
+fitted on validation spectra of new specimens (:func:`fit_weight`, by the fused answer's negative log-likelihood)
+make the bundle's embedding search. ``trainer openset`` scores a Keras model the same way (:func:`keras_search`), so
+the gate it fits sees the probabilities the device will give it.
 
 A grouped run's training spectra, embedded (L2-normalised), are the library; each spectrum of a part gets, per
 mineral, its best cosine similarity to that mineral's references. :func:`embedding_search_report` ranks by it alone
@@ -14,14 +20,71 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from scipy.special import log_softmax
 
+from edge.embedding_search import EmbeddingSearch
+from edge.library import MODEL_FLOOR
 from trainer.dataset import SpectraDataset
-from trainer.field_set import FieldSet, labelled_parts
+from trainer.field_set import FieldSet, labelled_parts, validation_weights, validation_with_field
 from trainer.metrics import top1_top3
 from trainer.training import Run
 
 #: Weights of the embedding term tried on validation.
 WEIGHTS = (0, 2, 5, 10, 20, 40)
+#: The layer whose output the embedding search compares (before its batch normalisation and ReLU: what the
+#: contrastive loss of trainer.contrastive is trained on).
+SEARCH_LAYER = "embedding_dense"
+#: Weights the shipped search is fitted over (the fused answer's validation NLL; grouped splits chose 3 to 8).
+SEARCH_WEIGHTS = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
+
+
+def with_embedding_output(model):  # keras.Model -> keras.Model (untyped: keras is imported by the caller)
+    """The classifier with its SEARCH_LAYER as a second output, or None if it has no such layer."""
+    import keras
+
+    try:
+        layer = model.get_layer(SEARCH_LAYER)
+    except ValueError:
+        return None
+    if int(layer.output.shape[-1]) == int(model.output.shape[-1]):
+        return None  # the device tells its two outputs apart by their length
+    return keras.Model(model.inputs, [model.output, layer.output], name=f"{model.name}_with_embedding")
+
+
+def fit_weight(probabilities: np.ndarray, best_cosine: np.ndarray, y: np.ndarray, sample_weight: np.ndarray) -> tuple[float, dict[str, float]]:
+    """The SEARCH_WEIGHTS entry whose fused answer (edge.embedding_search) has the least weighted negative
+    log-likelihood on validation; ``probabilities``, ``best_cosine``: (n, classes), ``y``: (n,), ``sample_weight``: (n,).
+    Returns (weight, NLL by weight)."""
+    logp = np.log(np.maximum(probabilities, MODEL_FLOOR))
+    rows = np.arange(len(y))
+    nll = {w: float(-np.sum(sample_weight * log_softmax(logp + w * best_cosine, axis=1)[rows, y]) / np.sum(sample_weight)) for w in SEARCH_WEIGHTS}
+    return min(SEARCH_WEIGHTS, key=lambda w: nll[w]), {f"{w:g}": round(v, 4) for w, v in nll.items()}
+
+
+def keras_search(run: Run, dataset: SpectraDataset, model, field: FieldSet | None) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+    """``predict`` ((n, GRID_SIZE) -> (n, classes)) of a Keras model with its embedding search fused in, as the
+    device fuses it: its training spectra are the references, the weight fitted on its validation spectra and
+    their specimens' fair/poor files. Without an embedding layer: the model alone. Also returns what was fitted."""
+    two = with_embedding_output(model)
+    if two is None:
+        return (lambda X: model.predict(X[:, :, None], batch_size=256, verbose=0)), {}
+
+    def outputs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        P, E = two.predict(X[:, :, None], batch_size=256, verbose=0)
+        return P, E
+
+    labels = dataset.labels(run.classes)
+    _, references = outputs(dataset.X[run.split.train])
+    search = EmbeddingSearch(references, labels[run.split.train], len(run.classes))
+    X, y, joined = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
+    P, E = outputs(X)
+    search.weight, nll = fit_weight(P, search.best_cosine(E), y, validation_weights(len(y), joined))
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        P, E = outputs(X)
+        return search.fuse(P, E)
+
+    return predict, {"weight": search.weight, "references": len(references), "layer": SEARCH_LAYER, "validation_nll": nll}
 #: The kinds of test spectra reported, in order.
 KINDS = ("excellent", "fair_processed", "fair_raw", "poor_processed", "poor_raw")
 #: The rankings reported.

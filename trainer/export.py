@@ -9,6 +9,12 @@ Before converting, the float model's inference-mode accuracy is checked against 
 training-mode accuracy: BatchNorm folds its moving statistics into the exported graph, and if
 they lag the batch statistics the exported model is wrong however well training looked.
 After converting, the bundle is scored with the edge interpreter on the run's test split.
+
+A single network with an ``embedding_dense`` layer is exported with that layer as a second output, and the bundle
+gets an embedding search (:mod:`edge.embedding_search`): its library's embeddings, computed by the exported model
+itself through the edge interpreter, and a weight fitted on the grouped run's validation spectra and their fair/poor
+files (a run on every spectrum ships its grouped twin's weight, as it ships its fusion). Everything scored after
+that (fusion, gate, figures) sees the probabilities the device gives.
 """
 
 from __future__ import annotations
@@ -22,14 +28,26 @@ import keras
 import numpy as np
 
 from edge.bundle import MANIFEST, Manifest, load_bundle, with_metrics, write_bundle
+from edge.embedding_search import EmbeddingSearch
 from edge.library import Calibration, Matcher, ReferenceLibrary
 from edge.runtime import Classifier
 from ramancore.preprocessing import GRID, GRID_SIZE
 from trainer import calibration
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
+from trainer.embedding import SEARCH_LAYER, fit_weight, with_embedding_output
 from trainer.errors import TrainerError
-from trainer.field_set import FIELD_SET_FILE, GROUPED_FAIR, FieldSet, default_path, grouped_fair, load_field_set, validation_fusion
+from trainer.field_set import (
+    FIELD_SET_FILE,
+    GROUPED_FAIR,
+    FieldSet,
+    default_path,
+    grouped_fair,
+    load_field_set,
+    validation_fusion,
+    validation_weights,
+    validation_with_field,
+)
 from trainer.groups import derive_groups
 from trainer.metrics import top_k_accuracy
 from trainer.open_set import load_evidence_gate
@@ -227,13 +245,16 @@ def _library_holds(run: Run) -> str:
     return f"the training spectra of {run.path.name}'s {run.split.protocol} split (no validation or test spectrum)"
 
 
-def _io_details(model_bytes: bytes) -> dict:
+def _io_details(model_bytes: bytes, n_classes: int) -> dict:
+    """The input's and the class probabilities' dtype, shape and quantisation (an embedding output is not described)."""
     from edge.runtime import interpreter_class
 
     cls, _ = interpreter_class()
     interpreter = cls(model_content=model_bytes)
     details = {}
-    for key, (d,) in (("input", interpreter.get_input_details()), ("output", interpreter.get_output_details())):
+    (model_input,) = interpreter.get_input_details()
+    probabilities = next(o for o in interpreter.get_output_details() if int(o["shape"][-1]) == n_classes)
+    for key, d in (("input", model_input), ("output", probabilities)):
         scale, zero_point = d["quantization"]
         details[key] = {"dtype": np.dtype(d["dtype"]).name, "shape": [int(s) for s in d["shape"]], "scale": float(scale), "zero_point": int(zero_point)}
     return details
@@ -293,13 +314,14 @@ class _Export:
     labels: np.ndarray  #: (n,) label index of every dataset row in the run's class order
     rows: np.ndarray  #: the rows scored: the test split, or a drift-check sample of a run on every spectrum
     scored_on: str
-    models: list[keras.Model]
+    models: list[keras.Model]  #: what is converted: each member, with its embedding as a second output where it has a search
     float_probas: list[np.ndarray]  #: each member's Keras probabilities on ``rows``
     library: ReferenceLibrary
     groups: list[list[str]]
     field: FieldSet | None
     demo: list[tuple[str, np.ndarray]]
     demo_note: str
+    searched: bool  #: one network with an embedding layer: the bundle gets an embedding search
 
     @property
     def run(self) -> Run:
@@ -325,17 +347,23 @@ def _prepare(runs: list[Run], dataset_path: str | Path | None, log) -> _Export:
         )
         models.append(model)
         float_probas.append(member_proba)
+    with_embedding = with_embedding_output(models[0]) if len(models) == 1 else None
+    if with_embedding is not None:
+        models = [with_embedding]
+        log(f"{run.path.name}: exported with its {SEARCH_LAYER} layer as a second output, for the embedding search")
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     log(f"{run.path.name}: {len(groups)} Raman-indistinguishable groups of {sum(map(len, groups))} minerals among its training spectra")
     field = _field_set_for(run)
     demo, demo_note = _demo_for(run, dataset, field)
-    return _Export(runs, dataset, labels, rows, scored_on, models, float_probas, reference_library(dataset, run.split.train), groups, field, demo, demo_note)
+    library = reference_library(dataset, run.split.train)
+    return _Export(runs, dataset, labels, rows, scored_on, models, float_probas, library, groups, field, demo, demo_note, with_embedding is not None)
 
 
-def _convert(job: _Export, precision: str, out: Path, scratch: Path, log) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Convert the members at float32 and ``precision``, write each bundle (``precision``'s to ``out``) and score
-    it through the edge interpreter on the scored rows, clean and field-degraded; refuse a drifted or degenerate
-    model. Returns the metrics and ``precision``'s probabilities on both."""
+def _convert(job: _Export, precision: str, out: Path, scratch: Path, log, search_weight: float | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Convert the members at float32 and ``precision``, write each bundle (``precision``'s to ``out``, with its
+    embedding search where it has one: ``search_weight`` given, or fitted) and score it through the edge interpreter
+    on the scored rows, clean and field-degraded; refuse a drifted or degenerate model. Returns the metrics and
+    ``precision``'s probabilities on both."""
     run, rows = job.run, job.rows
     rng = np.random.default_rng(0)
     representative = job.dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
@@ -345,8 +373,13 @@ def _convert(job: _Export, precision: str, out: Path, scratch: Path, log) -> tup
     for p in ["float32"] if precision == "float32" else ["float32", precision]:
         model_bytes = [convert(model, p, representative) for model in job.models]
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
-        manifest = replace(bundle_manifest(job.runs, p, _io_details(model_bytes[0]), job.demo_note), groups=job.groups)
+        manifest = replace(bundle_manifest(job.runs, p, _io_details(model_bytes[0], len(run.classes)), job.demo_note), groups=job.groups)
         write_bundle(target, model_bytes, run.classes, job.library, job.demo, manifest)
+        if job.searched:
+            search, fitted_on = _embedding_search(job, target, search_weight)
+            manifest = replace(manifest, embedding_search={"layer": SEARCH_LAYER, "fitted_on": fitted_on})
+            write_bundle(target, model_bytes, run.classes, job.library, job.demo, manifest, embeddings=search)
+            log(f"{run.path.name}: {p} embedding search over {len(search.classes)} references, weight {search.weight:g} ({fitted_on})")
         proba = bundle_probabilities(target, X_test)
         metrics[p] = topk(proba, y_test)
         field_proba = bundle_probabilities(target, X_field)
@@ -358,6 +391,39 @@ def _convert(job: _Export, precision: str, out: Path, scratch: Path, log) -> tup
         if p != "float32":
             check_exported(p, proba, metrics[p], metrics["float32"])
     return metrics, proba, field_proba
+
+
+def _model_outputs(classifier: Classifier, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, classes) the model's own probabilities and (n, d) its embeddings of the (n, GRID_SIZE) spectra ``X``."""
+    P, E = [], []
+    for x in X:
+        p, e = classifier.model_outputs(x)
+        if e is None:
+            raise ExportError(f"{classifier.bundle.path}: the exported model gives no embedding output")
+        P.append(p)
+        E.append(e)
+    return np.stack(P), np.stack(E)
+
+
+def _embedding_search(job: _Export, bundle_dir: Path, weight: float | None) -> tuple[EmbeddingSearch, str]:
+    """The library's embeddings by the written bundle's own model (the device's numbers) and the search's weight:
+    ``weight`` (a grouped twin's), or fitted on the run's validation spectra (and their specimens' fair/poor files,
+    for a grouped run) through the bundle; and what it was fitted on."""
+    run, dataset = job.run, job.dataset
+    classifier = Classifier(load_bundle(bundle_dir), num_threads=1)
+    index = {m: i for i, m in enumerate(run.classes)}
+    _, references = _model_outputs(classifier, np.asarray(job.library.spectra, np.float32))
+    search = EmbeddingSearch(references, np.array([index[m] for m in job.library.minerals]), len(run.classes))
+    if weight is not None:
+        search.weight = weight
+        return search, "the grouped run of the same recipe (--other-protocol-run)"
+    if not len(run.split.val):
+        raise ExportError(f"{run.path}: no validation spectra to fit the embedding search on; pass --other-protocol-run GROUPED_RUN")
+    field = job.field if run.split.protocol == "grouped" else None  # a random split's validation specimens were in training
+    X, y, joined = validation_with_field(dataset.X[run.split.val], job.labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
+    P, E = _model_outputs(classifier, X)
+    search.weight, _ = fit_weight(P, search.best_cosine(E), y, validation_weights(len(y), joined))
+    return search, f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files among {len(y)})"
 
 
 def _calibrate(job: _Export, out: Path, log) -> Calibration:
@@ -415,20 +481,23 @@ def _convert_and_score(
     log,
     fusion: Calibration | None = None,
     gate: tuple[dict, dict] | None = None,
-) -> tuple[dict, Calibration]:
+    search_weight: float | None = None,
+) -> tuple[dict, Calibration, float | None]:
     """Prepare, convert, calibrate and score one run (or an ensemble's member runs, the first giving the library
     and recipe); its bundle is written to ``out``.
 
     The fusion of model and library is calibrated on this run's validation spectra unless ``fusion`` (fitted on a
-    grouped run of the same recipe) is given; ``gate`` (an open-set evidence gate and its record) joins the
-    calibration before any answer is scored. Returns the metrics block of the manifest and the calibration.
+    grouped run of the same recipe) is given, and so is the embedding search's weight unless ``search_weight`` is;
+    ``gate`` (an open-set evidence gate and its record) joins the calibration before any answer is scored. Returns
+    the metrics block of the manifest, the calibration and the search's weight (None: no search).
     """
     job = _prepare(runs, dataset_path, log)
-    metrics, proba, field_proba = _convert(job, precision, out, scratch, log)
+    metrics, proba, field_proba = _convert(job, precision, out, scratch, log, search_weight)
     fusion = fusion if fusion is not None else _calibrate(job, out, log)
     if gate is not None:
         fusion = replace(fusion, evidence_gate=gate[0], fitted={**fusion.fitted, "evidence_gate": gate[1]})
     metrics.update(_score_answers(job, Matcher(job.run.classes, job.library, fusion, job.groups), proba, field_proba, out, precision, log))
+    search = load_bundle(out).manifest.embedding_search
     return {
         **metrics,
         "keras_float": topk(np.mean(job.float_probas, axis=0), job.labels[job.rows]),
@@ -437,7 +506,8 @@ def _convert_and_score(
         "n_classes": len(job.run.classes),
         "protocol": job.run.split.protocol,
         "run": job.run.path.name,
-    }, fusion
+        "embedding_search": search,
+    }, fusion, search.get("weight")
 
 
 def export(
@@ -483,12 +553,13 @@ def export(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            other_metrics, other_fusion = (
-                _convert_and_score(others, None, precision, Path(tmp) / "other", Path(tmp), log, gate=gate) if others else (None, None)
+            other_metrics, other_fusion, other_weight = (
+                _convert_and_score(others, None, precision, Path(tmp) / "other", Path(tmp), log, gate=gate) if others else (None, None, None)
             )
             # a grouped run's calibration was fitted on specimens its model never saw: the honest one to ship
-            fusion = other_fusion if other is not None and other.split.protocol == "grouped" else None
-            metrics, fusion = _convert_and_score(runs, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion)
+            twin = other is not None and other.split.protocol == "grouped"
+            fusion, weight = (other_fusion, other_weight) if twin else (None, None)
+            metrics, fusion, _ = _convert_and_score(runs, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion, search_weight=weight)
         with_metrics(load_bundle(staging / "bundle"), metrics, other_metrics, fusion)
         if out.exists():
             out.rename(staging / "replaced")

@@ -258,6 +258,14 @@ def validation_with_field(
     return np.concatenate([X, field.X[rows]]), np.concatenate([y, [index[m] for m in field.mineral[rows]]]).astype(np.int64), len(rows)
 
 
+def validation_weights(n: int, joined: int) -> np.ndarray:
+    """(n,) how much each of :func:`validation_with_field`'s ``n`` spectra counts in a fit: its last ``joined`` (the
+    fair/poor files) count as much, together, as the excellent spectra before them. A fit on excellent spectra
+    alone leans on what matches clean spectra (the library: benchmarks/fusion_fit.py, three grouped splits)."""
+    excellent = n - joined
+    return np.concatenate([np.ones(excellent), np.full(joined, excellent / joined if joined else 1.0)])
+
+
 def validation_fusion(
     run: Run, dataset: SpectraDataset, library: ReferenceLibrary, field: FieldSet | None, probabilities_of: Callable[[np.ndarray], np.ndarray]
 ) -> Calibration:
@@ -267,10 +275,7 @@ def validation_fusion(
     (its training spectra): what evaluate, openset and export all fit."""
     labels = dataset.labels(run.classes)
     X, y, joined = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
-    excellent = len(y) - joined
-    # the few fair/poor files count as much, together, as the excellent spectra: a fusion fitted on excellent ones
-    # leans on the library, which matches noisy spectra poorly (benchmarks/fusion_fit.py, three grouped splits)
-    weights = np.concatenate([np.ones(excellent), np.full(joined, excellent / joined if joined else 1.0)])
+    weights = validation_weights(len(y), joined)
     source = (
         f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files of its validation specimens among them, "
         "weighted to count as much as the excellent spectra in the fusion's fit)"

@@ -156,6 +156,7 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
     writes ``open_set.json`` (figures, curves and the evidence gate) into the run folder."""
     import keras  # noqa: F401  (the run's model is a Keras one; imported here so `trainer --help` stays light)
 
+    from trainer.embedding import keras_search
     from trainer.export import reference_library
     from trainer.training import load_run
 
@@ -164,14 +165,12 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
         raise OpenSetError(f"{run.path}: trained on the {run.split.protocol} split; the open-set report needs `trainer fit --split open`")
     dataset = run.load_dataset(dataset_path)
     model = run.build_trained_model()
-
-    def predict(X: np.ndarray) -> np.ndarray:
-        return model.predict(X[:, :, None], batch_size=256, verbose=0)
-
     library = reference_library(dataset, run.split.train)
     if field_set is None:
         field_set = default_path()
     field = field_set if isinstance(field_set, FieldSet) or field_set is None else load_field_set(field_set)
+    # the model's probabilities as the device will give them: with its embedding search, where it has one
+    predict, search = keras_search(run, dataset, model, field)
     # the device's path: the fusion as export fits it, and the groups export ships (from the training spectra)
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups)
@@ -212,6 +211,7 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
         "known_test_top1": float(np.mean(parts["known_test"].species_correct)),
         "known_test_group_top1": float(np.mean(parts["known_test"].correct)),
         "groups": len(groups),
+        "embedding_search": search,
         "gates": {},
         "evidence_gate": gate.as_dict(),
     }

@@ -1,0 +1,95 @@
+"""The embedding search (edge.embedding_search): best cosine per class, fused into the model's probabilities; a
+bundle that carries one gives the fused probabilities on the device, and export fits its weight."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.embedding_search import EmbeddingSearch
+from edge.library import MODEL_FLOOR, softmax
+
+
+def test_best_cosine_is_per_class_and_minus_one_without_a_reference():
+    vectors = np.array([[1.0, 0.0], [0.0, 2.0], [0.6, 0.8], [-1.0, 0.0]])  # lengths do not matter
+    search = EmbeddingSearch(vectors, np.array([0, 1, 1, 0]), n_classes=3, weight=1.0)
+    best = search.best_cosine(np.array([[0.0, 5.0], [3.0, 0.0]]))
+    np.testing.assert_allclose(best, [[0.0, 1.0, -1.0], [1.0, 0.6, -1.0]], atol=1e-6)
+
+
+def test_fuse_adds_weighted_cosine_to_log_probabilities_and_weight_zero_changes_nothing():
+    search = EmbeddingSearch(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 1]), n_classes=2, weight=4.0)
+    p = np.array([0.7, 0.3])
+    query = np.array([0.0, 1.0])  # the embedding lies on class 1's reference
+    fused = search.fuse(p, query)
+    np.testing.assert_allclose(fused, softmax(np.log(p) + 4.0 * np.array([0.0, 1.0])), rtol=1e-5)
+    assert fused.argmax() == 1  # the search overturned the model's first place
+    np.testing.assert_allclose(search.fuse(p, query, weight=0.0), p, rtol=1e-6)
+    batch = search.fuse(np.array([p, p[::-1]]), np.array([query, query]))  # row-wise, as the trainer calls it
+    assert batch.shape == (2, 2) and np.allclose(batch[0], fused)
+    zero = np.array([0.0, 1.0])  # an int8 output of exactly 0 is floored, not -inf
+    assert np.isfinite(search.fuse(zero, np.array([1.0, 0.0]))).all()
+    assert search.fuse(zero, np.array([1.0, 0.0]))[0] == pytest.approx(1 / (1 + np.exp(-(np.log(MODEL_FLOOR) + 4.0))), rel=1e-4)
+
+
+def test_references_with_a_class_outside_the_model_are_refused():
+    with pytest.raises(ValueError, match="outside"):
+        EmbeddingSearch(np.ones((2, 3)), np.array([0, 5]), n_classes=2)
+
+
+def test_fit_weight_picks_the_weight_that_explains_validation_best():
+    from trainer.embedding import SEARCH_WEIGHTS, fit_weight
+
+    rng = np.random.default_rng(0)
+    n, classes = 300, 5
+    y = rng.integers(0, classes, n)
+    P = np.full((n, classes), 1.0 / classes)  # a model that knows nothing
+    B = np.where(np.arange(classes)[None, :] == y[:, None], 0.9, 0.1)  # a search that is always right
+    weight, nll = fit_weight(P, B, y, np.ones(n))
+    assert weight == max(SEARCH_WEIGHTS) and nll["0"] > nll[f"{weight:g}"]
+    wrong = np.roll(B, 1, axis=1)  # a search that is always wrong is not used
+    assert fit_weight(P, wrong, y, np.ones(n))[0] == 0.0
+
+
+def test_a_bundle_with_an_embedding_search_answers_with_it(tmp_path):
+    """A tiny two-output model (class probabilities fixed at 0.8 / 0.2, embedding = the spectrum's first two
+    values): the device's probabilities follow the reference the embedding lies on, by the bundle's weight."""
+    import keras
+
+    from edge.bundle import EMBEDDINGS, Manifest, load_bundle, write_bundle
+    from edge.library import ReferenceLibrary
+    from edge.runtime import Classifier
+    from ramancore.preprocessing import GRID
+    from trainer.export import convert
+
+    inputs = keras.Input((GRID.size, 1))
+    flat = keras.layers.Flatten()(inputs)
+    probabilities = keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(np.log([0.8, 0.2])))(flat)
+    pick = np.zeros((GRID.size, 3), np.float32)
+    pick[0, 0] = pick[1, 1] = pick[2, 2] = 1.0
+    embedding = keras.layers.Dense(3, use_bias=False, kernel_initializer=keras.initializers.Constant(pick), name="embedding_dense")(flat)
+    model = keras.Model(inputs, [probabilities, embedding])
+    representative = np.random.default_rng(0).uniform(0, 1, (4, GRID.size)).astype(np.float32)
+    model_bytes = convert(model, "float32", representative)
+    spectra = np.random.default_rng(1).uniform(0, 1, (2, GRID.size))
+    library = ReferenceLibrary(spectra, np.array(["A", "B"]), np.array(["a", "b"]), np.array(["bundle"] * 2))
+    io = {"dtype": "float32", "shape": [1, GRID.size, 1], "scale": 0.0, "zero_point": 0}
+    manifest = Manifest(
+        precision="float32", n_classes=2, grid_cm1={"start": 30.0, "stop": 1599.0, "step": 1.0, "size": GRID.size},
+        preprocessing="", input=io, output=io, training={}, files={},
+    )
+    search = EmbeddingSearch(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), np.array([0, 1]), n_classes=2, weight=6.0)
+    bundle = write_bundle(tmp_path / "b", model_bytes, ["A", "B"], library, [("A", spectra[0])], manifest, embeddings=search)
+    assert EMBEDDINGS in bundle.manifest.files and bundle.manifest.embedding_search["weight"] == 6.0
+    classifier = Classifier(load_bundle(tmp_path / "b"), num_threads=1)
+    on_b = np.zeros(GRID.size, np.float32)
+    on_b[1] = 1.0  # embeds exactly onto B's reference
+    own, emb = classifier.model_outputs(on_b)
+    np.testing.assert_allclose(own, [0.8, 0.2], atol=1e-5)
+    np.testing.assert_allclose(emb, [0.0, 1.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(classifier.probabilities(on_b), softmax(np.log([0.8, 0.2]) + 6.0 * np.array([0.0, 1.0])), rtol=1e-4)
+    assert classifier.probabilities(on_b).argmax() == 1
+    # the same model written without the search: the model's own probabilities, and no stale embeddings file
+    plain = write_bundle(tmp_path / "b", model_bytes, ["A", "B"], library, [("A", spectra[0])], manifest)
+    assert EMBEDDINGS not in plain.manifest.files and not (tmp_path / "b" / EMBEDDINGS).exists()
+    np.testing.assert_allclose(Classifier(plain, num_threads=1).probabilities(on_b), [0.8, 0.2], atol=1e-5)
