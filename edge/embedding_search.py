@@ -46,6 +46,7 @@ class EmbeddingSearch:
     weight: float = 0.0
     _starts: np.ndarray = field(init=False, repr=False)
     _present: np.ndarray = field(init=False, repr=False)
+    _rows: np.ndarray = field(init=False, repr=False)  #: each stored vector's row in the order given
 
     def __post_init__(self) -> None:
         classes = np.asarray(self.classes, dtype=np.int64)
@@ -54,9 +55,18 @@ class EmbeddingSearch:
         if len(classes) and (classes.min() < 0 or classes.max() >= self.n_classes):
             raise ValueError(f"embedding search: a reference's class lies outside 0..{self.n_classes - 1}")
         order = np.argsort(classes, kind="stable")  # sorted by class: the best per class is one reduceat
+        self._rows = order
         self.vectors = unit(self.vectors[order])
         self.classes = classes[order]
         self._present, self._starts = np.unique(self.classes, return_index=True)
+
+    def subset(self, keep: np.ndarray) -> EmbeddingSearch:
+        """The search over the references ``keep`` ((n,) bool, in the order they were given: the library's) marks,
+        e.g. without a benchmark's test specimens."""
+        original = np.empty_like(self._rows)
+        original[self._rows] = np.arange(len(self._rows))  # given row -> stored row
+        chosen = original[np.flatnonzero(keep)]
+        return EmbeddingSearch(self.vectors[chosen], self.classes[chosen], self.n_classes, self.weight)
 
     @property
     def dim(self) -> int:

@@ -32,6 +32,15 @@ def test_fuse_adds_weighted_cosine_to_log_probabilities_and_weight_zero_changes_
     assert search.fuse(zero, np.array([1.0, 0.0]))[0] == pytest.approx(1 / (1 + np.exp(-(np.log(MODEL_FLOOR) + 4.0))), rel=1e-4)
 
 
+def test_subset_keeps_the_references_marked_in_library_order():
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    search = EmbeddingSearch(vectors, np.array([1, 0, 1]), n_classes=2, weight=2.0)  # stored sorted by class
+    held = search.subset(np.array([False, True, True]))  # the first reference given (class 1) leaves
+    np.testing.assert_allclose(held.best_cosine(np.array([0.6, 0.8])), [[0.8, 1.0]], atol=1e-6)
+    np.testing.assert_allclose(held.best_cosine(np.array([1.0, 0.0])), [[0.0, 0.6]], atol=1e-6)
+    assert held.weight == 2.0 and len(held.classes) == 2
+
+
 def test_references_with_a_class_outside_the_model_are_refused():
     with pytest.raises(ValueError, match="outside"):
         EmbeddingSearch(np.ones((2, 3)), np.array([0, 5]), n_classes=2)
