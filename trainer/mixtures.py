@@ -2,7 +2,8 @@
 spot holding two or three, and how rarely it invents a second one in a pure spectrum.
 
 Data flow, for each grouped run (``trainer fit --split grouped``): its training spectra are the library
-(:func:`trainer.export.reference_library`), its Keras model and a fusion fitted on its validation part
+(:func:`trainer.export.reference_library`), its Keras model (with its embedding search, as its bundle would have
+it: :func:`trainer.embedding.keras_search`) and a fusion fitted on its validation part
 (:func:`trainer.field_set.validation_fusion`) give the fused ranking whose first minerals are candidates,
 as on the device (:meth:`edge.library.Matcher.match`). Then
 
@@ -148,13 +149,11 @@ def mixture_report(
     dataset: SpectraDataset = run.load_dataset()
     field_path = field_set if field_set is not None else default_path()
     field = None if field_path is None else (field_path if isinstance(field_path, FieldSet) else load_field_set(field_path))
+    from trainer.embedding import keras_search
     from trainer.export import reference_library
 
-    model = run.build_trained_model()
-
-    def predict(X: np.ndarray) -> np.ndarray:
-        return model.predict(X[:, :, None], batch_size=256, verbose=0)
-
+    # the model's probabilities as the device gives them: with its embedding search, where it has one
+    predict, _ = keras_search(run, dataset, run.build_trained_model(), field)
     train = run.split.train
     library = reference_library(dataset, train)
     groups = derive_groups(dataset.X[train], dataset.mineral[train], dataset.specimen[train])
