@@ -45,7 +45,7 @@ def _answers(n: int, rng: np.random.Generator, known: bool) -> Answers:
     from edge.answer import gate_features
 
     features = np.array([gate_features(dict(zip(EVIDENCE, row))) for row in evidence])
-    return Answers(features, evidence, confidence, hqi, correct, np.zeros(n, bool), correct)
+    return Answers(features, evidence, confidence, hqi, correct, np.zeros(n, bool), correct, np.zeros(n, np.int64))
 
 
 def test_a_fitted_gate_keeps_its_precision_and_unknown_rate_on_fresh_answers():

@@ -65,9 +65,18 @@ def keras_search(run: Run, dataset: SpectraDataset, model, field: FieldSet | Non
     """``predict`` ((n, GRID_SIZE) -> (n, classes)) of a Keras model with its embedding search fused in, as the
     device fuses it: its training spectra are the references, the weight fitted on its validation spectra and
     their specimens' fair/poor files. Without an embedding layer: the model alone. Also returns what was fitted."""
+    searched, info = keras_search_outputs(run, dataset, model, field)
+    return (lambda X: searched(X)[0]), info
+
+
+def keras_search_outputs(
+    run: Run, dataset: SpectraDataset, model, field: FieldSet | None
+) -> tuple[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]], dict[str, Any]]:
+    """:func:`keras_search`, its ``predict`` also giving each spectrum's best cosine per class ((n, classes), None
+    without an embedding layer): what a benchmark of the search's evidence needs."""
     two = with_embedding_output(model)
     if two is None:
-        return (lambda X: model.predict(X[:, :, None], batch_size=256, verbose=0)), {}
+        return (lambda X: (model.predict(X[:, :, None], batch_size=256, verbose=0), None)), {}
 
     def outputs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         P, E = two.predict(X[:, :, None], batch_size=256, verbose=0)
@@ -80,11 +89,13 @@ def keras_search(run: Run, dataset: SpectraDataset, model, field: FieldSet | Non
     P, E = outputs(X)
     search.weight, nll = fit_weight(P, search.best_cosine(E), y, validation_weights(len(y), joined))
 
-    def predict(X: np.ndarray) -> np.ndarray:
+    def predict(X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         P, E = outputs(X)
-        return search.fuse(P, E)
+        return search.fuse(P, E), search.best_cosine(E)
 
     return predict, {"weight": search.weight, "references": len(references), "layer": SEARCH_LAYER, "validation_nll": nll}
+
+
 #: The kinds of test spectra reported, in order.
 KINDS = ("excellent", "fair_processed", "fair_raw", "poor_processed", "poor_raw")
 #: The rankings reported.

@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,10 @@ from trainer.errors import TrainerError
 from trainer.field_set import FieldSet, default_path, load_field_set, validation_fusion
 from trainer.groups import derive_groups
 from trainer.splits import open_set_minerals
+
+if TYPE_CHECKING:  # typing only: importing them would pull Keras into `trainer --help`
+    from trainer.dataset import SpectraDataset
+    from trainer.training import Run
 
 OPEN_SET = "open_set.json"
 RISK_COVERAGE = "risk_coverage.png"
@@ -56,7 +60,7 @@ class Answers:
     ``confidence`` and ``best_hqi`` (n,), ``correct`` (n,) bool: the answer holds the true mineral (named, or a
     member of the Raman-indistinguishable group answered: what the device tells the user; always False for
     unknown minerals), ``species_correct`` (n,) bool: the first mineral named is the true one, ``fair`` (n,) bool:
-    from the fair/poor set."""
+    from the fair/poor set, ``named`` (n,) the matcher's candidate index of the first mineral named."""
 
     features: np.ndarray
     evidence: np.ndarray
@@ -65,6 +69,7 @@ class Answers:
     correct: np.ndarray
     fair: np.ndarray
     species_correct: np.ndarray
+    named: np.ndarray
 
     def __len__(self) -> int:
         return len(self.correct)
@@ -73,7 +78,7 @@ class Answers:
 def answer_part(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray, y: np.ndarray, fair: np.ndarray) -> Answers:
     """Answer each spectrum as the device does (group answers included, where ``matcher`` has groups); ``y`` the
     true candidate index, -1 for an unknown mineral."""
-    rows, evidence, confidence, best_hqi, correct, species = [], [], [], [], [], []
+    rows, evidence, confidence, best_hqi, correct, species, first = [], [], [], [], [], [], []
     names = {m: i for i, m in enumerate(matcher.candidates)}
     for proba, spectrum, truth in zip(probabilities, spectra, y):
         match = matcher.match(proba, spectrum, k=1)
@@ -82,12 +87,13 @@ def answer_part(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray
         confidence.append(match.stated_confidence)
         best_hqi.append(match.best_hqi)
         named = [match.top[0][0]] if match.group is None else match.group
+        first.append(names[match.top[0][0]])
         species.append(truth >= 0 and names[match.top[0][0]] == truth)
         correct.append(truth >= 0 and truth in {names[m] for m in named})
     width = len(EVIDENCE)
     return Answers(
         np.array(rows).reshape(-1, width), np.array(evidence).reshape(-1, width), np.array(confidence), np.array(best_hqi),
-        np.array(correct, dtype=bool), np.asarray(fair, dtype=bool), np.array(species, dtype=bool),
+        np.array(correct, dtype=bool), np.asarray(fair, dtype=bool), np.array(species, dtype=bool), np.array(first, dtype=np.int64),
     )
 
 
@@ -151,6 +157,34 @@ def gate_figures(known_score: np.ndarray, known: Answers, unknown_score: np.ndar
 Candidate = Callable[[Answers], np.ndarray]
 
 
+def open_set_parts(run: Run, dataset: SpectraDataset, field: FieldSet | None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The four parts of an open-set run, each as (spectra (n, GRID_SIZE), true class index (n,), -1 for an unknown
+    mineral, from-the-fair/poor-set (n,) bool): ``known_fit`` (validation spectra and their specimens' fair/poor
+    files), ``known_test`` (the same of the test part), ``unknown_fit`` and ``unknown_test`` (every spectrum and
+    fair/poor file of the held-out minerals of each half)."""
+    unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
+    index = {m: i for i, m in enumerate(run.classes)}
+
+    def part(rows: np.ndarray, field_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = np.concatenate([dataset.X[rows], field.X[field_rows] if field is not None else np.zeros((0, dataset.X.shape[1]))])
+        minerals = np.concatenate([dataset.mineral[rows], field.mineral[field_rows] if field is not None else np.array([], str)])
+        y = np.array([index.get(m, -1) for m in minerals], dtype=np.int64)
+        return X, y, np.concatenate([np.zeros(len(rows), bool), np.ones(len(X) - len(rows), bool)])
+
+    def field_rows_of_minerals(minerals: list[str]) -> np.ndarray:
+        return np.flatnonzero(np.isin(field.mineral, minerals)) if field is not None else np.empty(0, np.int64)
+
+    def field_rows_of_specimens(rows: np.ndarray) -> np.ndarray:
+        return field.rows_of(dataset.specimen[rows], run.classes) if field is not None else np.empty(0, np.int64)
+
+    return {
+        "known_fit": part(run.split.val, field_rows_of_specimens(run.split.val)),
+        "known_test": part(run.split.test, field_rows_of_specimens(run.split.test)),
+        "unknown_fit": part(np.flatnonzero(np.isin(dataset.mineral, unknown_fit)), field_rows_of_minerals(unknown_fit)),
+        "unknown_test": part(np.flatnonzero(np.isin(dataset.mineral, unknown_test)), field_rows_of_minerals(unknown_test)),
+    }
+
+
 def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None = None, dataset_path: str | Path | None = None) -> dict[str, Any]:
     """Fit the candidate gates on the fit parts of an open-set run and report them on its test parts;
     writes ``open_set.json`` (figures, curves and the evidence gate) into the run folder."""
@@ -175,27 +209,7 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups)
     unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
-    index = {m: i for i, m in enumerate(run.classes)}
-
-    def part(rows: np.ndarray, field_rows: np.ndarray) -> Answers:
-        X = np.concatenate([dataset.X[rows], field.X[field_rows] if field is not None else np.zeros((0, dataset.X.shape[1]))])
-        minerals = np.concatenate([dataset.mineral[rows], field.mineral[field_rows] if field is not None else np.array([], str)])
-        y = np.array([index.get(m, -1) for m in minerals], dtype=np.int64)
-        fair = np.concatenate([np.zeros(len(rows), bool), np.ones(len(X) - len(rows), bool)])
-        return answer_part(matcher, predict(X), X, y, fair)
-
-    def field_rows_of_minerals(minerals: list[str]) -> np.ndarray:
-        return np.flatnonzero(np.isin(field.mineral, minerals)) if field is not None else np.empty(0, np.int64)
-
-    def field_rows_of_specimens(rows: np.ndarray) -> np.ndarray:
-        return field.rows_of(dataset.specimen[rows], run.classes) if field is not None else np.empty(0, np.int64)
-
-    parts = {
-        "known_fit": part(run.split.val, field_rows_of_specimens(run.split.val)),
-        "known_test": part(run.split.test, field_rows_of_specimens(run.split.test)),
-        "unknown_fit": part(np.flatnonzero(np.isin(dataset.mineral, unknown_fit)), field_rows_of_minerals(unknown_fit)),
-        "unknown_test": part(np.flatnonzero(np.isin(dataset.mineral, unknown_test)), field_rows_of_minerals(unknown_test)),
-    }
+    parts = {name: answer_part(matcher, predict(X), X, y, fair) for name, (X, y, fair) in open_set_parts(run, dataset, field).items()}
     gate = fit_evidence_gate(parts["known_fit"], parts["unknown_fit"])
     candidates: dict[str, Candidate] = {
         "fused confidence (today's gate)": lambda a: a.confidence,

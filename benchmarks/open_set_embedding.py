@@ -1,0 +1,96 @@
+"""Would the embedding's own similarity tell unknown minerals apart? The open-set gate with and without it.
+
+For each open-set run (``trainer fit --split open``): the parts ``trainer openset`` answers (trainer.open_set:
+validation and test spectra of known minerals with their specimens' fair/poor files, and every spectrum of the
+held-out minerals), answered as the device answers them (the model with its embedding search, the library fusion,
+the groups). The evidence gate is fitted on the fit parts as ``trainer openset`` fits it (a logistic score,
+thresholded for >= 95 % right and <= 2 % of unknown spectra identified), once on the device's evidence
+(edge.answer.EVIDENCE) and once with two more inputs: the named mineral's best cosine to its references in the
+embedding, and the best cosine to any reference (an unknown mineral's spectrum lies far from every reference).
+Reported on the test parts: identified right / coverage / unknowns identified at the fitted threshold, and right /
+unknowns at 50 % coverage. Keras float.
+
+    python benchmarks/open_set_embedding.py RUN [RUN ...] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+
+from edge.library import Matcher
+from trainer.embedding import keras_search_outputs
+from trainer.export import reference_library
+from trainer.field_set import default_field_set, validation_fusion
+from trainer.groups import derive_groups
+from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, TARGET_PRECISION, answer_part, fit_threshold, open_set_parts
+from trainer.training import load_run
+
+
+def logistic_gate(known: np.ndarray, correct: np.ndarray, unknown: np.ndarray):
+    """A scorer fitted as trainer.open_set.fit_evidence_gate fits its gate (unknowns weighted to count as much)."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.concatenate([known, unknown])
+    target = np.concatenate([correct, np.zeros(len(unknown), bool)])
+    weight = np.concatenate([np.ones(len(known)), np.full(len(unknown), len(known) / max(len(unknown), 1))])
+    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
+    model = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, target, sample_weight=weight)
+    return lambda F: model.predict_proba((F - mean) / scale)[:, 1]
+
+
+def run_report(run_dir: str, field) -> dict[str, Any]:
+    run = load_run(run_dir)
+    dataset = run.load_dataset()
+    predict, search = keras_search_outputs(run, dataset, run.build_trained_model(), field)
+    if not search:
+        raise SystemExit(f"{run_dir}: the network has no embedding layer")
+    library = reference_library(dataset, run.split.train)
+    groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
+    matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, lambda X: predict(X)[0]), groups)
+    parts: dict[str, tuple[Any, np.ndarray]] = {}
+    for name, (X, y, fair) in open_set_parts(run, dataset, field).items():
+        P, B = predict(X)
+        assert B is not None  # the run has an embedding layer (checked above)
+        answers = answer_part(matcher, P, X, y, fair)
+        named = np.array([B[i, j] if j < B.shape[1] else -1.0 for i, j in enumerate(answers.named)])
+        parts[name] = (answers, np.column_stack([answers.features, named, B.max(axis=1)]))
+    report: dict[str, Any] = {"embedding_search": search}
+    for gate, width in (("device evidence", parts["known_fit"][0].features.shape[1]), ("+ embedding cosines", None)):
+        def inputs(name: str, width: int | None = width) -> np.ndarray:
+            return parts[name][1][:, :width]
+
+        score = logistic_gate(inputs("known_fit"), parts["known_fit"][0].correct, inputs("unknown_fit"))
+        threshold = fit_threshold(score(inputs("known_fit")), parts["known_fit"][0].correct, score(inputs("unknown_fit")))
+        known, unknown, correct = score(inputs("known_test")), score(inputs("unknown_test")), parts["known_test"][0].correct
+        chosen = known >= threshold
+        half = np.sort(known)[::-1][len(known) // 2]
+        report[gate] = {
+            "right": float(correct[chosen].mean()) if chosen.any() else float("nan"),
+            "coverage": float(chosen.mean()),
+            "unknown_identified": float(np.mean(unknown >= threshold)),
+            "right_at_half_coverage": float(correct[known >= half].mean()),
+            "unknown_at_half_coverage": float(np.mean(unknown >= half)),
+        }
+        print(f"{run_dir} {gate}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in report[gate].items()), flush=True)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    field = default_field_set()
+    reports = {run_dir: run_report(run_dir, field) for run_dir in args.runs}
+    print(f"targets: >= {100 * TARGET_PRECISION:.0f} % right, <= {100 * MAX_UNKNOWN_IDENTIFIED:.0f} % unknowns identified (fitted on the fit parts)")
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(reports, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
