@@ -18,8 +18,9 @@ alone, so that a gain can be told apart from the extra training and the RAW file
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,11 @@ import numpy as np
 from trainer.augment import Augmentation
 from trainer.contrastive import EMBEDDING, PREDICTIONS, compile_two_headed, specimen_batches
 from trainer.embedding import embedding_search_report, summary_table
-from trainer.field_set import FieldSet, default_field_set
+from trainer.field_set import FieldSet
 from trainer.training import load_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_reports  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 BATCH = 128  #: 32 minerals x 4 spectra
 
@@ -59,20 +63,18 @@ def run_report(run_dir: str, field: FieldSet, epochs: int, contrastive_weight: f
     return {"train_seconds": round(seconds, 1), **embedding_search_report(run, dataset, field, embed)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+")
+def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--contrastive-weight", type=float, default=1.0, help="0: the control, the same fine-tuning with cross-entropy alone")
-    parser.add_argument("--out")
-    args = parser.parse_args()
-    field = default_field_set()
-    report = {run: run_report(run, field, args.epochs, args.contrastive_weight) for run in args.runs}
-    print(summary_table(report, " (after fine-tuning)"))
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(report, handle, indent=1)
+
+
+def report_of(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
+    return run_report(run_dir, field, args.epochs, args.contrastive_weight)
+
+
+def summary(reports: dict[str, dict[str, Any]]) -> str:
+    return summary_table(reports, " (after fine-tuning)")
 
 
 if __name__ == "__main__":
-    main()
+    run_reports.main(__doc__, report_of, summary, options)

@@ -14,7 +14,8 @@ figures for one split are in its manifest).
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,11 +24,14 @@ from edge.library import Matcher
 from trainer.calibration import score_answers
 from trainer.embedding import KINDS, keras_search
 from trainer.export import reference_library
-from trainer.field_set import default_field_set, labelled_parts, validation_fusion
+from trainer.field_set import FieldSet, labelled_parts, validation_fusion
 from trainer.training import load_run
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_reports  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
-def run_report(run_dir: str, field) -> dict[str, Any]:
+
+def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
     run = load_run(run_dir)
     dataset = run.load_dataset()
     model = run.build_trained_model()
@@ -68,18 +72,5 @@ def summary(reports: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+")
-    parser.add_argument("--out")
-    args = parser.parse_args()
-    field = default_field_set()
-    reports = {run_dir: run_report(run_dir, field) for run_dir in args.runs}
-    print(summary(reports))
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(reports, handle, indent=1)
-
-
 if __name__ == "__main__":
-    main()
+    run_reports.main(__doc__, run_report, summary)

@@ -13,41 +13,34 @@ top-3 as the device ranks (stable order). Keras float.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trainer.embedding import embedding_search_report, summary_table
-from trainer.field_set import default_field_set
+from trainer.field_set import FieldSet
 from trainer.resnet import EMBEDDING_LAYER
 from trainer.training import load_run
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_reports  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
-def main() -> None:
+
+def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
     import keras
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+")
-    parser.add_argument("--out")
-    args = parser.parse_args()
-    field = default_field_set()
-    report: dict[str, Any] = {}
-    for run_dir in args.runs:
-        run = load_run(run_dir)
-        model = run.build_trained_model()
-        both = keras.Model(model.inputs, [model.get_layer(EMBEDDING_LAYER).output, model.output])
+    run = load_run(run_dir)
+    model = run.build_trained_model()
+    both = keras.Model(model.inputs, [model.get_layer(EMBEDDING_LAYER).output, model.output])
 
-        def embed(X: np.ndarray, both: keras.Model = both) -> tuple[np.ndarray, np.ndarray]:
-            e, p = both.predict(X[:, :, None], batch_size=256, verbose=0)
-            return e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-9), p
+    def embed(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e, p = both.predict(X[:, :, None], batch_size=256, verbose=0)
+        return e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-9), p
 
-        report[run_dir] = embedding_search_report(run, run.load_dataset(), field, embed)
-    print(summary_table(report))
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(report, handle, indent=1)
+    return embedding_search_report(run, run.load_dataset(), field, embed)
 
 
 if __name__ == "__main__":
-    main()
+    run_reports.main(__doc__, run_report, summary_table)

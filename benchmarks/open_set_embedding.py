@@ -16,7 +16,8 @@ unknowns at 50 % coverage. Keras float.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,13 @@ import numpy as np
 from edge.library import Matcher
 from trainer.embedding import keras_search_outputs
 from trainer.export import reference_library
-from trainer.field_set import default_field_set, validation_fusion
+from trainer.field_set import FieldSet, validation_fusion
 from trainer.groups import derive_groups
 from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, TARGET_PRECISION, answer_part, fit_threshold, open_set_parts
 from trainer.training import load_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_reports  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 
 def logistic_gate(known: np.ndarray, correct: np.ndarray, unknown: np.ndarray):
@@ -42,7 +46,7 @@ def logistic_gate(known: np.ndarray, correct: np.ndarray, unknown: np.ndarray):
     return lambda F: model.predict_proba((F - mean) / scale)[:, 1]
 
 
-def run_report(run_dir: str, field) -> dict[str, Any]:
+def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
     run = load_run(run_dir)
     dataset = run.load_dataset()
     predict, search = keras_search_outputs(run, dataset, run.build_trained_model(), field)
@@ -79,18 +83,9 @@ def run_report(run_dir: str, field) -> dict[str, Any]:
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+")
-    parser.add_argument("--out")
-    args = parser.parse_args()
-    field = default_field_set()
-    reports = {run_dir: run_report(run_dir, field) for run_dir in args.runs}
-    print(f"targets: >= {100 * TARGET_PRECISION:.0f} % right, <= {100 * MAX_UNKNOWN_IDENTIFIED:.0f} % unknowns identified (fitted on the fit parts)")
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(reports, handle, indent=1)
+def targets(reports: dict[str, dict[str, Any]]) -> str:
+    return f"targets: >= {100 * TARGET_PRECISION:.0f} % right, <= {100 * MAX_UNKNOWN_IDENTIFIED:.0f} % unknowns identified (fitted on the fit parts)"
 
 
 if __name__ == "__main__":
-    main()
+    run_reports.main(__doc__, run_report, targets)

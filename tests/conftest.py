@@ -61,6 +61,23 @@ def write(tmp_path: Path):
     return _write
 
 
+def two_mineral_bundle(out: Path, model_bytes, embeddings=None):
+    """A float32 bundle of minerals A and B around ``model_bytes`` (one TFLite model or an ensemble's), with two
+    random library spectra and, optionally, an embedding search: for tests of the device's arithmetic."""
+    from edge.bundle import Manifest, write_bundle
+    from edge.library import ReferenceLibrary
+    from ramancore.preprocessing import GRID
+
+    spectra = np.random.default_rng(1).uniform(0, 1, (2, GRID.size))
+    library = ReferenceLibrary(spectra, np.array(["A", "B"]), np.array(["a", "b"]), np.array(["bundle"] * 2))
+    io = {"dtype": "float32", "shape": [1, GRID.size, 1], "scale": 0.0, "zero_point": 0}
+    manifest = Manifest(
+        precision="float32", n_classes=2, grid_cm1={"start": 30.0, "stop": 1599.0, "step": 1.0, "size": GRID.size},
+        preprocessing="", input=io, output=io, training={}, files={},
+    )
+    return write_bundle(out, model_bytes, ["A", "B"], library, [("A", spectra[0])], manifest, embeddings=embeddings)
+
+
 def two_column(xs, ys, sep: str = ", ", eol: str = "\n") -> str:
     return "".join(f"{x}{sep}{y}{eol}" for x, y in zip(xs, ys))
 

@@ -8,6 +8,7 @@ import pytest
 
 from edge.embedding_search import EmbeddingSearch
 from edge.library import MODEL_FLOOR, softmax
+from tests.conftest import two_mineral_bundle
 
 
 def test_best_cosine_is_per_class_and_minus_one_without_a_reference():
@@ -65,8 +66,7 @@ def test_a_bundle_with_an_embedding_search_answers_with_it(tmp_path):
     values): the device's probabilities follow the reference the embedding lies on, by the bundle's weight."""
     import keras
 
-    from edge.bundle import EMBEDDINGS, Manifest, load_bundle, write_bundle
-    from edge.library import ReferenceLibrary
+    from edge.bundle import EMBEDDINGS, load_bundle
     from edge.runtime import Classifier
     from ramancore.preprocessing import GRID
     from trainer.export import convert
@@ -80,15 +80,8 @@ def test_a_bundle_with_an_embedding_search_answers_with_it(tmp_path):
     model = keras.Model(inputs, [probabilities, embedding])
     representative = np.random.default_rng(0).uniform(0, 1, (4, GRID.size)).astype(np.float32)
     model_bytes = convert(model, "float32", representative)
-    spectra = np.random.default_rng(1).uniform(0, 1, (2, GRID.size))
-    library = ReferenceLibrary(spectra, np.array(["A", "B"]), np.array(["a", "b"]), np.array(["bundle"] * 2))
-    io = {"dtype": "float32", "shape": [1, GRID.size, 1], "scale": 0.0, "zero_point": 0}
-    manifest = Manifest(
-        precision="float32", n_classes=2, grid_cm1={"start": 30.0, "stop": 1599.0, "step": 1.0, "size": GRID.size},
-        preprocessing="", input=io, output=io, training={}, files={},
-    )
     search = EmbeddingSearch(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), np.array([0, 1]), n_classes=2, weight=6.0)
-    bundle = write_bundle(tmp_path / "b", model_bytes, ["A", "B"], library, [("A", spectra[0])], manifest, embeddings=search)
+    bundle = two_mineral_bundle(tmp_path / "b", model_bytes, embeddings=search)
     assert EMBEDDINGS in bundle.manifest.files and bundle.manifest.embedding_search["weight"] == 6.0
     classifier = Classifier(load_bundle(tmp_path / "b"), num_threads=1)
     on_b = np.zeros(GRID.size, np.float32)
@@ -99,6 +92,6 @@ def test_a_bundle_with_an_embedding_search_answers_with_it(tmp_path):
     np.testing.assert_allclose(classifier.probabilities(on_b), softmax(np.log([0.8, 0.2]) + 6.0 * np.array([0.0, 1.0])), rtol=1e-4)
     assert classifier.probabilities(on_b).argmax() == 1
     # the same model written without the search: the model's own probabilities, and no stale embeddings file
-    plain = write_bundle(tmp_path / "b", model_bytes, ["A", "B"], library, [("A", spectra[0])], manifest)
+    plain = two_mineral_bundle(tmp_path / "b", model_bytes)
     assert EMBEDDINGS not in plain.manifest.files and not (tmp_path / "b" / EMBEDDINGS).exists()
     np.testing.assert_allclose(Classifier(plain, num_threads=1).probabilities(on_b), [0.8, 0.2], atol=1e-5)

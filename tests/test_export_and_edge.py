@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from edge.bundle import BundleError, load_bundle
 from edge.cli import app as edge_app
+from tests.conftest import two_mineral_bundle
 from trainer.cli import app as trainer_app
 
 pytestmark = pytest.mark.tensorflow
@@ -137,8 +138,6 @@ def test_an_ensemble_bundle_averages_its_members(tmp_path):
     """Two tiny models whose outputs are known (a constant softmax each): the device answers their mean."""
     import keras
 
-    from edge.bundle import Manifest, write_bundle
-    from edge.library import ReferenceLibrary
     from edge.runtime import Classifier
     from ramancore.preprocessing import GRID
     from trainer.export import convert
@@ -150,18 +149,12 @@ def test_an_ensemble_bundle_averages_its_members(tmp_path):
 
     representative = np.random.default_rng(0).uniform(0, 1, (4, GRID.size)).astype(np.float32)
     members = [convert(constant([0.9, 0.1]), "float32", representative), convert(constant([0.3, 0.7]), "float32", representative)]
-    spectra = np.random.default_rng(1).uniform(0, 1, (2, GRID.size))
-    library = ReferenceLibrary(spectra, np.array(["A", "B"]), np.array(["a", "b"]), np.array(["bundle"] * 2))
-    io = {"dtype": "float32", "shape": [1, GRID.size, 1], "scale": 0.0, "zero_point": 0}
-    manifest = Manifest(
-        precision="float32", n_classes=2, grid_cm1={"start": 30.0, "stop": 1599.0, "step": 1.0, "size": GRID.size},
-        preprocessing="", input=io, output=io, training={}, files={},
-    )
-    bundle = write_bundle(tmp_path / "ensemble", members, ["A", "B"], library, [("A", spectra[0])], manifest)
+    spectrum = np.random.default_rng(1).uniform(0, 1, GRID.size)
+    bundle = two_mineral_bundle(tmp_path / "ensemble", members)
     assert bundle.manifest.members == ["model.tflite", "model-1.tflite"] and bundle.model_id.startswith("float32x2-")
-    np.testing.assert_allclose(Classifier(bundle, num_threads=1).probabilities(spectra[0]), [0.6, 0.4], atol=1e-5)
-    single = write_bundle(tmp_path / "single", members[0], ["A", "B"], library, [("A", spectra[0])], manifest)
-    np.testing.assert_allclose(Classifier(single, num_threads=1).probabilities(spectra[0]), [0.9, 0.1], atol=1e-5)
+    np.testing.assert_allclose(Classifier(bundle, num_threads=1).probabilities(spectrum), [0.6, 0.4], atol=1e-5)
+    single = two_mineral_bundle(tmp_path / "single", members[0])
+    np.testing.assert_allclose(Classifier(single, num_threads=1).probabilities(spectrum), [0.9, 0.1], atol=1e-5)
 
 
 def test_export_errors_are_one_line(tmp_path, small_run):
