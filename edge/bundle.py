@@ -290,7 +290,6 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             bundle._arrays(name, keys)  # a damaged library is refused now, not in the middle of a live session
     if len(manifest.members) > 1 and EMBEDDINGS in manifest.files:
         raise BundleError(f"{path}: an ensemble with an embedding search (each member embeds differently); not supported")
-    bundle.embedding_search()
     grid = manifest.grid_cm1 if isinstance(manifest.grid_cm1, dict) else {}
     if (grid.get("start"), grid.get("stop"), grid.get("size")) != (GRID[0], GRID[-1], GRID.size):
         raise BundleError(f"{path}: model grid {grid} is not this ramanedge's {GRID[0]:.0f}..{GRID[-1]:.0f} cm^-1")
