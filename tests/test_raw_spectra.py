@@ -12,7 +12,7 @@ from edge.bundle import DEFAULT_BUNDLE, load_bundle
 from edge.runtime import Classifier
 from firmware_bridge.profiles import load_profile
 from ramancore.physics import raman_shift_cm1
-from ramancore.raw_pipeline import RAW_PIPELINE, RawPipeline, edge_filter_end, remove_baseline, remove_spikes
+from ramancore.raw_pipeline import RAW_PIPELINE, RawPipeline, edge_filter_end, rayleigh_wing_end, remove_baseline, remove_spikes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from raw_parity import parity  # noqa: E402
@@ -102,6 +102,24 @@ def test_filter_edge_is_cut_and_a_first_band_is_not():
     assert edge_filter_end(x, first_band) == 0
     reversed_clean, _ = RAW_PIPELINE.clean(x[::-1], raw[::-1])  # descending x: the same cleaning, in its order
     assert np.allclose(reversed_clean[::-1], cleaned)
+
+
+def test_a_steep_rayleigh_wing_is_cut_and_a_gentle_slope_is_not():
+    """Counts falling to a fifth within 40 cm^-1 of the start (the laser's wing past the filter) would be left as a
+    hump by the baseline; a fluorescence slope of a fifth over the same span is the spectrum's and stays."""
+    rng = np.random.default_rng(2)
+    x = np.arange(95.0, 1300.0, 0.5)
+    bands = band(x, 465, 3, 800) + band(x, 1085, 4, 500)
+    wing = 20000 * np.exp(-(x - 95) / 12)
+    raw = wing + 3000 + bands + rng.normal(0, 15, x.size)
+    end = rayleigh_wing_end(x, raw)
+    assert 130 < x[end] < 156  # the wing's lowest point within 60 cm^-1
+    cleaned, _ = RAW_PIPELINE.clean(x, raw)
+    assert np.all(cleaned[:end] == 0) and abs(x[np.argmax(cleaned)] - 465) < 3
+    uncut, _ = RawPipeline(cut_rayleigh_wing=False).clean(x, raw)
+    assert x[np.argmax(uncut)] < 200  # without the cut the wing's remains are the tallest feature
+    gentle = 3000 * (1 - 0.2 * np.clip((x - 95) / 60, 0, 1)) + 2000 + bands + rng.normal(0, 15, x.size)
+    assert rayleigh_wing_end(x, gentle) == 0
 
 
 def test_frame_to_raman_keeps_stokes_usable_pixels():
