@@ -9,8 +9,8 @@ A bundle is a folder::
     library.npz      the reference library: every training spectrum of the model's split (uint8, on
                      the grid), with mineral, RRUFF id and laser; searched beside the model (edge.library)
     demo.npz         held-out spectra (the run's test split) the demo's emulator plays
-    embeddings.npz   optional: every library reference's embedding (the model's second output) and class, for the
-                     embedding search fused into the model's probabilities (edge.embedding_search)
+    embeddings.npz   optional: every library reference's embedding (the model's second output) and class, in the
+                     library's order, for the embedding search fused into the model's probabilities (edge.embedding_search)
 
 The format is read and written here only: :class:`Manifest` is its typed record,
 :func:`write_bundle` the writer (``trainer export`` calls it), :func:`load_bundle` the reader.
@@ -308,10 +308,10 @@ def write_bundle(
     library: ReferenceLibrary,
     demo: list[tuple[str, np.ndarray]],
     manifest: Manifest,
-    embeddings: EmbeddingSearch | None = None,
 ) -> Bundle:
     """Write a bundle folder: model (or an ensemble's models), labels, reference library (uint8), demo
-    spectra (float16), the embedding search's references (float16, where there is one) and manifest.
+    spectra (float16) and manifest; an embedding search joins it afterwards (:func:`with_embedding_search`: its
+    references are embedded by the written model).
 
     The manifest's ``files`` and ``created`` are filled in here; the manifest is written last,
     through a temporary file and a rename, so a bundle is never left with a manifest that
@@ -332,22 +332,13 @@ def write_bundle(
             spectra=np.array([s for _, s in demo], dtype=np.float16).reshape(len(demo), GRID.size),
             minerals=np.array([m for m, _ in demo], dtype=str),
         )
-    written = [*members, LABELS, LIBRARY, DEMO]
-    search = dict(manifest.embedding_search)
-    if embeddings is not None:
-        if len(models) > 1:
-            raise BundleError(f"{out}: an ensemble cannot carry an embedding search (each member embeds differently)")
-        with (out / EMBEDDINGS).open("wb") as fh:
-            np.savez_compressed(fh, vectors=embeddings.vectors.astype(np.float16), classes=embeddings.classes.astype(np.int32))
-        written.append(EMBEDDINGS)
-        search.update(weight=float(embeddings.weight), references=len(embeddings.classes), dim=embeddings.dim)
-    elif (out / EMBEDDINGS).exists():
-        (out / EMBEDDINGS).unlink()  # a bundle rewritten without one must not keep an old one beside it
+    if (out / EMBEDDINGS).exists():
+        (out / EMBEDDINGS).unlink()  # a bundle rewritten must not keep an old search beside its new model
     manifest = replace(
         manifest,
         library={**manifest.library, "spectra": len(library), "minerals": len(library.mineral_names), "stored_as": "uint8, steps of 1/255"},
-        embedding_search=search if embeddings is not None else {},
-        files={name: sha256_of(out / name) for name in written},
+        embedding_search={},
+        files={name: sha256_of(out / name) for name in (*members, LABELS, LIBRARY, DEMO)},
         members=members,
         created=manifest.created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
@@ -369,12 +360,21 @@ def with_metrics(
     return load_bundle(bundle.path)
 
 
-def with_embedding_weight(bundle: Bundle, weight: float, fitted_on: str) -> Bundle:
-    """The bundle with its embedding search's weight (fitted on validation spectra: ``fitted_on`` says which) in the manifest."""
-    if not bundle.manifest.embedding_search:
-        raise BundleError(f"{bundle.path}: has no embedding search to weight")
-    search = {**bundle.manifest.embedding_search, "weight": float(weight), "fitted_on": fitted_on}
-    _write_manifest(bundle.path, replace(bundle.manifest, embedding_search=search))
+def with_embedding_search(bundle: Bundle, search: EmbeddingSearch, **record: Any) -> Bundle:
+    """The bundle with ``search`` (its library's embeddings, float16, and their weight) as ``embeddings.npz`` and in
+    the manifest, with ``record`` (the layer, what the weight was fitted on); only the new file and the manifest are
+    written."""
+    if len(bundle.manifest.members) > 1:
+        raise BundleError(f"{bundle.path}: an ensemble cannot carry an embedding search (each member embeds differently)")
+    vectors, classes = search.in_given_order()  # row i: the library's reference i
+    with (bundle.path / EMBEDDINGS).open("wb") as fh:
+        np.savez_compressed(fh, vectors=vectors.astype(np.float16), classes=classes.astype(np.int32))
+    manifest = replace(
+        bundle.manifest,
+        files={**bundle.manifest.files, EMBEDDINGS: sha256_of(bundle.path / EMBEDDINGS)},
+        embedding_search={**record, "weight": float(search.weight), "references": len(search.classes), "dim": search.dim},
+    )
+    _write_manifest(bundle.path, manifest)
     return load_bundle(bundle.path)
 
 

@@ -60,12 +60,22 @@ class EmbeddingSearch:
         self.classes = classes[order]
         self._present, self._starts = np.unique(self.classes, return_index=True)
 
+    def _stored(self) -> np.ndarray:
+        """For each reference in the order given (the library's), its row as stored (sorted by class)."""
+        stored = np.empty_like(self._rows)
+        stored[self._rows] = np.arange(len(self._rows))
+        return stored
+
+    def in_given_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors (n, d), classes (n,)) in the order they were given: row i is the library's reference i, as a
+        bundle stores them."""
+        stored = self._stored()
+        return self.vectors[stored], self.classes[stored]
+
     def subset(self, keep: np.ndarray) -> EmbeddingSearch:
         """The search over the references ``keep`` ((n,) bool, in the order they were given: the library's) marks,
         e.g. without a benchmark's test specimens."""
-        original = np.empty_like(self._rows)
-        original[self._rows] = np.arange(len(self._rows))  # given row -> stored row
-        chosen = original[np.flatnonzero(keep)]
+        chosen = self._stored()[np.flatnonzero(keep)]
         return EmbeddingSearch(self.vectors[chosen], self.classes[chosen], self.n_classes, self.weight)
 
     @property

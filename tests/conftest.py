@@ -64,7 +64,7 @@ def write(tmp_path: Path):
 def two_mineral_bundle(out: Path, model_bytes, embeddings=None):
     """A float32 bundle of minerals A and B around ``model_bytes`` (one TFLite model or an ensemble's), with two
     random library spectra and, optionally, an embedding search: for tests of the device's arithmetic."""
-    from edge.bundle import Manifest, write_bundle
+    from edge.bundle import Manifest, with_embedding_search, write_bundle
     from edge.library import ReferenceLibrary
     from ramancore.preprocessing import GRID
 
@@ -75,7 +75,8 @@ def two_mineral_bundle(out: Path, model_bytes, embeddings=None):
         precision="float32", n_classes=2, grid_cm1={"start": 30.0, "stop": 1599.0, "step": 1.0, "size": GRID.size},
         preprocessing="", input=io, output=io, training={}, files={},
     )
-    return write_bundle(out, model_bytes, ["A", "B"], library, [("A", spectra[0])], manifest, embeddings=embeddings)
+    bundle = write_bundle(out, model_bytes, ["A", "B"], library, [("A", spectra[0])], manifest)
+    return bundle if embeddings is None else with_embedding_search(bundle, embeddings)
 
 
 def two_column(xs, ys, sep: str = ", ", eol: str = "\n") -> str:

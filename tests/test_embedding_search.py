@@ -39,6 +39,9 @@ def test_subset_keeps_the_references_marked_in_library_order():
     held = search.subset(np.array([False, True, True]))  # the first reference given (class 1) leaves
     np.testing.assert_allclose(held.best_cosine(np.array([0.6, 0.8])), [[0.8, 1.0]], atol=1e-6)
     np.testing.assert_allclose(held.best_cosine(np.array([1.0, 0.0])), [[0.0, 0.6]], atol=1e-6)
+    given, classes = search.in_given_order()  # what a bundle stores: the library's order, not the sorted one
+    np.testing.assert_allclose(given, vectors / np.linalg.norm(vectors, axis=1, keepdims=True), atol=1e-6)
+    assert classes.tolist() == [1, 0, 1]
     assert held.weight == 2.0 and len(held.classes) == 2
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from edge.bundle import MANIFEST, Manifest, load_bundle, with_metrics, write_bundle
+from edge.bundle import MANIFEST, Bundle, Manifest, load_bundle, with_embedding_search, with_metrics, write_bundle
 from edge.embedding_search import EmbeddingSearch
 from edge.library import Calibration, Matcher, ReferenceLibrary
 from edge.runtime import Classifier
@@ -374,11 +374,10 @@ def _convert(job: _Export, precision: str, out: Path, scratch: Path, log, search
         model_bytes = [convert(model, p, representative) for model in job.models]
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
         manifest = replace(bundle_manifest(job.runs, p, _io_details(model_bytes[0], len(run.classes)), job.demo_note), groups=job.groups)
-        write_bundle(target, model_bytes, run.classes, job.library, job.demo, manifest)
+        bundle = write_bundle(target, model_bytes, run.classes, job.library, job.demo, manifest)
         if job.searched:
-            search, fitted_on = _embedding_search(job, target, search_weight)
-            manifest = replace(manifest, embedding_search={"layer": SEARCH_LAYER, "fitted_on": fitted_on})
-            write_bundle(target, model_bytes, run.classes, job.library, job.demo, manifest, embeddings=search)
+            search, fitted_on = _embedding_search(job, bundle, search_weight)
+            with_embedding_search(bundle, search, layer=SEARCH_LAYER, fitted_on=fitted_on)
             log(f"{run.path.name}: {p} embedding search over {len(search.classes)} references, weight {search.weight:g} ({fitted_on})")
         proba = bundle_probabilities(target, X_test)
         metrics[p] = topk(proba, y_test)
@@ -405,12 +404,12 @@ def _model_outputs(classifier: Classifier, X: np.ndarray) -> tuple[np.ndarray, n
     return np.stack(P), np.stack(E)
 
 
-def _embedding_search(job: _Export, bundle_dir: Path, weight: float | None) -> tuple[EmbeddingSearch, str]:
+def _embedding_search(job: _Export, bundle: Bundle, weight: float | None) -> tuple[EmbeddingSearch, str]:
     """The library's embeddings by the written bundle's own model (the device's numbers) and the search's weight:
     ``weight`` (a grouped twin's), or fitted on the run's validation spectra (and their specimens' fair/poor files,
     for a grouped run) through the bundle; and what it was fitted on."""
     run, dataset = job.run, job.dataset
-    classifier = Classifier(load_bundle(bundle_dir), num_threads=1)
+    classifier = Classifier(bundle, num_threads=1)
     index = {m: i for i, m in enumerate(run.classes)}
     _, references = _model_outputs(classifier, np.asarray(job.library.spectra, np.float32))
     search = EmbeddingSearch(references, np.array([index[m] for m in job.library.minerals]), len(run.classes))
