@@ -35,9 +35,7 @@ def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[
     dataset = run.load_dataset()
     library = reference_library(dataset, run.split.train)
     names = np.array(library.mineral_names)
-    order = np.argsort(library.minerals, kind="stable")  # the correlations' order: references sorted by mineral
-    sorted_minerals, lasers = library.minerals[order], library.lasers[order]
-    starts = np.flatnonzero(np.r_[True, sorted_minerals[1:] != sorted_minerals[:-1]])
+    lasers = library.lasers[np.argsort(library.minerals, kind="stable")]  # in the correlations' order (by mineral)
     test = run.split.test
     rows = field.rows_of(dataset.specimen[test], run.classes)
     kinds = {"excellent": (dataset.X[test], dataset.mineral[test], dataset.laser_nm[test])}
@@ -52,10 +50,10 @@ def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[
         for x, mineral, laser in zip(X, minerals, spectrum_lasers):
             r = library.correlations(x)
             same = np.abs(lasers - laser) < SAME_LASER_NM
-            every = np.maximum.reduceat(r, starts)
-            own = np.maximum.reduceat(np.where(same, r, -1.0), starts)
-            has_own = np.maximum.reduceat(same.astype(np.int8), starts) > 0
-            for way, best in zip(hits, (every, np.where(has_own, own, every), np.maximum.reduceat(r + BONUS * same, starts))):
+            every = library.best_per_mineral(r)
+            own = library.best_per_mineral(np.where(same, r, -1.0))
+            has_own = library.best_per_mineral(same.astype(np.float32)) > 0
+            for way, best in zip(hits, (every, np.where(has_own, own, every), library.best_per_mineral(r + BONUS * same))):
                 hits[way] += names[rank(best)[0]] == mineral
         report[name] = {"n": len(X), **{way: count / max(len(X), 1) for way, count in hits.items()}}
         print(f"{run_dir} {name} ({len(X)}): " + ", ".join(f"{way} {100 * v:.1f}" for way, v in report[name].items() if way != "n"), flush=True)

@@ -82,9 +82,15 @@ def points_for(x: np.ndarray, width_cm1: float) -> float:
     return width_cm1 / step if step > 0 else 1.0
 
 
-def edge_filter_end(
-    x: np.ndarray, y: np.ndarray, search_cm1: float = EDGE_SEARCH_CM1, ratio: float = EDGE_RATIO
-) -> int:
+def _smoothed(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``y`` median-filtered over EDGE_SMOOTH_CM1 (at least 3 points, odd): the counts the cuts below look at."""
+    from scipy.ndimage import median_filter  # here, not at import: every command would pay for scipy
+
+    size = max(3, int(round(points_for(x, EDGE_SMOOTH_CM1)))) | 1
+    return median_filter(np.asarray(y, dtype=np.float64), size=size, mode="nearest")
+
+
+def edge_filter_end(x: np.ndarray, y: np.ndarray, search_cm1: float = EDGE_SEARCH_CM1, ratio: float = EDGE_RATIO) -> int:
     """Index of the first point past the filter edge's roll-on at the low-shift end; 0 if there is none.
 
     Below a spectrometer's long-pass filter the detector sees almost nothing; across the edge the counts
@@ -95,13 +101,10 @@ def edge_filter_end(
     ``ratio`` (default :data:`EDGE_RATIO`): the most the counts before the rise may be, as a fraction of
     those past it. A band at the start falls back after its top, so it is never cut.
     """
-    from scipy.ndimage import median_filter
-
     region = np.flatnonzero(x <= x[0] + search_cm1)
     if region.size < 5:
         return 0
-    size = max(3, int(round(points_for(x, EDGE_SMOOTH_CM1)))) | 1
-    smooth = median_filter(np.asarray(y, dtype=np.float64), size=size, mode="nearest")
+    smooth = _smoothed(x, y)
     slope = np.gradient(smooth[region], x[region])
     steepest = int(np.argmax(slope))
     if slope[steepest] <= 0:
@@ -126,13 +129,10 @@ def rayleigh_wing_end(x: np.ndarray, y: np.ndarray, span_cm1: float = WING_SPAN_
     look; ``drop`` (default :data:`WING_DROP`): by what fraction of the first point's counts they must fall there. A
     SNIP baseline cannot follow such a fall at the end of the range and leaves a hump the model reads as a band.
     """
-    from scipy.ndimage import median_filter
-
     region = np.flatnonzero(x <= x[0] + span_cm1)
     if region.size < 5:
         return 0
-    size = max(3, int(round(points_for(x, EDGE_SMOOTH_CM1)))) | 1
-    smooth = median_filter(np.asarray(y, dtype=np.float64), size=size, mode="nearest")[region]
+    smooth = _smoothed(x, y)[region]
     lowest = int(np.argmin(smooth))
     return lowest if smooth[0] > 0 and smooth[lowest] < (1.0 - drop) * smooth[0] else 0
 

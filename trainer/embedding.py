@@ -107,16 +107,8 @@ Embed = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  #: (n, GRID_SIZE)
 def embedding_search_report(run: Run, dataset: SpectraDataset, field: FieldSet, embed: Embed) -> dict[str, Any]:
     """The three rankings on the run's test part, kind by kind (see the module docstring)."""
     labels = dataset.labels(run.classes)
-    library, _ = embed(dataset.X[run.split.train])
-    library_labels = labels[run.split.train]
-    present = np.unique(library_labels)
-
-    def best_per_class(E: np.ndarray) -> np.ndarray:
-        similarity = E @ library.T
-        best = np.full((len(E), len(run.classes)), -1.0)
-        for c in present:
-            best[:, c] = similarity[:, library_labels == c].max(axis=1)
-        return best
+    references, _ = embed(dataset.X[run.split.train])
+    best_per_class = EmbeddingSearch(references, labels[run.split.train], len(run.classes)).best_cosine
 
     def parts(rows: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return labelled_parts(field, dataset.X[rows], labels[rows], dataset.specimen[rows], run.classes)
@@ -125,13 +117,13 @@ def embedding_search_report(run: Run, dataset: SpectraDataset, field: FieldSet, 
     Ev, Pv = embed(np.concatenate([x for x, _ in validation.values()]))
     yv = np.concatenate([y for _, y in validation.values()])
     Bv = best_per_class(Ev)
-    by_weight = {w: top1_top3(yv, np.log(np.maximum(Pv, 1e-4)) + w * Bv)[0] for w in WEIGHTS}
+    by_weight = {w: top1_top3(yv, np.log(np.maximum(Pv, MODEL_FLOOR)) + w * Bv)[0] for w in WEIGHTS}
     weight = max(WEIGHTS, key=lambda w: by_weight[w])
     report: dict[str, Any] = {"validation_top1_by_weight": by_weight, "weight": weight}
     for name, (X, y) in parts(run.split.test).items():
         E, P = embed(X)
         B = best_per_class(E)
-        report[name] = {"n": len(y), "model": top1_top3(y, P), "embedding_knn": top1_top3(y, B), "fused": top1_top3(y, np.log(np.maximum(P, 1e-4)) + weight * B)}
+        report[name] = {"n": len(y), "model": top1_top3(y, P), "embedding_knn": top1_top3(y, B), "fused": top1_top3(y, np.log(np.maximum(P, MODEL_FLOOR)) + weight * B)}
     return report
 
 
