@@ -27,7 +27,7 @@ from trainer.embedding import keras_search_outputs
 from trainer.export import reference_library
 from trainer.field_set import FieldSet, validation_fusion
 from trainer.groups import derive_groups
-from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, TARGET_PRECISION, answer_part, fit_threshold, open_set_parts
+from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, TARGET_PRECISION, answer_part, fit_logistic, fit_threshold, open_set_parts
 from trainer.training import load_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,15 +35,9 @@ import run_reports  # noqa: E402  (benchmarks/ is on the path when run as a scri
 
 
 def logistic_gate(known: np.ndarray, correct: np.ndarray, unknown: np.ndarray):
-    """A scorer fitted as trainer.open_set.fit_evidence_gate fits its gate (unknowns weighted to count as much)."""
-    from sklearn.linear_model import LogisticRegression
-
-    X = np.concatenate([known, unknown])
-    target = np.concatenate([correct, np.zeros(len(unknown), bool)])
-    weight = np.concatenate([np.ones(len(known)), np.full(len(unknown), len(known) / max(len(unknown), 1))])
-    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
-    model = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, target, sample_weight=weight)
-    return lambda F: model.predict_proba((F - mean) / scale)[:, 1]
+    """A scorer fitted as trainer.open_set.fit_evidence_gate fits its gate (trainer.open_set.fit_logistic)."""
+    weights, bias = fit_logistic(known, correct, unknown)
+    return lambda F: 1.0 / (1.0 + np.exp(-(F @ weights + bias)))
 
 
 def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:

@@ -107,18 +107,23 @@ def fit_threshold(known: np.ndarray, correct: np.ndarray, unknown: np.ndarray) -
     return float("inf")
 
 
-def fit_evidence_gate(known: Answers, unknown: Answers) -> EvidenceGate:
-    """A logistic score of the answers' evidence: right answers of known minerals against wrong ones and
-    every unknown mineral's (weighted to count as much as the known ones); its threshold by :func:`fit_threshold`."""
+def fit_logistic(known: np.ndarray, correct: np.ndarray, unknown: np.ndarray) -> tuple[np.ndarray, float]:
+    """(weights, bias) on the raw features of a logistic score: right answers of known minerals (``known`` (n, f),
+    ``correct`` (n,)) against wrong ones and every unknown mineral's (``unknown`` (u, f), weighted to count as much
+    as the known ones). Fitted on standardised features, returned for raw ones: the device standardises nothing."""
     from sklearn.linear_model import LogisticRegression
 
-    X = np.concatenate([known.features, unknown.features])
-    target = np.concatenate([known.correct, np.zeros(len(unknown), bool)])
+    X = np.concatenate([known, unknown])
+    target = np.concatenate([correct, np.zeros(len(unknown), bool)])
     weight = np.concatenate([np.ones(len(known)), np.full(len(unknown), len(known) / max(len(unknown), 1))])
     mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
     model = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, target, sample_weight=weight)
-    weights = model.coef_[0] / scale  # back to the raw features: the device standardises nothing
-    bias = float(model.intercept_[0] - np.dot(model.coef_[0], mean / scale))
+    return model.coef_[0] / scale, float(model.intercept_[0] - np.dot(model.coef_[0], mean / scale))
+
+
+def fit_evidence_gate(known: Answers, unknown: Answers) -> EvidenceGate:
+    """A logistic score of the answers' evidence (:func:`fit_logistic`); its threshold by :func:`fit_threshold`."""
+    weights, bias = fit_logistic(known.features, known.correct, unknown.features)
     gate = EvidenceGate(tuple(float(w) for w in weights), bias, 0.0)
     threshold = fit_threshold(_scores(gate, known), known.correct, _scores(gate, unknown))
     return EvidenceGate(gate.weights, gate.bias, threshold)
