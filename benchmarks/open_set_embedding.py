@@ -50,10 +50,10 @@ def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, lambda X: predict(X)[0]), groups)
     parts: dict[str, tuple[Any, np.ndarray]] = {}
-    for name, (X, y, fair) in open_set_parts(run, dataset, field).items():
-        P, B = predict(X)
+    for name, part in open_set_parts(run, dataset, field).items():
+        P, B = predict(part.X)
         assert B is not None  # the run has an embedding layer (checked above)
-        answers = answer_part(matcher, P, X, y, fair)
+        answers = answer_part(matcher, P, part.X, part.y, part.fair)
         named = np.array([B[i, j] if j < B.shape[1] else -1.0 for i, j in enumerate(answers.named)])
         parts[name] = (answers, np.column_stack([answers.features, named, B.max(axis=1)]))
     report: dict[str, Any] = {"embedding_search": search}

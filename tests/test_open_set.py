@@ -3,10 +3,25 @@ on synthetic answers whose truth is known."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from edge.answer import EVIDENCE, AnswerGate, EvidenceGate
-from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, TARGET_PRECISION, Answers, fit_evidence_gate, fit_threshold, gate_figures
+from trainer.open_set import (
+    MAX_UNKNOWN_IDENTIFIED,
+    OPEN_SET_ANSWERS,
+    TARGET_PRECISION,
+    Answers,
+    Part,
+    fit_evidence_gate,
+    fit_threshold,
+    gate_figures,
+    load_answers,
+    load_evidence_gate,
+    pooled_fit_parts,
+    pooled_gate_report,
+)
 from trainer.splits import make_split, open_set_minerals
 
 
@@ -75,3 +90,49 @@ def test_fit_threshold_is_the_widest_that_keeps_both_promises():
     assert fit_threshold(known, correct, unknown) == 0.65  # 2 of 100 unknowns from there: at the 2 % limit
     assert fit_threshold(known, correct, np.zeros(100)) == 0.6  # 0.5 would take a wrong answer (4 of 5 right < 95 %)
     assert fit_threshold(known, np.zeros(6, bool), unknown) == float("inf")  # nothing ever right: never identified
+
+
+def _saved_run(folder, seed: int, rng: np.random.Generator, unknown_test: list[str], unknown_fit: list[str]):
+    """A fake open-set run folder holding only its saved answers (trainer openset's open_set_answers.npz)."""
+    from trainer.open_set import save_answers
+
+    folder.mkdir()
+    parts, raw = {}, {}
+    for name, known, minerals in (
+        ("known_fit", True, [f"K{seed}{i % 40:02d}" for i in range(800)]),
+        ("known_test", True, [f"T{seed}{i % 40:02d}" for i in range(800)]),
+        ("unknown_fit", False, [unknown_fit[i % len(unknown_fit)] for i in range(800)]),
+        ("unknown_test", False, [unknown_test[i % len(unknown_test)] for i in range(800)]),
+    ):
+        parts[name] = _answers(800, rng, known)
+        minerals = np.array(minerals)
+        raw[name] = Part(np.zeros((800, 1)), np.zeros(800, np.int64), parts[name].fair, minerals, np.char.add(minerals, "-s"))
+    save_answers(folder / OPEN_SET_ANSWERS, parts, raw, seed)
+    return folder
+
+
+def test_pooled_fit_parts_leave_out_the_scored_test_parts_minerals_and_specimens(tmp_path):
+    """Seeds hold different minerals out: another run's fit part may hold the minerals (or specimens) of the test part
+    being scored, and the gate that scores it must not have seen them."""
+    rng = np.random.default_rng(1)
+    a = _saved_run(tmp_path / "a", 0, rng, unknown_test=["U1", "U2"], unknown_fit=["U3", "U4"])
+    b = _saved_run(tmp_path / "b", 1, rng, unknown_test=["U3", "U5"], unknown_fit=["U1", "U6"])
+    loaded = [(p, *load_answers(p)) for p in (a, b)]
+    everything = pooled_fit_parts(loaded, set(), set())
+    assert len(everything[0]) == 1600 and len(everything[1]) == 1600
+    known, unknown = pooled_fit_parts(loaded, {"U1", "U2"}, {"K100-s"})  # run a's test minerals; one specimen
+    assert len(unknown) == 1600 - 400  # run b's U1 spectra (half its unknown fit part) leave
+    assert len(known) == 1600 - 20  # the 20 spectra of specimen K100-s leave
+
+
+def test_pooled_gate_keeps_its_promises_on_each_test_part_and_is_read_by_export(tmp_path):
+    rng = np.random.default_rng(2)
+    runs = [_saved_run(tmp_path / f"r{s}", s, rng, unknown_test=[f"U{s}a"], unknown_fit=[f"U{s}b"]) for s in range(3)]
+    report = pooled_gate_report(runs)
+    test = report["gates"]["evidence (logistic)"]["test"]
+    assert test["precision"] >= TARGET_PRECISION - 0.02 and test["unknown_identified"] <= MAX_UNKNOWN_IDENTIFIED + 0.01
+    assert test["coverage"] > 0.3 and set(report["per_run_test"]) == {"r0", "r1", "r2"}
+    path = tmp_path / "pooled.json"
+    path.write_text(json.dumps(report))
+    gate, figures = load_evidence_gate(path)
+    assert EvidenceGate.from_dict(gate).threshold == report["evidence_gate"]["threshold"] and "seed 0, 1, 2" in figures["from"]

@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -44,6 +44,9 @@ if TYPE_CHECKING:  # typing only: importing them would pull Keras into `trainer 
     from trainer.training import Run
 
 OPEN_SET = "open_set.json"
+#: Every answer of an open-set run's four parts (Answers' arrays, with each spectrum's mineral and specimen), for a
+#: gate pooled over several runs (:func:`pooled_gate_report`).
+OPEN_SET_ANSWERS = "open_set_answers.npz"
 RISK_COVERAGE = "risk_coverage.png"
 #: What *identified* must keep on the known fit part, and the most of the unknown fit part it may let through.
 TARGET_PRECISION = 0.95
@@ -162,19 +165,30 @@ def gate_figures(known_score: np.ndarray, known: Answers, unknown_score: np.ndar
 Candidate = Callable[[Answers], np.ndarray]
 
 
-def open_set_parts(run: Run, dataset: SpectraDataset, field: FieldSet | None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The four parts of an open-set run, each as (spectra (n, GRID_SIZE), true class index (n,), -1 for an unknown
-    mineral, from-the-fair/poor-set (n,) bool): ``known_fit`` (validation spectra and their specimens' fair/poor
+class Part(NamedTuple):
+    """One part of an open-set run: ``X`` (n, GRID_SIZE) spectra, ``y`` (n,) true class index (-1: an unknown
+    mineral), ``fair`` (n,) bool from the fair/poor set, and each spectrum's ``mineral`` and ``specimen`` (n,) str."""
+
+    X: np.ndarray
+    y: np.ndarray
+    fair: np.ndarray
+    mineral: np.ndarray
+    specimen: np.ndarray
+
+
+def open_set_parts(run: Run, dataset: SpectraDataset, field: FieldSet | None) -> dict[str, Part]:
+    """The four parts of an open-set run: ``known_fit`` (validation spectra and their specimens' fair/poor
     files), ``known_test`` (the same of the test part), ``unknown_fit`` and ``unknown_test`` (every spectrum and
     fair/poor file of the held-out minerals of each half)."""
     unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
     index = {m: i for i, m in enumerate(run.classes)}
 
-    def part(rows: np.ndarray, field_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def part(rows: np.ndarray, field_rows: np.ndarray) -> Part:
         X = np.concatenate([dataset.X[rows], field.X[field_rows] if field is not None else np.zeros((0, dataset.X.shape[1]))])
-        minerals = np.concatenate([dataset.mineral[rows], field.mineral[field_rows] if field is not None else np.array([], str)])
+        minerals = np.concatenate([dataset.mineral[rows], field.mineral[field_rows] if field is not None else np.array([], str)]).astype(str)
+        specimens = np.concatenate([dataset.specimen[rows], field.specimen[field_rows] if field is not None else np.array([], str)]).astype(str)
         y = np.array([index.get(m, -1) for m in minerals], dtype=np.int64)
-        return X, y, np.concatenate([np.zeros(len(rows), bool), np.ones(len(X) - len(rows), bool)])
+        return Part(X, y, np.concatenate([np.zeros(len(rows), bool), np.ones(len(X) - len(rows), bool)]), minerals, specimens)
 
     def field_rows_of_minerals(minerals: list[str]) -> np.ndarray:
         return np.flatnonzero(np.isin(field.mineral, minerals)) if field is not None else np.empty(0, np.int64)
@@ -214,7 +228,9 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups)
     unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
-    parts = {name: answer_part(matcher, predict(X), X, y, fair) for name, (X, y, fair) in open_set_parts(run, dataset, field).items()}
+    raw_parts = open_set_parts(run, dataset, field)
+    parts = {name: answer_part(matcher, predict(p.X), p.X, p.y, p.fair) for name, p in raw_parts.items()}
+    save_answers(run.path / OPEN_SET_ANSWERS, parts, raw_parts, run.split.seed)
     gate = fit_evidence_gate(parts["known_fit"], parts["unknown_fit"])
     candidates: dict[str, Candidate] = {
         "fused confidence (today's gate)": lambda a: a.confidence,
@@ -248,6 +264,103 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
         f"{run.path.name}: open-set test parts (thresholds fitted on the fit parts)",
     )
     return report
+
+
+def save_answers(path: Path, parts: dict[str, Answers], raw: dict[str, Part], seed: int) -> None:
+    """Write every part's answers and its spectra's minerals and specimens, and the split's seed (:data:`OPEN_SET_ANSWERS`)."""
+    arrays: dict[str, Any] = {"seed": np.array(seed)}
+    for name, answers in parts.items():
+        arrays.update({f"{name}.{field}": getattr(answers, field) for field in Answers.__dataclass_fields__})
+        arrays.update({f"{name}.mineral": raw[name].mineral, f"{name}.specimen": raw[name].specimen})
+    np.savez_compressed(path, **arrays)
+
+
+def load_answers(run_dir: str | Path) -> tuple[dict[str, Answers], dict[str, tuple[np.ndarray, np.ndarray]], int]:
+    """A run's saved answers by part, each part's (mineral, specimen) arrays, and the split's seed."""
+    path = Path(run_dir) / OPEN_SET_ANSWERS
+    try:
+        with np.load(path) as saved:
+            parts = {
+                name: Answers(**{field: saved[f"{name}.{field}"] for field in Answers.__dataclass_fields__})
+                for name in ("known_fit", "known_test", "unknown_fit", "unknown_test")
+            }
+            who = {name: (saved[f"{name}.mineral"], saved[f"{name}.specimen"]) for name in parts}
+            seed = int(saved["seed"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise OpenSetError(f"{path}: no answers of `trainer openset` for this run ({exc}); run `trainer openset {run_dir}` first") from None
+    return parts, who, seed
+
+
+def _subset(answers: Answers, keep: np.ndarray) -> Answers:
+    return Answers(**{field: getattr(answers, field)[keep] for field in Answers.__dataclass_fields__})
+
+
+def _joined(parts: list[Answers]) -> Answers:
+    return Answers(**{field: np.concatenate([getattr(a, field) for a in parts]) for field in Answers.__dataclass_fields__})
+
+
+Loaded = list[tuple[Path, dict[str, Answers], dict[str, tuple[np.ndarray, np.ndarray]], int]]  #: (run folder, answers, who, seed) per run
+
+
+def pooled_fit_parts(loaded: Loaded, excluded_minerals: set[str], excluded_specimens: set[str]) -> tuple[Answers, Answers]:
+    """The known and unknown fit parts of every run together, less the spectra of ``excluded_minerals`` and of
+    ``excluded_specimens`` (those of the test part being scored)."""
+    known: list[Answers] = []
+    unknown: list[Answers] = []
+    for _, parts, who, _ in loaded:
+        for name, out in (("known_fit", known), ("unknown_fit", unknown)):
+            mineral, specimen = who[name]
+            keep = ~np.isin(mineral, sorted(excluded_minerals)) & ~np.isin(specimen, sorted(excluded_specimens))
+            out.append(_subset(parts[name], keep))
+    return _joined(known), _joined(unknown)
+
+
+def pooled_gate_report(run_dirs: list[str | Path]) -> dict[str, Any]:
+    """One evidence gate fitted on the fit parts of several open-set runs (seeds) together: about three times the
+    unknown minerals a single split's fit part holds, so that the 2 % promise rests on more than the few minerals
+    one seed happens to hold out (single-split gates kept it on the test parts of two seeds of three).
+
+    Each run's test part is scored with a gate fitted *without* it (cross-fitting): the pooled fit parts less every
+    spectrum of a mineral that is unknown in that run's test part and of a specimen of its known test part (seeds
+    hold different minerals out, so another run's fit part may hold them). The gate fitted on all the fit parts is
+    the one to ship (``trainer export --evidence-gate``); its figures are the cross-fitted ones, pooled over the
+    runs' test parts. Each run's answers come from ``trainer openset RUN`` (:data:`OPEN_SET_ANSWERS`)."""
+    loaded: Loaded = [(Path(d), *load_answers(d)) for d in run_dirs]
+    if len(loaded) < 2:
+        raise OpenSetError("a pooled gate needs the answers of at least two open-set runs")
+
+    per_run: dict[str, Any] = {}
+    decided: dict[str, list[np.ndarray]] = {"known": [], "correct": [], "fair": [], "unknown": []}
+    for path, parts, who, _ in loaded:
+        gate = fit_evidence_gate(*pooled_fit_parts(loaded, set(who["unknown_test"][0]), set(who["known_test"][1])))
+        known, unknown = _scores(gate, parts["known_test"]), _scores(gate, parts["unknown_test"])
+        figures = gate_figures(known, parts["known_test"], unknown, gate.threshold)
+        per_run[path.name] = {k: v for k, v in figures.items() if k != "curve"}
+        decided["known"].append(known >= gate.threshold)
+        decided["correct"].append(parts["known_test"].correct)
+        decided["fair"].append(parts["known_test"].fair)
+        decided["unknown"].append(unknown >= gate.threshold)
+    chosen, correct, fair, passed = (np.concatenate(decided[k]) for k in ("known", "correct", "fair", "unknown"))
+    shipped = fit_evidence_gate(*pooled_fit_parts(loaded, set(), set()))
+    return {
+        "run": "pooled: " + ", ".join(p.name for p, _, _, _ in loaded),
+        "seed": ", ".join(str(seed) for _, _, _, seed in loaded),
+        "targets": {"precision": TARGET_PRECISION, "max_unknown_identified": MAX_UNKNOWN_IDENTIFIED},
+        "evidence_gate": shipped.as_dict(),
+        "per_run_test": per_run,
+        "gates": {
+            "evidence (logistic)": {
+                "test": {
+                    "threshold": shipped.threshold,
+                    "precision": float(np.mean(correct[chosen])) if chosen.any() else float("nan"),
+                    "coverage": float(np.mean(chosen)),
+                    "fair_precision": float(np.mean(correct[chosen & fair])) if (chosen & fair).any() else float("nan"),
+                    "fair_coverage": float(np.mean(chosen[fair])) if fair.any() else float("nan"),
+                    "unknown_identified": float(np.mean(passed)),
+                }
+            }
+        },
+    }
 
 
 def load_evidence_gate(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
