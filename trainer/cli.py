@@ -407,7 +407,7 @@ def export_command(
         typer.Option(help="the same recipe trained on the other split protocol (repeat it for an ensemble's members): scored too, its metrics recorded in the manifest, a grouped run's calibration shipped"),
     ] = None,
     evidence_gate: Annotated[
-        Path | None, typer.Option(help="ship the evidence gate of this open-set run (or its open_set.json, from `trainer openset`)")
+        Path | None, typer.Option(help="ship the evidence gate of this open-set run (or its open_set.json, or a pooled gate's report: `trainer openset --pooled`)")
     ] = None,
 ) -> None:
     """Export a run (or an ensemble of runs) as a TFLite model bundle for the edge, scored on the run's test split."""

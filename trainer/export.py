@@ -524,7 +524,7 @@ def export(
     ``other_protocol_runs``: the same recipe (ensemble) trained on the other split protocol (e.g.
     grouped by specimen); it is converted and scored the same way, and its metrics go into the
     manifest beside the exported run's, so the bundle says what to expect on a new specimen.
-    ``evidence_gate``: an open-set run (or its ``open_set.json``) whose evidence gate the bundle answers
+    ``evidence_gate``: an open-set run (or its ``open_set.json``, or a pooled gate's report) whose evidence gate the bundle answers
     *identified* with (:mod:`trainer.open_set`); its test figures go into the calibration's record.
     """
     if precision not in PRECISIONS:
