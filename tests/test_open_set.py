@@ -132,6 +132,7 @@ def test_pooled_gate_keeps_its_promises_on_each_test_part_and_is_read_by_export(
     test = report["gates"]["evidence (logistic)"]["test"]
     assert test["precision"] >= TARGET_PRECISION - 0.02 and test["unknown_identified"] <= MAX_UNKNOWN_IDENTIFIED + 0.01
     assert test["coverage"] > 0.3 and set(report["per_run_test"]) == {"r0", "r1", "r2"}
+    assert report["per_run_test"]["r0"]["own_fit_part"] is None  # these fake runs have no open_set.json of their own
     path = tmp_path / "pooled.json"
     path.write_text(json.dumps(report))
     gate, figures = load_evidence_gate(path)

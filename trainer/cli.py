@@ -317,6 +317,15 @@ def openset_command(
         except EXPECTED as exc:
             _fail(str(exc))
         pooled.write_text(json.dumps(report, indent=2) + "\n")
+        for name, cell in report["per_run_test"].items():
+            own = cell["own_fit_part"]
+            own_text = f"; its own gate {100 * own['precision']:.1f} % right, {100 * own['coverage']:.1f} %, {100 * own['unknown_identified']:.1f} %" if own else ""
+            p = cell["pooled"]
+            console.print(
+                f"{name} test part, pooled gate: {100 * p['precision']:.1f} % right at {100 * p['coverage']:.1f} % coverage, "
+                f"{100 * p['unknown_identified']:.1f} % of unknowns identified{own_text}",
+                highlight=False,
+            )
         t = report["gates"]["evidence (logistic)"]["test"]
         console.print(
             f"pooled evidence gate ({report['run']}), each test part scored by a gate fitted without it: identified right "

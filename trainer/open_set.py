@@ -315,6 +315,15 @@ def pooled_fit_parts(loaded: Loaded, excluded_minerals: set[str], excluded_speci
     return _joined(known), _joined(unknown)
 
 
+def _own_gate_test(run_dir: Path) -> dict[str, Any] | None:
+    """The test figures of a run's own evidence gate (fitted on its fit part alone), from its ``open_set.json``."""
+    try:
+        figures = json.loads((run_dir / OPEN_SET).read_text())["gates"]["evidence (logistic)"]["test"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return {k: v for k, v in figures.items() if k != "curve"}
+
+
 def pooled_gate_report(run_dirs: list[str | Path]) -> dict[str, Any]:
     """One evidence gate fitted on the fit parts of several open-set runs (seeds) together: about three times the
     unknown minerals a single split's fit part holds, so that the 2 % promise rests on more than the few minerals
@@ -335,7 +344,10 @@ def pooled_gate_report(run_dirs: list[str | Path]) -> dict[str, Any]:
         gate = fit_evidence_gate(*pooled_fit_parts(loaded, set(who["unknown_test"][0]), set(who["known_test"][1])))
         known, unknown = _scores(gate, parts["known_test"]), _scores(gate, parts["unknown_test"])
         figures = gate_figures(known, parts["known_test"], unknown, gate.threshold)
-        per_run[path.name] = {k: v for k, v in figures.items() if k != "curve"}
+        per_run[path.name] = {
+            "pooled": {k: v for k, v in figures.items() if k != "curve"},
+            "own_fit_part": _own_gate_test(path),  # the run's own gate (its fit part alone), the same test part
+        }
         decided["known"].append(known >= gate.threshold)
         decided["correct"].append(parts["known_test"].correct)
         decided["fair"].append(parts["known_test"].fair)
