@@ -2,7 +2,8 @@
 
 A bundle is a folder::
 
-    manifest.json    format version, grid, preprocessing, quantisation, calibration, metrics, sha256 of each file
+    manifest.json    format version, grid, preprocessing (and the model input's smoothing, if any), quantisation,
+                     calibration, metrics, sha256 of each file
     model.tflite     the classifier (int8, float16 or float32)
     model-N.tflite   further members of an ensemble (N = 1, 2, ...): the device averages their probabilities
     labels.json      class names in model-output order
@@ -37,8 +38,13 @@ from ramancore.preprocessing import GRID
 
 FORMAT = "ramanedge-bundle"
 #: 2: library.npz (every training spectrum) and demo.npz replace reference.npz (class medians);
-#: the manifest gains ``calibration`` and ``library``.
-FORMAT_VERSION = 2
+#: the manifest gains ``calibration`` and ``library``. 3: ``input_smoothing``, which a reader of version 2 would
+#: ignore and so answer differently from the bundle's own figures. A bundle is written as version 3 only where it
+#: smooths, so that older readers still read every bundle they would answer alike.
+FORMAT_VERSION = 3
+FORMAT_VERSION_UNSMOOTHED = 2
+#: Versions this ramanedge reads.
+READABLE_VERSIONS = (FORMAT_VERSION_UNSMOOTHED, FORMAT_VERSION)
 MANIFEST = "manifest.json"
 MODEL = "model.tflite"
 LABELS = "labels.json"
@@ -87,6 +93,9 @@ class Manifest:
     groups: list[list[str]] = field(default_factory=list)
     #: the embedding search (edge.embedding_search): weight, references, dim, layer, fitted on; empty: none
     embedding_search: dict[str, Any] = field(default_factory=dict)
+    #: the model input's smoothing (ramancore.preprocessing.smooth_measured_span): window_cm1 (0 or absent: none),
+    #: polyorder, what the window was fitted on and its validation scores
+    input_smoothing: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -97,10 +106,10 @@ class Manifest:
             raise BundleError(f"{where}: {MANIFEST} is not a JSON object (got {type(data).__name__})")
         if data.get("format") != FORMAT:
             raise BundleError(f"{where}: not a ramanedge model bundle (format {data.get('format')!r})")
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_VERSIONS:
             raise BundleError(
                 f"{where}: bundle format version {data.get('format_version')} is not supported "
-                f"(this ramanedge reads version {FORMAT_VERSION})"
+                f"(this ramanedge reads versions {', '.join(map(str, READABLE_VERSIONS))})"
             )
         known = {f for f in cls.__dataclass_fields__}
         try:
@@ -110,6 +119,11 @@ class Manifest:
         if not isinstance(manifest.files, dict) or not isinstance(manifest.n_classes, int):
             raise BundleError(f"{where}: {MANIFEST} has malformed files or n_classes")
         return manifest
+
+    @property
+    def smoothing_cm1(self) -> float:
+        """The model input's smoothing window in cm^-1 (0: none)."""
+        return float(self.input_smoothing.get("window_cm1", 0.0))
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -134,6 +148,9 @@ class Manifest:
                 "embedding search",
                 f"{search.get('references')} references in its {search.get('layer')} layer ({search.get('dim')} values), weight {search.get('weight')}",
             ))
+        if self.smoothing_cm1:
+            rows.append(("input smoothing", f"Savitzky-Golay over {self.smoothing_cm1:g} cm^-1 (order {self.input_smoothing.get('polyorder')}), "
+                         f"fitted on {self.input_smoothing.get('fitted_on', '?')}"))
         if self.groups:
             rows.append(("groups", f"{len(self.groups)} Raman-indistinguishable groups of {sum(map(len, self.groups))} minerals"))
         if cal:
@@ -207,10 +224,11 @@ class Bundle:
     def model_id(self) -> str:
         """Short, stable name of the model for logs: precision and the first 12 hex digits of its sha256
         (of its members' sha256s, for an ensemble, with their count)."""
+        smoothed = f"-s{self.manifest.smoothing_cm1:g}" if self.manifest.smoothing_cm1 else ""  # the same network, other answers
         if len(self.manifest.members) == 1:
-            return f"{self.manifest.precision}-{self.manifest.files[MODEL][:12]}"
+            return f"{self.manifest.precision}-{self.manifest.files[MODEL][:12]}{smoothed}"
         joined = hashlib.sha256("".join(self.manifest.files[m] for m in self.manifest.members).encode()).hexdigest()
-        return f"{self.manifest.precision}x{len(self.manifest.members)}-{joined[:12]}"
+        return f"{self.manifest.precision}x{len(self.manifest.members)}-{joined[:12]}{smoothed}"
 
     def _arrays(self, name: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         try:
@@ -378,7 +396,17 @@ def with_embedding_search(bundle: Bundle, search: EmbeddingSearch, **record: Any
     return load_bundle(bundle.path)
 
 
+def with_input_smoothing(bundle: Bundle, record: dict[str, Any]) -> Bundle:
+    """The bundle with its model input smoothed as ``record`` says (window_cm1, polyorder, fitted on; window 0: off);
+    only the manifest is written. An embedding search's references were embedded through the old input: the caller
+    embeds them again (``trainer export`` fits the window before it embeds the library)."""
+    manifest = replace(bundle.manifest, input_smoothing=dict(record))
+    _write_manifest(bundle.path, manifest)
+    return load_bundle(bundle.path)
+
+
 def _write_manifest(out: Path, manifest: Manifest) -> None:
+    manifest = replace(manifest, format_version=FORMAT_VERSION if manifest.smoothing_cm1 else FORMAT_VERSION_UNSMOOTHED)
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest.as_dict(), indent=2))
     os.replace(tmp, out / MANIFEST)

@@ -21,7 +21,7 @@ import numpy as np
 
 from edge.bundle import Bundle, BundleError
 from edge.ranking import rank
-from ramancore.preprocessing import GRID_SIZE
+from ramancore.preprocessing import GRID_SIZE, smooth_measured_span
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -135,13 +135,15 @@ class Classifier:
         self.labels = bundle.labels
         self.members = [_Member(cls, path, bundle, num_threads) for path in bundle.member_paths]
         self.embedding_search = bundle.embedding_search()
+        self.smoothing_cm1 = bundle.manifest.smoothing_cm1
         if self.embedding_search is not None and not self.members[0].gives_embedding:
             raise BundleError(f"{bundle.path}: has an embedding search but its model gives no embedding")
 
     def model_outputs(self, spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(the model's own class probabilities: the members' mean, its embedding or None) for one preprocessed
-        spectrum (GRID_SIZE values); what export embeds the library with and fits the search's weight on."""
-        x = np.asarray(spectrum, dtype=np.float32)
+        spectrum (GRID_SIZE values), smoothed first where the bundle says so; what export embeds the library with
+        and fits the search's weight on."""
+        x = smooth_measured_span(spectrum, self.smoothing_cm1) if self.smoothing_cm1 else np.asarray(spectrum, dtype=np.float32)
         if len(self.members) == 1:
             return self.members[0].outputs(x)
         return np.mean([member.outputs(x)[0] for member in self.members], axis=0), None

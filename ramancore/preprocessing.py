@@ -4,6 +4,11 @@ Each spectrum is min-max normalised on its own measured points, then linearly re
 the model grid, 30..1599 cm^-1 at 1 cm^-1 (1570 points), with zeros where it was not measured.
 Normalising first matters: the zero fill must not take part in the min-max.
 Checked against the paper's published Dataset_2 vectors (see tests/test_preprocessing.py).
+
+A bundle may also smooth each model input before its network sees it (:func:`smooth_measured_span`, the window in
+the bundle's manifest, fitted on validation spectra of new specimens by ``trainer export``): field spectra carry
+noise at the grid's own scale that no band of a mineral has, and the network was trained on RRUFF's cleaner spectra.
+It changes what the network sees, never the spectrum the library search, the gate's HQI or the mixture fit read.
 """
 
 from __future__ import annotations
@@ -51,6 +56,38 @@ def resample_to_grid(x: np.ndarray, y: np.ndarray, grid: np.ndarray = GRID) -> n
 def preprocess(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Raman shift (cm^-1) and intensity of one spectrum -> float32 model input of GRID_SIZE points."""
     return resample_to_grid(x, normalise_min_max(y)).astype(np.float32)
+
+
+#: Savitzky-Golay polynomial order of :func:`smooth_measured_span`: 2 keeps a band's height and width where the
+#: window is narrower than the band (a moving average flattens it).
+SMOOTHING_POLYORDER = 2
+
+
+def smooth_measured_span(vector: np.ndarray, window_cm1: float, polyorder: int = SMOOTHING_POLYORDER) -> np.ndarray:
+    """A model input (GRID_SIZE,) smoothed over its measured span and min-max scaled there again; float32, same shape.
+
+    ``window_cm1``: the Savitzky-Golay window in cm^-1 (default unit of the grid; rounded to an odd number of grid
+    points); a window of ``polyorder + 1`` points or fewer, or longer than the measured span, leaves the input as it
+    is (0: off). ``polyorder``: the fitted polynomial's order (default 2). The measured span runs from the first to
+    the last non-zero point: the zero fill outside it is kept, never smoothed into the spectrum's edges.
+    """
+    from scipy.signal import savgol_filter  # here: scipy.signal costs a command's start-up, and most bundles never smooth
+
+    x = np.asarray(vector, dtype=np.float32)
+    points = int(round(window_cm1 / GRID_STEP_CM1)) | 1
+    measured = np.flatnonzero(x)
+    if points <= polyorder + 1 or len(measured) == 0:
+        return x
+    first, last = int(measured[0]), int(measured[-1]) + 1
+    if last - first < points:
+        return x
+    smoothed = savgol_filter(x[first:last].astype(np.float64), points, polyorder)
+    lo, hi = float(smoothed.min()), float(smoothed.max())
+    if not hi > lo:
+        return x
+    out = np.zeros_like(x)
+    out[first:last] = (smoothed - lo) / (hi - lo)
+    return out
 
 
 def is_on_grid(x: np.ndarray, y: np.ndarray) -> bool:

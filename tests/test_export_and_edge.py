@@ -35,6 +35,17 @@ def test_int8_export_writes_a_verified_bundle_with_metrics(int8_bundle):
     assert set(m["metrics"]["answers"]) >= {"model", "library", "fused"}
 
 
+def test_export_chooses_the_input_smoothing_on_validation(int8_bundle):
+    """Every window is scored on the run's validation spectra; the best ships, the smallest among equals."""
+    from trainer.export import SMOOTHING_WINDOWS_CM1
+
+    smoothing = load_bundle(int8_bundle).manifest.input_smoothing
+    scores = {float(w): v for w, v in smoothing["validation_top1_by_window"].items()}
+    assert set(scores) == set(SMOOTHING_WINDOWS_CM1) and smoothing["fitted_on"].startswith("run validation")
+    best = max(scores.values())
+    assert smoothing["window_cm1"] == min(w for w, v in scores.items() if v == best)
+
+
 def test_classify_json_keys_and_bad_files(int8_bundle, rruff_sample, tmp_path):
     good = sorted(rruff_sample.glob("*Processed*.txt"))[:2]
     bad = tmp_path / "bad.txt"
@@ -299,3 +310,6 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
     twin = bundle.manifest.metrics_other_protocol["embedding_search"]
     assert twin["fitted_on"].startswith("grouped validation") and "grouped run" in bundle.manifest.embedding_search["fitted_on"]
     assert search.weight == twin["weight"]
+    # and its model input smoothing, chosen there too
+    assert bundle.manifest.input_smoothing["fitted_on"].startswith("grouped validation")
+    assert bundle.manifest.smoothing_cm1 == bundle.manifest.metrics_other_protocol["input_smoothing_cm1"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge.spectrum_files import read_spectrum_file
-from ramancore.preprocessing import GRID, GRID_SIZE, PreprocessingError, is_on_grid, normalise_min_max, preprocess
+from ramancore.preprocessing import GRID, GRID_SIZE, PreprocessingError, is_on_grid, normalise_min_max, preprocess, smooth_measured_span
 
 #: The published vectors are float32 copies of the paper's float64 text, and ours are float64
 #: results cast to float32: on x86-64 all 149 shared pairs come out bit-identical (in float64
@@ -72,3 +72,35 @@ def test_rruff_processed_files_match_the_papers_vectors(rruff_sample, dataset2_n
         assert difference < PAPER_TOLERANCE, path.name
         compared += 1
     assert compared == 149, "149 of the 150 shared Processed files are in the published Dataset_2"
+
+
+def _band_with_noise(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A model input: one 20 cm^-1 wide Gaussian band at 600 cm^-1 measured over 200..1400 cm^-1, clean and noisy."""
+    inside = (GRID >= 200) & (GRID <= 1400)
+    clean = np.where(inside, np.exp(-0.5 * ((GRID - 600) / 8.5) ** 2), 0.0)
+    noisy = clean + np.where(inside, np.random.default_rng(seed).normal(0, 0.05, GRID.size), 0.0)
+    noisy[inside] = (noisy[inside] - noisy[inside].min()) / np.ptp(noisy[inside])
+    return clean.astype(np.float32), noisy.astype(np.float32)
+
+
+def test_smoothing_removes_noise_keeps_the_band_and_the_zero_fill():
+    clean, noisy = _band_with_noise()
+    smoothed = smooth_measured_span(noisy, 21.0)
+    inside = (GRID >= 200) & (GRID <= 1400)
+    assert smoothed.dtype == np.float32 and smoothed.shape == noisy.shape
+    assert np.all(smoothed[~inside] == 0.0)  # the zero fill is not smeared into the spectrum
+    assert smoothed[inside].min() == 0.0 and smoothed[inside].max() == 1.0  # min-max again over the measured span
+    assert np.std(smoothed[inside] - clean[inside]) < 0.5 * np.std(noisy[inside] - clean[inside])
+    assert abs(int(np.argmax(smoothed)) - int(np.argmax(clean))) <= 1  # the band stays where it was
+
+
+def test_smoothing_window_is_in_wavenumbers_and_small_windows_are_off():
+    _, noisy = _band_with_noise(1)
+    for off in (0.0, 1.0, 3.0):
+        assert np.array_equal(smooth_measured_span(noisy, off), noisy)
+    narrow, wide = smooth_measured_span(noisy, 9.0), smooth_measured_span(noisy, 31.0)
+    inside = (GRID >= 200) & (GRID <= 1400)
+    roughness = [float(np.std(np.diff(s[inside]))) for s in (noisy, narrow, wide)]
+    assert roughness[0] > roughness[1] > roughness[2]
+    # 20 cm^-1 is rounded up to 21 grid points, the same window
+    assert np.array_equal(smooth_measured_span(noisy, 20.0), smooth_measured_span(noisy, 21.0))

@@ -301,6 +301,9 @@ def openset_command(
         Path | None,
         typer.Option(help="also fit one evidence gate on the fit parts of all RUNs together and write its report here (JSON; `trainer export --evidence-gate` reads it)"),
     ] = None,
+    input_smoothing: Annotated[
+        float, typer.Option(metavar="CM1", min=0.0, help="the model input smoothing (cm^-1) of the bundle the gate will ship in (its manifest's input_smoothing; 0: none)")
+    ] = 0.0,
 ) -> None:
     """Open-set gates: identified right on new specimens of known minerals vs. fired on unknown minerals."""
     import json
@@ -310,7 +313,7 @@ def openset_command(
     if pooled is not None and pooled.exists():
         _fail(f"{pooled}: exists; the pooled gate's report is not written over a file")
     for run in runs:
-        _openset_one(run, field_set)
+        _openset_one(run, field_set, input_smoothing)
     if pooled is not None:
         try:
             report = pooled_gate_report(list(runs))
@@ -335,11 +338,11 @@ def openset_command(
         )
 
 
-def _openset_one(run: Path, field_set: Path | None) -> None:
+def _openset_one(run: Path, field_set: Path | None, smoothing_cm1: float = 0.0) -> None:
     from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, OPEN_SET, TARGET_PRECISION, open_set_report
 
     try:
-        report = open_set_report(run, field_set)
+        report = open_set_report(run, field_set, smoothing_cm1=smoothing_cm1)
     except EXPECTED as exc:
         _fail(str(exc))
     sizes = report["spectra"]
@@ -418,6 +421,10 @@ def export_command(
     evidence_gate: Annotated[
         Path | None, typer.Option(help="ship the evidence gate of this open-set run (or its open_set.json, or a pooled gate's report: `trainer openset --pooled`)")
     ] = None,
+    input_smoothing: Annotated[
+        float | None,
+        typer.Option(metavar="CM1", min=0.0, help="smooth each model input over this window (cm^-1, Savitzky-Golay; 0: off); default: fitted on validation (a run on every spectrum: its grouped twin's)"),
+    ] = None,
 ) -> None:
     """Export a run (or an ensemble of runs) as a TFLite model bundle for the edge, scored on the run's test split."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # the TFLite converter needs it; JAX-trained weights load here
@@ -429,7 +436,7 @@ def export_command(
     try:
         manifest = export(
             list(runs), out, chosen[0] if chosen else "int8", dataset, log=lambda line: console.print(line, highlight=False),
-            other_protocol_runs=list(other_protocol_run or []), evidence_gate=evidence_gate,
+            other_protocol_runs=list(other_protocol_run or []), evidence_gate=evidence_gate, input_smoothing_cm1=input_smoothing,
         )
     except (ExportError, *EXPECTED) as exc:
         _fail(str(exc))

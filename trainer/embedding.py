@@ -24,6 +24,7 @@ from scipy.special import log_softmax
 
 from edge.embedding_search import EmbeddingSearch
 from edge.library import MODEL_FLOOR
+from ramancore.preprocessing import smooth_measured_span
 from trainer.dataset import SpectraDataset
 from trainer.field_set import FieldSet, labelled_parts, validation_weights, validation_with_field
 from trainer.metrics import top1_top3
@@ -61,25 +62,36 @@ def fit_weight(probabilities: np.ndarray, best_cosine: np.ndarray, y: np.ndarray
     return min(SEARCH_WEIGHTS, key=lambda w: nll[w]), {f"{w:g}": round(v, 4) for w, v in nll.items()}
 
 
-def keras_search(run: Run, dataset: SpectraDataset, model, field: FieldSet | None) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+def smoothed_inputs(X: np.ndarray, smoothing_cm1: float) -> np.ndarray:
+    """(n, GRID_SIZE) model inputs smoothed as a bundle with that window smooths them (0: as they are)."""
+    if not smoothing_cm1:
+        return X
+    return np.stack([smooth_measured_span(x, smoothing_cm1) for x in X])
+
+
+def keras_search(
+    run: Run, dataset: SpectraDataset, model, field: FieldSet | None, smoothing_cm1: float = 0.0
+) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
     """``predict`` ((n, GRID_SIZE) -> (n, classes)) of a Keras model with its embedding search fused in, as the
     device fuses it: its training spectra are the references, the weight fitted on its validation spectra and
-    their specimens' fair/poor files. Without an embedding layer: the model alone. Also returns what was fitted."""
-    searched, info = keras_search_outputs(run, dataset, model, field)
+    their specimens' fair/poor files. Without an embedding layer: the model alone. ``smoothing_cm1``: the bundle's
+    model input smoothing (cm^-1, 0: none), applied to every spectrum the model sees, references included. Also
+    returns what was fitted."""
+    searched, info = keras_search_outputs(run, dataset, model, field, smoothing_cm1)
     return (lambda X: searched(X)[0]), info
 
 
 def keras_search_outputs(
-    run: Run, dataset: SpectraDataset, model, field: FieldSet | None
+    run: Run, dataset: SpectraDataset, model, field: FieldSet | None, smoothing_cm1: float = 0.0
 ) -> tuple[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]], dict[str, Any]]:
     """:func:`keras_search`, its ``predict`` also giving each spectrum's best cosine per class ((n, classes), None
     without an embedding layer): what a benchmark of the search's evidence needs."""
     two = with_embedding_output(model)
     if two is None:
-        return (lambda X: (model.predict(X[:, :, None], batch_size=256, verbose=0), None)), {}
+        return (lambda X: (model.predict(smoothed_inputs(X, smoothing_cm1)[:, :, None], batch_size=256, verbose=0), None)), {}
 
     def outputs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        P, E = two.predict(X[:, :, None], batch_size=256, verbose=0)
+        P, E = two.predict(smoothed_inputs(X, smoothing_cm1)[:, :, None], batch_size=256, verbose=0)
         return P, E
 
     labels = dataset.labels(run.classes)
@@ -93,7 +105,7 @@ def keras_search_outputs(
         P, E = outputs(X)
         return search.fuse(P, E), search.best_cosine(E)
 
-    return predict, {"weight": search.weight, "references": len(references), "layer": SEARCH_LAYER, "validation_nll": nll}
+    return predict, {"weight": search.weight, "references": len(references), "layer": SEARCH_LAYER, "validation_nll": nll, "input_smoothing_cm1": smoothing_cm1}
 
 
 #: The kinds of test spectra reported, in order.

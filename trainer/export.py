@@ -15,6 +15,11 @@ gets an embedding search (:mod:`edge.embedding_search`): its library's embedding
 itself through the edge interpreter, and a weight fitted on the grouped run's validation spectra and their fair/poor
 files (a run on every spectrum ships its grouped twin's weight, as it ships its fusion). Everything scored after
 that (fusion, gate, figures) sees the probabilities the device gives.
+
+Before the search, the model input's smoothing (:func:`ramancore.preprocessing.smooth_measured_span`) is chosen
+the same way: each window of SMOOTHING_WINDOWS_CM1 is written into the float32 bundle, its search refitted, and the
+window whose model answer (with its search) is right first most often on the weighted validation spectra ships
+(the smallest among equals; 0 is off); a run on every spectrum ships its grouped twin's window.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from edge.bundle import MANIFEST, Bundle, Manifest, load_bundle, with_embedding_search, with_metrics, write_bundle
+from edge.bundle import MANIFEST, Bundle, Manifest, load_bundle, with_embedding_search, with_input_smoothing, with_metrics, write_bundle
 from edge.embedding_search import EmbeddingSearch
 from edge.library import Calibration, Matcher, ReferenceLibrary
+from edge.ranking import top_k_hits
 from edge.runtime import Classifier
-from ramancore.preprocessing import GRID, GRID_SIZE
+from ramancore.preprocessing import GRID, GRID_SIZE, SMOOTHING_POLYORDER
 from trainer import calibration
 from trainer.augment import field_degrade
 from trainer.dataset import SpectraDataset
@@ -71,6 +77,9 @@ MAX_TOP1_CHANGE = 0.02
 #: Refuse an exported model whose first place is tied (two classes at the same output) for more
 #: than this share of test spectra: its answers would be decided by class order, not by the model.
 MAX_TIED_SHARE = 0.5
+#: Model input smoothing windows (cm^-1) tried on validation; 0: none. Three grouped splits of the shipped recipe
+#: (Keras float, benchmarks/input_smoothing.py) rose on validation up to 21-31 cm^-1 and fell at 41.
+SMOOTHING_WINDOWS_CM1 = (0.0, 9.0, 13.0, 17.0, 21.0, 25.0, 31.0)
 #: Inference-mode accuracy on training spectra below this fraction of the training-mode
 #: accuracy (dropout on, batch statistics) means BatchNorm's moving statistics are off.
 INFERENCE_MODE_FLOOR = 0.8
@@ -359,11 +368,14 @@ def _prepare(runs: list[Run], dataset_path: str | Path | None, log) -> _Export:
     return _Export(runs, dataset, labels, rows, scored_on, models, float_probas, library, groups, field, demo, demo_note, with_embedding is not None)
 
 
-def _convert(job: _Export, precision: str, out: Path, scratch: Path, log, search_weight: float | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+def _convert(
+    job: _Export, precision: str, out: Path, scratch: Path, log, search_weight: float | None = None, smoothing: dict | None = None
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """Convert the members at float32 and ``precision``, write each bundle (``precision``'s to ``out``, with its
-    embedding search where it has one: ``search_weight`` given, or fitted) and score it through the edge interpreter
-    on the scored rows, clean and field-degraded; refuse a drifted or degenerate model. Returns the metrics and
-    ``precision``'s probabilities on both."""
+    input smoothing: ``smoothing`` given, or fitted on the float32 bundle; and its embedding search where it has one:
+    ``search_weight`` given, or fitted) and score it through the edge interpreter on the scored rows, clean and
+    field-degraded; refuse a drifted or degenerate model. Returns the metrics and ``precision``'s probabilities on
+    both."""
     run, rows = job.run, job.rows
     rng = np.random.default_rng(0)
     representative = job.dataset.X[rng.choice(run.split.train, size=min(REPRESENTATIVE_SPECTRA, len(run.split.train)), replace=False)]
@@ -375,6 +387,9 @@ def _convert(job: _Export, precision: str, out: Path, scratch: Path, log, search
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
         manifest = replace(bundle_manifest(job.runs, p, _io_details(model_bytes[0], len(run.classes)), job.demo_note), groups=job.groups)
         bundle = write_bundle(target, model_bytes, run.classes, job.library, job.demo, manifest)
+        if smoothing is None:
+            smoothing = _fit_input_smoothing(job, bundle, log)
+        bundle = with_input_smoothing(bundle, smoothing)
         if job.searched:
             search, fitted_on = _embedding_search(job, bundle, search_weight)
             with_embedding_search(bundle, search, layer=SEARCH_LAYER, fitted_on=fitted_on)
@@ -402,6 +417,39 @@ def _model_outputs(classifier: Classifier, X: np.ndarray) -> tuple[np.ndarray, n
         P.append(p)
         E.append(e)
     return np.stack(P), np.stack(E)
+
+
+def _fit_input_smoothing(job: _Export, bundle: Bundle, log) -> dict:
+    """The input smoothing record whose window (of SMOOTHING_WINDOWS_CM1) gives the most weighted validation top-1
+    through ``bundle`` (its model with its embedding search refitted for each window), the smallest among equals;
+    the scores of every window go into the record. Without validation spectra: none."""
+    run = job.run
+    if not len(run.split.val):
+        return {}
+    field = job.field if run.split.protocol == "grouped" else None  # a random split's validation specimens were in training
+    X, y, joined = validation_with_field(job.dataset.X[run.split.val], job.labels[run.split.val], field, job.dataset.specimen[run.split.val], run.classes)
+    weights = validation_weights(len(y), joined)
+    scores = {}
+    for window in SMOOTHING_WINDOWS_CM1:
+        bundle = with_input_smoothing(bundle, {"window_cm1": window, "polyorder": SMOOTHING_POLYORDER})
+        if job.searched:
+            search, _ = _embedding_search(job, bundle, None)
+            P, E = _model_outputs(Classifier(bundle, num_threads=1), X)
+            P = search.fuse(P, E)
+        else:
+            P = bundle_probabilities(bundle.path, X)
+        scores[window] = float(np.sum(weights * top_k_hits(y, P, 1)) / np.sum(weights))
+    best = max(SMOOTHING_WINDOWS_CM1, key=lambda w: (scores[w], -w))
+    log(
+        f"{run.path.name}: model input smoothing {best:g} cm^-1, chosen on validation (weighted top-1 by window: "
+        + ", ".join(f"{w:g}: {scores[w]:.4f}" for w in SMOOTHING_WINDOWS_CM1) + ")"
+    )
+    return {
+        "window_cm1": best,
+        "polyorder": SMOOTHING_POLYORDER,
+        "fitted_on": f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files among {len(y)}, weighted to count as much)",
+        "validation_top1_by_window": {f"{w:g}": round(scores[w], 4) for w in SMOOTHING_WINDOWS_CM1},
+    }
 
 
 def _embedding_search(job: _Export, bundle: Bundle, weight: float | None) -> tuple[EmbeddingSearch, str]:
@@ -481,22 +529,25 @@ def _convert_and_score(
     fusion: Calibration | None = None,
     gate: tuple[dict, dict] | None = None,
     search_weight: float | None = None,
-) -> tuple[dict, Calibration, float | None]:
+    smoothing: dict | None = None,
+) -> tuple[dict, Calibration, float | None, dict]:
     """Prepare, convert, calibrate and score one run (or an ensemble's member runs, the first giving the library
     and recipe); its bundle is written to ``out``.
 
     The fusion of model and library is calibrated on this run's validation spectra unless ``fusion`` (fitted on a
-    grouped run of the same recipe) is given, and so is the embedding search's weight unless ``search_weight`` is;
-    ``gate`` (an open-set evidence gate and its record) joins the calibration before any answer is scored. Returns
-    the metrics block of the manifest, the calibration and the search's weight (None: no search).
+    grouped run of the same recipe) is given, and so are the embedding search's weight and the input smoothing unless
+    ``search_weight`` and ``smoothing`` are; ``gate`` (an open-set evidence gate and its record) joins the calibration
+    before any answer is scored. Returns the metrics block of the manifest, the calibration, the search's weight
+    (None: no search) and the input smoothing record.
     """
     job = _prepare(runs, dataset_path, log)
-    metrics, proba, field_proba = _convert(job, precision, out, scratch, log, search_weight)
+    metrics, proba, field_proba = _convert(job, precision, out, scratch, log, search_weight, smoothing)
     fusion = fusion if fusion is not None else _calibrate(job, out, log)
     if gate is not None:
         fusion = replace(fusion, evidence_gate=gate[0], fitted={**fusion.fitted, "evidence_gate": gate[1]})
     metrics.update(_score_answers(job, Matcher(job.run.classes, job.library, fusion, job.groups), proba, field_proba, out, precision, log))
-    search = load_bundle(out).manifest.embedding_search
+    written = load_bundle(out).manifest
+    search = written.embedding_search
     return {
         **metrics,
         "keras_float": topk(np.mean(job.float_probas, axis=0), job.labels[job.rows]),
@@ -506,7 +557,8 @@ def _convert_and_score(
         "protocol": job.run.split.protocol,
         "run": job.run.path.name,
         "embedding_search": search,
-    }, fusion, search.get("weight")
+        "input_smoothing_cm1": written.smoothing_cm1,
+    }, fusion, search.get("weight"), written.input_smoothing
 
 
 def export(
@@ -517,6 +569,7 @@ def export(
     log=print,
     other_protocol_runs: str | Path | list[str | Path] | None = None,
     evidence_gate: str | Path | None = None,
+    input_smoothing_cm1: float | None = None,
 ) -> Manifest:
     """Export a run (or several runs of one split as an ensemble: the device averages their
     probabilities) as a bundle in ``out``; returns the manifest (with float vs exported metrics).
@@ -526,6 +579,8 @@ def export(
     manifest beside the exported run's, so the bundle says what to expect on a new specimen.
     ``evidence_gate``: an open-set run (or its ``open_set.json``, or a pooled gate's report) whose evidence gate the bundle answers
     *identified* with (:mod:`trainer.open_set`); its test figures go into the calibration's record.
+    ``input_smoothing_cm1``: the model input's smoothing window (0: none); None: fitted on validation (a run on every
+    spectrum takes its grouped twin's).
     """
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -544,6 +599,16 @@ def export(
     gate = load_evidence_gate(evidence_gate) if evidence_gate else None
     if gate is not None and (other is None or other.split.protocol != "grouped"):
         raise ExportError("--evidence-gate needs --other-protocol-run GROUPED_RUN: the gate is fitted with the grouped run's fusion")
+    if gate is not None:
+        gate_smoothing = float(gate[1].get("input_smoothing_cm1", 0.0))
+        if input_smoothing_cm1 is None:
+            input_smoothing_cm1 = gate_smoothing  # the gate holds for the answers it was fitted on
+            log(f"{evidence_gate}: its gate was fitted on answers with {gate_smoothing:g} cm^-1 input smoothing: the bundle smooths as much")
+        elif input_smoothing_cm1 != gate_smoothing:
+            raise ExportError(
+                f"{evidence_gate}: its gate was fitted on answers with {gate_smoothing:g} cm^-1 input smoothing, not {input_smoothing_cm1:g}; "
+                f"rerun `trainer openset --input-smoothing {input_smoothing_cm1:g}` or export with --input-smoothing {gate_smoothing:g}"
+            )
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise ExportError(f"{out}: exists and is not a model bundle; not overwriting it")
@@ -552,13 +617,17 @@ def export(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            other_metrics, other_fusion, other_weight = (
-                _convert_and_score(others, None, precision, Path(tmp) / "other", Path(tmp), log, gate=gate) if others else (None, None, None)
+            given = None if input_smoothing_cm1 is None else {"window_cm1": input_smoothing_cm1, "polyorder": SMOOTHING_POLYORDER, "fitted_on": "given (--input-smoothing)"}
+            other_metrics, other_fusion, other_weight, other_smoothing = (
+                _convert_and_score(others, None, precision, Path(tmp) / "other", Path(tmp), log, gate=gate, smoothing=given)
+                if others else (None, None, None, None)
             )
             # a grouped run's calibration was fitted on specimens its model never saw: the honest one to ship
             twin = other is not None and other.split.protocol == "grouped"
-            fusion, weight = (other_fusion, other_weight) if twin else (None, None)
-            metrics, fusion, _ = _convert_and_score(runs, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion, search_weight=weight)
+            fusion, weight, smoothing = (other_fusion, other_weight, other_smoothing) if twin else (None, None, given)
+            metrics, fusion, _, _ = _convert_and_score(
+                runs, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion, search_weight=weight, smoothing=smoothing
+            )
         with_metrics(load_bundle(staging / "bundle"), metrics, other_metrics, fusion)
         if out.exists():
             out.rename(staging / "replaced")

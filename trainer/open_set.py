@@ -204,9 +204,12 @@ def open_set_parts(run: Run, dataset: SpectraDataset, field: FieldSet | None) ->
     }
 
 
-def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None = None, dataset_path: str | Path | None = None) -> dict[str, Any]:
+def open_set_report(
+    run_dir: str | Path, field_set: str | Path | FieldSet | None = None, dataset_path: str | Path | None = None, smoothing_cm1: float = 0.0
+) -> dict[str, Any]:
     """Fit the candidate gates on the fit parts of an open-set run and report them on its test parts;
-    writes ``open_set.json`` (figures, curves and the evidence gate) into the run folder."""
+    writes ``open_set.json`` (figures, curves and the evidence gate) into the run folder. ``smoothing_cm1``: the
+    model input smoothing of the bundle the gate will ship in (cm^-1, 0: none), so that the gate sees its answers."""
     import keras  # noqa: F401  (the run's model is a Keras one; imported here so `trainer --help` stays light)
 
     from trainer.embedding import keras_search
@@ -223,7 +226,7 @@ def open_set_report(run_dir: str | Path, field_set: str | Path | FieldSet | None
         field_set = default_path()
     field = field_set if isinstance(field_set, FieldSet) or field_set is None else load_field_set(field_set)
     # the model's probabilities as the device will give them: with its embedding search, where it has one
-    predict, search = keras_search(run, dataset, model, field)
+    predict, search = keras_search(run, dataset, model, field, smoothing_cm1)
     # the device's path: the fusion as export fits it, and the groups export ships (from the training spectra)
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups)
@@ -386,4 +389,6 @@ def load_evidence_gate(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]
     except (OSError, ValueError, KeyError) as exc:
         raise OpenSetError(f"{path}: not an open-set report of `trainer openset` ({exc})") from None
     summary = {k: figures[k] for k in ("threshold", "precision", "coverage", "fair_precision", "fair_coverage", "unknown_identified")}
-    return gate, {"from": f"{report['run']} (open-set seed {report['seed']})", "test": summary}
+    # the model input smoothing the gate's answers were given with: a bundle must smooth as much for the gate to hold
+    smoothing = float((report.get("embedding_search") or {}).get("input_smoothing_cm1", 0.0))
+    return gate, {"from": f"{report['run']} (open-set seed {report['seed']})", "test": summary, "input_smoothing_cm1": smoothing}
