@@ -23,22 +23,15 @@ import numpy as np
 from edge.library import Matcher
 from trainer.calibration import score_answers
 from trainer.embedding import KINDS, keras_search
-from trainer.export import reference_library
-from trainer.field_set import FieldSet, labelled_parts, validation_fusion
-from trainer.training import load_run
+from trainer.field_set import FieldSet, validation_fusion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_reports  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 
 def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
-    run = load_run(run_dir)
-    dataset = run.load_dataset()
-    model = run.build_trained_model()
-    library = reference_library(dataset, run.split.train)
-    labels = dataset.labels(run.classes)
-    rows = run.split.test
-    parts = labelled_parts(field, dataset.X[rows], labels[rows], dataset.specimen[rows], run.classes)
+    g = run_reports.load_grouped(run_dir, field)
+    run, dataset, model, library, parts = g.run, g.dataset, g.model, g.library, g.test_parts
     searched, search = keras_search(run, dataset, model, field)
     if not search:
         raise SystemExit(f"{run_dir}: the network has no embedding layer to search")

@@ -25,21 +25,15 @@ from edge.library import Matcher
 from edge.ranking import top_k_hits
 from trainer.calibration import score_answers
 from trainer.embedding import KINDS, keras_search
-from trainer.export import reference_library
-from trainer.field_set import FieldSet, labelled_parts, validation_fusion, validation_weights, validation_with_field
-from trainer.training import load_run
+from trainer.field_set import FieldSet, validation_fusion, validation_weights, validation_with_field
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_reports  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 
 def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
-    run = load_run(run_dir)
-    dataset = run.load_dataset()
-    model = run.build_trained_model()
-    library = reference_library(dataset, run.split.train)
-    labels = dataset.labels(run.classes)
-    parts = labelled_parts(field, dataset.X[run.split.test], labels[run.split.test], dataset.specimen[run.split.test], run.classes)
+    g = run_reports.load_grouped(run_dir, field)
+    run, dataset, model, library, labels, parts = g.run, g.dataset, g.model, g.library, g.labels, g.test_parts
     Xv, yv, joined = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
     weights = validation_weights(len(yv), joined)
     report: dict[str, Any] = {}

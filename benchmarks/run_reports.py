@@ -3,7 +3,8 @@
     python benchmarks/NAME.py RUN [RUN ...] [options] [--out FILE.json]
 
 Each benchmark gives :func:`main` its docstring (the help), ``report_of(run_dir, field, args)`` (one run's report,
-with the shared fair/poor set), an optional ``summary(reports)`` to print and optional extra options.
+with the shared fair/poor set), an optional ``summary(reports)`` to print and optional extra options;
+:func:`load_grouped` gives a report what most of them start from.
 """
 
 from __future__ import annotations
@@ -11,11 +12,40 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from trainer.field_set import FieldSet, default_field_set
+import numpy as np
+
+from edge.library import ReferenceLibrary
+from trainer.dataset import SpectraDataset
+from trainer.export import reference_library
+from trainer.field_set import FieldSet, default_field_set, labelled_parts
+from trainer.training import Run, load_run
 
 Report = dict[str, Any]
+
+
+@dataclass
+class GroupedRun:
+    """A grouped run loaded for a benchmark: its Keras model, its training spectra as the library, and its test part
+    kind by kind (``trainer.field_set.labelled_parts``: excellent spectra and its specimens' fair/poor files)."""
+
+    run: Run
+    dataset: SpectraDataset
+    model: Any  #: keras.Model
+    library: ReferenceLibrary
+    labels: np.ndarray  #: (n,) every dataset row's class index in the run's order
+    test_parts: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def load_grouped(run_dir: str, field: FieldSet) -> GroupedRun:
+    run = load_run(run_dir)
+    dataset = run.load_dataset()
+    labels = dataset.labels(run.classes)
+    rows = run.split.test
+    parts = labelled_parts(field, dataset.X[rows], labels[rows], dataset.specimen[rows], run.classes)
+    return GroupedRun(run, dataset, run.build_trained_model(), reference_library(dataset, run.split.train), labels, parts)
 
 
 def main(
