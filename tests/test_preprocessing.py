@@ -104,3 +104,14 @@ def test_smoothing_window_is_in_wavenumbers_and_small_windows_are_off():
     assert roughness[0] > roughness[1] > roughness[2]
     # 20 cm^-1 is rounded up to 21 grid points, the same window
     assert np.array_equal(smooth_measured_span(noisy, 20.0), smooth_measured_span(noisy, 21.0))
+
+
+def test_smoothing_is_scipys_savitzky_golay_with_its_polynomial_edges():
+    from scipy.signal import savgol_filter
+
+    _, noisy = _band_with_noise(2)
+    inside = (GRID >= 200) & (GRID <= 1400)
+    for window in (9, 21, 31):
+        expected = savgol_filter(noisy[inside].astype(np.float64), window, 2, mode="interp")
+        expected = (expected - expected.min()) / np.ptp(expected)
+        np.testing.assert_allclose(smooth_measured_span(noisy, window)[inside], expected, atol=1e-6)
