@@ -599,10 +599,12 @@ def export(
     gate = load_evidence_gate(evidence_gate) if evidence_gate else None
     if gate is not None and (other is None or other.split.protocol != "grouped"):
         raise ExportError("--evidence-gate needs --other-protocol-run GROUPED_RUN: the gate is fitted with the grouped run's fusion")
+    smoothing_from = "given (--input-smoothing)"
     if gate is not None:
         gate_smoothing = float(gate[1].get("input_smoothing_cm1", 0.0))
         if input_smoothing_cm1 is None:
             input_smoothing_cm1 = gate_smoothing  # the gate holds for the answers it was fitted on
+            smoothing_from = f"the evidence gate's ({gate[1]['from']}: trainer openset --input-smoothing)"
             log(f"{evidence_gate}: its gate was fitted on answers with {gate_smoothing:g} cm^-1 input smoothing: the bundle smooths as much")
         elif input_smoothing_cm1 != gate_smoothing:
             raise ExportError(
@@ -617,7 +619,7 @@ def export(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            given = None if input_smoothing_cm1 is None else {"window_cm1": input_smoothing_cm1, "polyorder": SMOOTHING_POLYORDER, "fitted_on": "given (--input-smoothing)"}
+            given = None if input_smoothing_cm1 is None else {"window_cm1": input_smoothing_cm1, "polyorder": SMOOTHING_POLYORDER, "fitted_on": smoothing_from}
             other_metrics, other_fusion, other_weight, other_smoothing = (
                 _convert_and_score(others, None, precision, Path(tmp) / "other", Path(tmp), log, gate=gate, smoothing=given)
                 if others else (None, None, None, None)
