@@ -391,7 +391,7 @@ def _convert(
             smoothing = _fit_input_smoothing(job, bundle, log)
         bundle = with_input_smoothing(bundle, smoothing)
         if job.searched:
-            search, fitted_on = _embedding_search(job, bundle, search_weight)
+            search, fitted_on, _ = _embedding_search(job, bundle, search_weight)
             with_embedding_search(bundle, search, layer=SEARCH_LAYER, fitted_on=fitted_on)
             log(f"{run.path.name}: {p} embedding search over {len(search.classes)} references, weight {search.weight:g} ({fitted_on})")
         proba = bundle_probabilities(target, X_test)
@@ -426,16 +426,15 @@ def _fit_input_smoothing(job: _Export, bundle: Bundle, log) -> dict:
     run = job.run
     if not len(run.split.val):
         return {}
-    field = job.field if run.split.protocol == "grouped" else None  # a random split's validation specimens were in training
-    X, y, joined = validation_with_field(job.dataset.X[run.split.val], job.labels[run.split.val], field, job.dataset.specimen[run.split.val], run.classes)
+    X, y, joined = _validation(job)
     weights = validation_weights(len(y), joined)
     scores = {}
     for window in SMOOTHING_WINDOWS_CM1:
         bundle = with_input_smoothing(bundle, {"window_cm1": window, "polyorder": SMOOTHING_POLYORDER})
         if job.searched:
-            search, _ = _embedding_search(job, bundle, None)
-            P, E = _model_outputs(Classifier(bundle, num_threads=1), X)
-            P = search.fuse(P, E)
+            _, _, fitted = _embedding_search(job, bundle, None)  # the model's validation answers, its search refitted
+            assert fitted is not None  # no weight was given, so it was fitted on these spectra
+            P = fitted
         else:
             P = bundle_probabilities(bundle.path, X)
         scores[window] = float(np.sum(weights * top_k_hits(y, P, 1)) / np.sum(weights))
@@ -452,25 +451,33 @@ def _fit_input_smoothing(job: _Export, bundle: Bundle, log) -> dict:
     }
 
 
-def _embedding_search(job: _Export, bundle: Bundle, weight: float | None) -> tuple[EmbeddingSearch, str]:
+def _validation(job: _Export) -> tuple[np.ndarray, np.ndarray, int]:
+    """The run's validation spectra with, for a grouped run, its validation specimens' fair/poor files
+    (:func:`trainer.field_set.validation_with_field`): what the search's weight and the input smoothing are fitted on."""
+    run, dataset = job.run, job.dataset
+    field = job.field if run.split.protocol == "grouped" else None  # a random split's validation specimens were in training
+    return validation_with_field(dataset.X[run.split.val], job.labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
+
+
+def _embedding_search(job: _Export, bundle: Bundle, weight: float | None) -> tuple[EmbeddingSearch, str, np.ndarray | None]:
     """The library's embeddings by the written bundle's own model (the device's numbers) and the search's weight:
     ``weight`` (a grouped twin's), or fitted on the run's validation spectra (and their specimens' fair/poor files,
-    for a grouped run) through the bundle; and what it was fitted on."""
-    run, dataset = job.run, job.dataset
+    for a grouped run) through the bundle; what it was fitted on; and, where it was fitted, the model's answers on
+    those spectra with the search fused in ((n, classes); None where ``weight`` was given)."""
+    run = job.run
     classifier = Classifier(bundle, num_threads=1)
     index = {m: i for i, m in enumerate(run.classes)}
     _, references = _model_outputs(classifier, np.asarray(job.library.spectra, np.float32))
     search = EmbeddingSearch(references, np.array([index[m] for m in job.library.minerals]), len(run.classes))
     if weight is not None:
         search.weight = weight
-        return search, "the grouped run of the same recipe (--other-protocol-run)"
+        return search, "the grouped run of the same recipe (--other-protocol-run)", None
     if not len(run.split.val):
         raise ExportError(f"{run.path}: no validation spectra to fit the embedding search on; pass --other-protocol-run GROUPED_RUN")
-    field = job.field if run.split.protocol == "grouped" else None  # a random split's validation specimens were in training
-    X, y, joined = validation_with_field(dataset.X[run.split.val], job.labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
+    X, y, joined = _validation(job)
     P, E = _model_outputs(classifier, X)
     search.weight, _ = fit_weight(P, search.best_cosine(E), y, validation_weights(len(y), joined))
-    return search, f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files among {len(y)})"
+    return search, f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files among {len(y)})", search.fuse(P, E)
 
 
 def _calibrate(job: _Export, out: Path, log) -> Calibration:
