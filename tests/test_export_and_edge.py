@@ -313,3 +313,14 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
     # and its model input smoothing, chosen there too
     assert bundle.manifest.input_smoothing["fitted_on"].startswith("grouped validation")
     assert bundle.manifest.smoothing_cm1 == bundle.manifest.metrics_other_protocol["input_smoothing_cm1"]
+    # an evidence gate fitted on answers from another library (with the fair/poor files in it) is refused, in one line
+    figures = {"threshold": 0.5, "precision": 1.0, "coverage": 0.5, "fair_precision": 1.0, "fair_coverage": 0.5, "unknown_identified": 0.0}
+    report = {"run": "open", "seed": 0, "evidence_gate": {}, "gates": {"evidence (logistic)": {"test": figures}}, "library_field_files": 12}
+    (tmp_path / "open_set.json").write_text(json.dumps(report))
+    refused = runner.invoke(
+        trainer_app,
+        ["export", str(tmp_path / "all"), "--float32", "--other-protocol-run", str(tmp_path / "grouped"),
+         "--evidence-gate", str(tmp_path / "open_set.json"), "--out", str(tmp_path / "gated")],
+    )
+    assert refused.exit_code == 1 and "fitted with the fair/poor files in the library" in refused.output
+    assert not (tmp_path / "gated").exists()

@@ -169,3 +169,25 @@ def test_the_fusion_is_fitted_on_validation_spectra_and_their_specimens_fair_poo
     assert joined == 2 and len(X_all) == len(y_all) == 4  # R2 (poor processed Quartz) and R3 (fair processed Calcite)
     assert sorted(y_all[2:].tolist()) == [0, 1]
     assert validation_with_field(X, y, None, np.array(["R2"]), ["Quartz"])[2] == 0
+
+
+def test_a_library_with_fair_poor_files_holds_only_its_training_specimens_processed_files(field_archive: Path) -> None:
+    from trainer.dataset import SpectraDataset
+    from trainer.export import reference_library
+
+    field = load_field_set(field_archive)
+    dataset = SpectraDataset(
+        X=np.zeros((4, GRID.size), np.float32),
+        mineral=np.array(["Quartz", "Quartz", "Calcite", "Calcite"]),
+        rruff_id=np.array(["R1", "R2", "R3", "R4"]),
+        specimen=np.array(["R1", "R2", "R3", "R4"]),
+        laser_nm=np.full(4, 532.0),
+        source=np.array(["a", "b", "c", "d"]),
+    )
+    train = np.array([0, 3])  # specimens R1 (Quartz) and R4 (Calcite): R2 and R3 are held out
+    library = reference_library(dataset, train, field)
+    # R1's processed file joins; R1's RAW twin, R4's RAW-only file and the held-out specimens' files do not
+    assert len(library) == 3 and sorted(library.ids.tolist()) == ["R1", "R1", "R4"]
+    joined = library.spectra[np.flatnonzero(library.ids == "R1")]
+    assert np.count_nonzero(np.abs(joined.astype(np.float32)).sum(axis=1)) == 1  # the dataset row is zeros, the file is not
+    assert len(reference_library(dataset, train)) == 2  # without the set: the training spectra alone

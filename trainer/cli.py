@@ -304,6 +304,10 @@ def openset_command(
     input_smoothing: Annotated[
         float, typer.Option(metavar="CM1", min=0.0, help="the model input smoothing (cm^-1) of the bundle the gate will ship in (its manifest's input_smoothing; 0: none)")
     ] = 0.0,
+    library_field_files: Annotated[
+        bool,
+        typer.Option("--library-field-files", help="the bundle's library will hold fair/poor files (`trainer export --library-field-files`): this run's holds its training specimens'"),
+    ] = False,
 ) -> None:
     """Open-set gates: identified right on new specimens of known minerals vs. fired on unknown minerals."""
     import json
@@ -313,7 +317,7 @@ def openset_command(
     if pooled is not None and pooled.exists():
         _fail(f"{pooled}: exists; the pooled gate's report is not written over a file")
     for run in runs:
-        _openset_one(run, field_set, input_smoothing)
+        _openset_one(run, field_set, input_smoothing, library_field_files)
     if pooled is not None:
         try:
             report = pooled_gate_report(list(runs))
@@ -338,11 +342,11 @@ def openset_command(
         )
 
 
-def _openset_one(run: Path, field_set: Path | None, smoothing_cm1: float = 0.0) -> None:
+def _openset_one(run: Path, field_set: Path | None, smoothing_cm1: float = 0.0, library_field: bool = False) -> None:
     from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, OPEN_SET, TARGET_PRECISION, open_set_report
 
     try:
-        report = open_set_report(run, field_set, smoothing_cm1=smoothing_cm1)
+        report = open_set_report(run, field_set, smoothing_cm1=smoothing_cm1, library_field=library_field)
     except EXPECTED as exc:
         _fail(str(exc))
     sizes = report["spectra"]
@@ -425,6 +429,10 @@ def export_command(
         float | None,
         typer.Option(metavar="CM1", min=0.0, help="smooth each model input over this window (cm^-1, Savitzky-Golay; 0: off); default: fitted on validation (a run on every spectrum: its grouped twin's)"),
     ] = None,
+    library_field_files: Annotated[
+        bool,
+        typer.Option("--library-field-files", help="the fair/poor set's processed files of the training specimens join the library (never a validation or test specimen's)"),
+    ] = False,
 ) -> None:
     """Export a run (or an ensemble of runs) as a TFLite model bundle for the edge, scored on the run's test split."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # the TFLite converter needs it; JAX-trained weights load here
@@ -437,6 +445,7 @@ def export_command(
         manifest = export(
             list(runs), out, chosen[0] if chosen else "int8", dataset, log=lambda line: console.print(line, highlight=False),
             other_protocol_runs=list(other_protocol_run or []), evidence_gate=evidence_gate, input_smoothing_cm1=input_smoothing,
+            library_field=library_field_files,
         )
     except (ExportError, *EXPECTED) as exc:
         _fail(str(exc))

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from edge.embedding_search import EmbeddingSearch
-from edge.library import MODEL_FLOOR
+from edge.library import MODEL_FLOOR, ReferenceLibrary
 from ramancore.preprocessing import smooth_measured_span
 from trainer.dataset import SpectraDataset
 from trainer.field_set import FieldSet, labelled_parts, validation_weights, validation_with_field
@@ -70,19 +70,20 @@ def smoothed_inputs(X: np.ndarray, smoothing_cm1: float) -> np.ndarray:
 
 
 def keras_search(
-    run: Run, dataset: SpectraDataset, model, field: FieldSet | None, smoothing_cm1: float = 0.0
+    run: Run, dataset: SpectraDataset, model, field: FieldSet | None, smoothing_cm1: float = 0.0, library: ReferenceLibrary | None = None
 ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
     """``predict`` ((n, GRID_SIZE) -> (n, classes)) of a Keras model with its embedding search fused in, as the
     device fuses it: its training spectra are the references, the weight fitted on its validation spectra and
     their specimens' fair/poor files. Without an embedding layer: the model alone. ``smoothing_cm1``: the bundle's
-    model input smoothing (cm^-1, 0: none), applied to every spectrum the model sees, references included. Also
+    model input smoothing (cm^-1, 0: none), applied to every spectrum the model sees, references included.
+    ``library``: the bundle's library, whose spectra are then the references (default: the training spectra). Also
     returns what was fitted."""
-    searched, info = keras_search_outputs(run, dataset, model, field, smoothing_cm1)
+    searched, info = keras_search_outputs(run, dataset, model, field, smoothing_cm1, library)
     return (lambda X: searched(X)[0]), info
 
 
 def keras_search_outputs(
-    run: Run, dataset: SpectraDataset, model, field: FieldSet | None, smoothing_cm1: float = 0.0
+    run: Run, dataset: SpectraDataset, model, field: FieldSet | None, smoothing_cm1: float = 0.0, library: ReferenceLibrary | None = None
 ) -> tuple[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]], dict[str, Any]]:
     """:func:`keras_search`, its ``predict`` also giving each spectrum's best cosine per class ((n, classes), None
     without an embedding layer): what a benchmark of the search's evidence needs."""
@@ -95,8 +96,14 @@ def keras_search_outputs(
         return P, E
 
     labels = dataset.labels(run.classes)
-    _, references = outputs(dataset.X[run.split.train])
-    search = EmbeddingSearch(references, labels[run.split.train], len(run.classes))
+    if library is None:
+        _, references = outputs(dataset.X[run.split.train])
+        reference_labels = labels[run.split.train]
+    else:
+        index = {m: i for i, m in enumerate(run.classes)}
+        _, references = outputs(np.asarray(library.spectra, np.float32))
+        reference_labels = np.array([index[m] for m in library.minerals], dtype=np.int64)
+    search = EmbeddingSearch(references, reference_labels, len(run.classes))
     X, y, joined = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
     P, E = outputs(X)
     search.weight, nll = fit_weight(P, search.best_cosine(E), y, validation_weights(len(y), joined))

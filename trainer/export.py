@@ -174,11 +174,28 @@ def check_exported(precision: str, proba: np.ndarray, metrics: dict[str, float],
         )
 
 
-def reference_library(dataset: SpectraDataset, rows: np.ndarray) -> ReferenceLibrary:
+def reference_library(dataset: SpectraDataset, rows: np.ndarray, field: FieldSet | None = None) -> ReferenceLibrary:
     """Every spectrum of ``rows`` (the run's training spectra only: a library evaluated on a split
-    never holds a validation or test specimen) with its mineral, RRUFF id and laser."""
+    never holds a validation or test specimen) with its mineral, RRUFF id and laser; with ``field``, also the
+    fair/poor set's processed files of those spectra's specimens and minerals (:func:`library_field_rows`)."""
     ids = np.where(dataset.rruff_id[rows] != "", dataset.rruff_id[rows], dataset.source[rows])
-    return ReferenceLibrary(dataset.X[rows], dataset.mineral[rows], ids, np.full(len(rows), "bundle"), dataset.laser_nm[rows])
+    X, minerals, lasers = dataset.X[rows], dataset.mineral[rows], dataset.laser_nm[rows]
+    extra = library_field_rows(field, dataset, rows) if field is not None else np.zeros(0, np.int64)
+    if field is not None and len(extra):
+        field_ids = field.rruff_id[extra] if len(field.rruff_id) else np.full(len(extra), "")
+        field_lasers = field.laser_nm[extra] if len(field.laser_nm) else np.full(len(extra), np.nan)
+        X = np.concatenate([X, field.X[extra]])
+        minerals = np.concatenate([minerals, field.mineral[extra]])
+        ids = np.concatenate([ids, np.where(field_ids != "", field_ids, field.file[extra])])
+        lasers = np.concatenate([lasers, field_lasers])
+    return ReferenceLibrary(X, minerals, ids, np.full(len(minerals), "bundle"), lasers)
+
+
+def library_field_rows(field: FieldSet, dataset: SpectraDataset, rows: np.ndarray) -> np.ndarray:
+    """The fair/poor set's processed files that may join a library of the dataset's ``rows``: those of the
+    specimens (and minerals) among ``rows`` only, so a grouped run's library never holds a file of a
+    validation or test specimen. RAW files stay out: their processed twins are these."""
+    return field.training_rows(dataset.specimen[rows], sorted(set(dataset.mineral[rows].tolist())), kinds=("processed",))
 
 
 def demo_spectra(dataset: SpectraDataset, rows: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -196,7 +213,7 @@ def demo_spectra(dataset: SpectraDataset, rows: np.ndarray) -> list[tuple[str, n
     return [(str(dataset.mineral[i]), dataset.X[i]) for i in (known + rest)[:DEMO_SPECTRA]]
 
 
-def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "") -> Manifest:
+def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "", field_files: int = 0) -> Manifest:
     """The manifest of a run's (or an ensemble's) bundle, before its files are hashed and its metrics measured."""
     run = runs[0]
     return Manifest(
@@ -225,7 +242,7 @@ def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "") -
             "extra_training_spectra": run.config.extra_training_spectra,
             "data": _training_data(run),
         },
-        library={"holds": _library_holds(run), "demo": demo},
+        library={"holds": _library_holds(run, field_files), "demo": demo},
         files={},
     )
 
@@ -248,10 +265,15 @@ def _training_data(run: Run) -> str:
     return data
 
 
-def _library_holds(run: Run) -> str:
+def _library_holds(run: Run, field_files: int = 0) -> str:
+    """What the bundle's library holds, in words; ``field_files``: fair/poor processed files among them."""
     if run.split.protocol == "all":
-        return f"every spectrum of the dataset {run.path.name} was trained on ({run.config.dataset_summary})"
-    return f"the training spectra of {run.path.name}'s {run.split.protocol} split (no validation or test spectrum)"
+        holds = f"every spectrum of the dataset {run.path.name} was trained on ({run.config.dataset_summary})"
+    else:
+        holds = f"the training spectra of {run.path.name}'s {run.split.protocol} split (no validation or test spectrum)"
+    if field_files:
+        holds += f", plus {field_files} fair/poor RRUFF processed files of those specimens ({FIELD_SET_FILE}: no longer a test for this bundle)"
+    return holds
 
 
 def _io_details(model_bytes: bytes, n_classes: int) -> dict:
@@ -300,7 +322,7 @@ def _demo_for(run: Run, dataset: SpectraDataset, field: FieldSet | None) -> tupl
     known = [first[m] for m in WELL_KNOWN if m in first and field.quality[first[m]] == "fair"]
     chosen = (known + [int(i) for i in rows if int(i) not in set(known)])[:DEMO_SPECTRA]
     return [(str(field.mineral[i]), field.X[i]) for i in chosen], (
-        "fair (then poor) RRUFF RAW files cleaned on the device path: in no library; their processed twins may be training data"
+        "fair (then poor) RRUFF RAW files cleaned on the device path: in no library; their processed twins may be training data (or library spectra)"
     )
 
 
@@ -331,14 +353,16 @@ class _Export:
     demo: list[tuple[str, np.ndarray]]
     demo_note: str
     searched: bool  #: one network with an embedding layer: the bundle gets an embedding search
+    field_files: int = 0  #: fair/poor processed files in the library (beside the run's training spectra)
 
     @property
     def run(self) -> Run:
         return self.runs[0]
 
 
-def _prepare(runs: list[Run], dataset_path: str | Path | None, log) -> _Export:
-    """Load and check the members (inference mode), and gather the library, the groups, the field set and the demo."""
+def _prepare(runs: list[Run], dataset_path: str | Path | None, log, library_field: bool = False) -> _Export:
+    """Load and check the members (inference mode), and gather the library (with ``library_field``, the fair/poor
+    processed files of the training specimens too), the groups, the field set and the demo."""
     _same_members(runs)
     run = runs[0]
     dataset = run.load_dataset(dataset_path)
@@ -364,8 +388,15 @@ def _prepare(runs: list[Run], dataset_path: str | Path | None, log) -> _Export:
     log(f"{run.path.name}: {len(groups)} Raman-indistinguishable groups of {sum(map(len, groups))} minerals among its training spectra")
     field = _field_set_for(run)
     demo, demo_note = _demo_for(run, dataset, field)
-    library = reference_library(dataset, run.split.train)
-    return _Export(runs, dataset, labels, rows, scored_on, models, float_probas, library, groups, field, demo, demo_note, with_embedding is not None)
+    if library_field and field is None:
+        raise ExportError(f"{run.path}: --library-field-files needs the fair/poor set ({FIELD_SET_FILE}); none found")
+    library = reference_library(dataset, run.split.train, field if library_field else None)
+    field_files = len(library) - len(run.split.train)
+    if library_field:
+        log(f"{run.path.name}: library of {len(library)} spectra, {field_files} of them fair/poor processed files of its training specimens")
+    return _Export(
+        runs, dataset, labels, rows, scored_on, models, float_probas, library, groups, field, demo, demo_note, with_embedding is not None, field_files
+    )
 
 
 def _convert(
@@ -385,7 +416,9 @@ def _convert(
     for p in ["float32"] if precision == "float32" else ["float32", precision]:
         model_bytes = [convert(model, p, representative) for model in job.models]
         target = out if p == precision else scratch / f"{run.path.name}-{p}"
-        manifest = replace(bundle_manifest(job.runs, p, _io_details(model_bytes[0], len(run.classes)), job.demo_note), groups=job.groups)
+        manifest = replace(
+            bundle_manifest(job.runs, p, _io_details(model_bytes[0], len(run.classes)), job.demo_note, job.field_files), groups=job.groups
+        )
         bundle = write_bundle(target, model_bytes, run.classes, job.library, job.demo, manifest)
         if smoothing is None:
             smoothing = _fit_input_smoothing(job, bundle, log)
@@ -537,6 +570,7 @@ def _convert_and_score(
     gate: tuple[dict, dict] | None = None,
     search_weight: float | None = None,
     smoothing: dict | None = None,
+    library_field: bool = False,
 ) -> tuple[dict, Calibration, float | None, dict]:
     """Prepare, convert, calibrate and score one run (or an ensemble's member runs, the first giving the library
     and recipe); its bundle is written to ``out``.
@@ -545,9 +579,10 @@ def _convert_and_score(
     grouped run of the same recipe) is given, and so are the embedding search's weight and the input smoothing unless
     ``search_weight`` and ``smoothing`` are; ``gate`` (an open-set evidence gate and its record) joins the calibration
     before any answer is scored. Returns the metrics block of the manifest, the calibration, the search's weight
-    (None: no search) and the input smoothing record.
+    (None: no search) and the input smoothing record. ``library_field``: the fair/poor processed files of the
+    training specimens join the library.
     """
-    job = _prepare(runs, dataset_path, log)
+    job = _prepare(runs, dataset_path, log, library_field)
     metrics, proba, field_proba = _convert(job, precision, out, scratch, log, search_weight, smoothing)
     fusion = fusion if fusion is not None else _calibrate(job, out, log)
     if gate is not None:
@@ -577,6 +612,7 @@ def export(
     other_protocol_runs: str | Path | list[str | Path] | None = None,
     evidence_gate: str | Path | None = None,
     input_smoothing_cm1: float | None = None,
+    library_field: bool = False,
 ) -> Manifest:
     """Export a run (or several runs of one split as an ensemble: the device averages their
     probabilities) as a bundle in ``out``; returns the manifest (with float vs exported metrics).
@@ -588,6 +624,8 @@ def export(
     *identified* with (:mod:`trainer.open_set`); its test figures go into the calibration's record.
     ``input_smoothing_cm1``: the model input's smoothing window (0: none); None: fitted on validation (a run on every
     spectrum takes its grouped twin's).
+    ``library_field``: the fair/poor set's processed files of the training specimens join the library (of the
+    exported run and of its grouped twin alike), so a user's fair measurement meets references of its own quality.
     """
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -618,6 +656,12 @@ def export(
                 f"{evidence_gate}: its gate was fitted on answers with {gate_smoothing:g} cm^-1 input smoothing, not {input_smoothing_cm1:g}; "
                 f"rerun `trainer openset --input-smoothing {input_smoothing_cm1:g}` or export with --input-smoothing {gate_smoothing:g}"
             )
+    if gate is not None and bool(gate[1].get("library_field_files")) != library_field:
+        fitted = "with" if gate[1].get("library_field_files") else "without"
+        raise ExportError(
+            f"{evidence_gate}: its gate was fitted {fitted} the fair/poor files in the library; export "
+            f"{'with' if fitted == 'with' else 'without'} --library-field-files, or rerun `trainer openset` to match"
+        )
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise ExportError(f"{out}: exists and is not a model bundle; not overwriting it")
@@ -628,14 +672,17 @@ def export(
         with tempfile.TemporaryDirectory() as tmp:
             given = None if input_smoothing_cm1 is None else {"window_cm1": input_smoothing_cm1, "polyorder": SMOOTHING_POLYORDER, "fitted_on": smoothing_from}
             other_metrics, other_fusion, other_weight, other_smoothing = (
-                _convert_and_score(others, None, precision, Path(tmp) / "other", Path(tmp), log, gate=gate, smoothing=given)
+                _convert_and_score(
+                    others, None, precision, Path(tmp) / "other", Path(tmp), log, gate=gate, smoothing=given, library_field=library_field
+                )
                 if others else (None, None, None, None)
             )
             # a grouped run's calibration was fitted on specimens its model never saw: the honest one to ship
             twin = other is not None and other.split.protocol == "grouped"
             fusion, weight, smoothing = (other_fusion, other_weight, other_smoothing) if twin else (None, None, given)
             metrics, fusion, _, _ = _convert_and_score(
-                runs, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion, search_weight=weight, smoothing=smoothing
+                runs, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion, search_weight=weight, smoothing=smoothing,
+                library_field=library_field,
             )
         with_metrics(load_bundle(staging / "bundle"), metrics, other_metrics, fusion)
         if out.exists():

@@ -25,6 +25,7 @@ import os
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +60,8 @@ class FieldSet:
 
     ``X``: (n, GRID_SIZE) float32, the device's model input; ``mineral``, ``specimen``,
     ``quality`` (fair/poor), ``kind`` (processed/raw), ``file``: (n,) str; ``skipped``: one line per
-    file the device's reader refused (counted, never silently dropped).
+    file the device's reader refused (counted, never silently dropped); ``rruff_id``, ``laser_nm``: what the
+    manifest says, where it says it (a library entry's id and laser).
     """
 
     X: np.ndarray
@@ -69,6 +71,8 @@ class FieldSet:
     kind: np.ndarray
     file: np.ndarray
     skipped: tuple[str, ...] = ()
+    rruff_id: np.ndarray = dataclass_field(default_factory=lambda: np.empty(0, str))  #: (n,) RRUFF id ("" where the manifest has none)
+    laser_nm: np.ndarray = dataclass_field(default_factory=lambda: np.empty(0))  #: (n,) laser wavelength, nm (nan where unknown)
 
     def __len__(self) -> int:
         return len(self.X)
@@ -155,7 +159,17 @@ def _load_field_set(resolved: str, mtime_ns: int, size: int) -> FieldSet:
         kind=column("kind"),
         file=column("file"),
         skipped=tuple(skipped),
+        rruff_id=np.array([r.get("rruff_id") or "" for r in keep], dtype=str),
+        laser_nm=np.array([_laser(r.get("laser_nm")) for r in keep], dtype=np.float64),
     )
+
+
+def _laser(value: str | None) -> float:
+    """A manifest's laser wavelength (nm), nan where it is empty or not a number."""
+    try:
+        return float(value) if value else float("nan")
+    except ValueError:
+        return float("nan")
 
 
 def _read_members(path: Path) -> dict[str, bytes]:

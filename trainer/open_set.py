@@ -205,11 +205,17 @@ def open_set_parts(run: Run, dataset: SpectraDataset, field: FieldSet | None) ->
 
 
 def open_set_report(
-    run_dir: str | Path, field_set: str | Path | FieldSet | None = None, dataset_path: str | Path | None = None, smoothing_cm1: float = 0.0
+    run_dir: str | Path,
+    field_set: str | Path | FieldSet | None = None,
+    dataset_path: str | Path | None = None,
+    smoothing_cm1: float = 0.0,
+    library_field: bool = False,
 ) -> dict[str, Any]:
     """Fit the candidate gates on the fit parts of an open-set run and report them on its test parts;
     writes ``open_set.json`` (figures, curves and the evidence gate) into the run folder. ``smoothing_cm1``: the
-    model input smoothing of the bundle the gate will ship in (cm^-1, 0: none), so that the gate sees its answers."""
+    model input smoothing of the bundle the gate will ship in (cm^-1, 0: none), so that the gate sees its answers;
+    ``library_field``: that bundle's library holds the fair/poor processed files of its training specimens
+    (``trainer export --library-field-files``), so this run's library holds those of its own."""
     import keras  # noqa: F401  (the run's model is a Keras one; imported here so `trainer --help` stays light)
 
     from trainer.embedding import keras_search
@@ -221,12 +227,14 @@ def open_set_report(
         raise OpenSetError(f"{run.path}: trained on the {run.split.protocol} split; the open-set report needs `trainer fit --split open`")
     dataset = run.load_dataset(dataset_path)
     model = run.build_trained_model()
-    library = reference_library(dataset, run.split.train)
     if field_set is None:
         field_set = default_path()
     field = field_set if isinstance(field_set, FieldSet) or field_set is None else load_field_set(field_set)
-    # the model's probabilities as the device will give them: with its embedding search, where it has one
-    predict, search = keras_search(run, dataset, model, field, smoothing_cm1)
+    if library_field and field is None:
+        raise OpenSetError(f"{run.path}: --library-field-files needs the fair/poor set; none found")
+    library = reference_library(dataset, run.split.train, field if library_field else None)
+    # the model's probabilities as the device will give them: with its embedding search over the library, where it has one
+    predict, search = keras_search(run, dataset, model, field, smoothing_cm1, library)
     # the device's path: the fusion as export fits it, and the groups export ships (from the training spectra)
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups)
@@ -250,6 +258,7 @@ def open_set_report(
         "known_test_group_top1": float(np.mean(parts["known_test"].correct)),
         "groups": len(groups),
         "embedding_search": search,
+        "library_field_files": len(library) - len(run.split.train),
         "gates": {},
         "evidence_gate": gate.as_dict(),
     }
@@ -391,4 +400,9 @@ def load_evidence_gate(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]
     summary = {k: figures[k] for k in ("threshold", "precision", "coverage", "fair_precision", "fair_coverage", "unknown_identified")}
     # the model input smoothing the gate's answers were given with: a bundle must smooth as much for the gate to hold
     smoothing = float((report.get("embedding_search") or {}).get("input_smoothing_cm1", 0.0))
-    return gate, {"from": f"{report['run']} (open-set seed {report['seed']})", "test": summary, "input_smoothing_cm1": smoothing}
+    return gate, {
+        "from": f"{report['run']} (open-set seed {report['seed']})",
+        "test": summary,
+        "input_smoothing_cm1": smoothing,
+        "library_field_files": int(report.get("library_field_files", 0)),
+    }
