@@ -188,3 +188,24 @@ def test_warp_moves_bands_by_different_amounts_and_keeps_the_axis_increasing():
         moved.append(abs(shift[364] - shift[986]))  # two bands 622 cm^-1 apart
     assert np.median(moved) > 1.0  # not one global shift
     assert Augmentation.parse("physical,warp_cm1=4").warp_cm1 == 4.0 and Augmentation().warp_cm1 == 0.0
+
+
+def test_smoothing_gives_the_network_inputs_a_bundle_that_smooths_would_give_it():
+    """With ``smooth_cm1``, some copies are smoothed as the device smooths a model input (the same function, the
+    window drawn per spectrum); off by default."""
+    from ramancore.preprocessing import smooth_measured_span
+
+    noisy = SPECTRUM + np.where(SPECTRUM > 0, 0.05 * np.random.default_rng(0).standard_normal(GRID_SIZE), 0).astype(np.float32)
+    roughness = lambda v: float(np.sum(np.diff(v[measured_range(v)[0] : measured_range(v)[1] + 1], 2) ** 2))  # noqa: E731
+    rng = np.random.default_rng(1)
+    outs = [perturb(noisy, replace(NOTHING, smooth_cm1=31.0), rng) for _ in range(8)]
+    assert sum(roughness(out) < 0.5 * roughness(noisy) for out in outs) >= 5
+    assert all(out.shape == (GRID_SIZE,) and out.dtype == np.float32 for out in outs)
+    # the last draw is the window: the copy is exactly the device's smoothed input of the unsmoothed copy
+    rng_a, rng_b = np.random.default_rng(2), np.random.default_rng(2)
+    out = perturb(SPECTRUM, replace(NOTHING, smooth_cm1=31.0), rng_a)
+    plain = perturb(SPECTRUM, NOTHING, rng_b)
+    window = rng_b.uniform(0, 31.0)
+    assert window > 5 and not np.allclose(out, plain, atol=1e-3)
+    np.testing.assert_allclose(out, smooth_measured_span(plain, window), atol=1e-6)
+    assert Augmentation().smooth_cm1 == 0.0 and Augmentation.parse("physical,smooth_cm1=31").smooth_cm1 == 31.0

@@ -16,12 +16,15 @@ noise              shot and read noise at a lower signal-to-noise ratio
 range              a shorter measured range (edge filter, detector length): zeros outside
 spikes             cosmic rays the spike filter missed
 mixing             two spectra of the same mineral (two grains, two orientations) in one spot
+smoothing          a bundle may smooth what its network sees (``smooth_measured_span``): the
+                   network then meets smoothed inputs; off unless asked for
 =================  ==========================================================================
 
 Data flow: a preprocessed spectrum (model grid, zeros outside its measured range) -> its measured
 points -> the perturbations, in the order above but mixing first -> the device's own
 ``ramancore.preprocessing.preprocess`` (min-max on the measured points, resampling, zero fill), so an
-augmented spectrum is exactly what the device would make of such a measurement.
+augmented spectrum is exactly what the device would make of such a measurement (then, if asked, smoothed
+as a bundle's model input is).
 :func:`augment_batch` draws fresh perturbations for every call (every epoch sees new copies);
 only training spectra ever pass through it.
 """
@@ -33,7 +36,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ramancore.preprocessing import GRID, PreprocessingError, preprocess
+from ramancore.preprocessing import GRID, PreprocessingError, preprocess, smooth_measured_span
 from trainer.errors import ConfigError
 
 #: FWHM of a Gaussian = this many standard deviations.
@@ -65,6 +68,7 @@ class Augmentation:
     mix_min_weight: float = 0.5  #: the spectrum's own weight is drawn in [this, 1]
     warp_cm1: float = 0.0  #: standard deviation of a smooth local axis shift, cm^-1 (scaled by U[0, 1]); 0: off
     warp_period_cm1: float = 200.0  #: shortest period of that shift curve, cm^-1: bands this far apart move apart
+    smooth_cm1: float = 0.0  #: Savitzky-Golay window of the model input (order 2) drawn in [0, this], cm^-1; 0: off
 
     NAMES = ("offset", "stretch", "broadening", "band_gain", "baseline", "noise", "range", "spikes", "mixing")
 
@@ -225,7 +229,10 @@ def perturb(
         low, high = x[0] + rng.uniform(0, aug.range_low_cm1), x[-1] - rng.uniform(0, aug.range_high_cm1)
         if high - low >= MIN_SPAN_CM1:
             x, y = crop(x, y, low, high)
-    return _to_grid(x, y, original)
+    out = _to_grid(x, y, original)
+    if aug.smooth_cm1:  # a window of 3 points or fewer leaves it as it is
+        out = smooth_measured_span(out, rng.uniform(0, aug.smooth_cm1))
+    return out
 
 
 def augment_batch(
