@@ -102,9 +102,13 @@ class Emulator:
 
     def _run(self) -> None:
         next_frame = time.monotonic()
-        next_unplug = time.monotonic() + self.faults.unplug_every_s if self.faults.unplug_every_s else None
+        # the unplug clock starts when the host first talks to the device (or it streams its first spectrum): a
+        # listener still loading its model must find the port there, as a user's device is there when plugged in
+        next_unplug: float | None = None
         while not self._stop.is_set():
             now = time.monotonic()
+            if next_unplug is None and self.faults.unplug_every_s and (self.played or self.firmware.streaming):
+                next_unplug = now + self.faults.unplug_every_s
             if next_unplug and now >= next_unplug:
                 self._close_pty()
                 if self._stop.wait(self.faults.unplugged_s):

@@ -70,13 +70,13 @@ def _savgol_operators(points: int, polyorder: int) -> tuple[np.ndarray, np.ndarr
     """The Savitzky-Golay smoothing of ``points`` points as linear operators, computed once per window: the
     convolution kernel of the interior, and for the first and last ``points // 2`` points the least-squares polynomial
     through the window at either end, evaluated there (scipy's ``savgol_filter(mode="interp")``, at a fortieth of
-    its cost per spectrum)."""
-    from scipy.signal import savgol_coeffs  # here: scipy.signal costs a command's start-up, and most bundles never smooth
-
+    its cost per spectrum). numpy alone: the device's classify path needs no scipy (32-bit Raspberry Pi OS's
+    minimal install, tests/test_tflite_runtime.py)."""
     vander = np.vander(np.arange(points, dtype=np.float64), polyorder + 1)
     fitted = vander @ np.linalg.pinv(vander)  # (points, points): the window's values -> its fitted polynomial's
     half = points // 2
-    return savgol_coeffs(points, polyorder), fitted[:half], fitted[-half:]
+    # the centre row is the interior's kernel (scipy's savgol_coeffs); reversed for np.convolve, symmetric anyway
+    return fitted[half][::-1].copy(), fitted[:half], fitted[-half:]
 
 
 def smooth_measured_span(vector: np.ndarray, window_cm1: float, polyorder: int = SMOOTHING_POLYORDER) -> np.ndarray:
