@@ -180,14 +180,12 @@ def reference_library(dataset: SpectraDataset, rows: np.ndarray, field: FieldSet
     fair/poor set's processed files of those spectra's specimens and minerals (:func:`library_field_rows`)."""
     ids = np.where(dataset.rruff_id[rows] != "", dataset.rruff_id[rows], dataset.source[rows])
     X, minerals, lasers = dataset.X[rows], dataset.mineral[rows], dataset.laser_nm[rows]
-    extra = library_field_rows(field, dataset, rows) if field is not None else np.zeros(0, np.int64)
-    if field is not None and len(extra):
-        field_ids = field.rruff_id[extra] if len(field.rruff_id) else np.full(len(extra), "")
-        field_lasers = field.laser_nm[extra] if len(field.laser_nm) else np.full(len(extra), np.nan)
+    if field is not None:
+        extra = library_field_rows(field, dataset, rows)
         X = np.concatenate([X, field.X[extra]])
         minerals = np.concatenate([minerals, field.mineral[extra]])
-        ids = np.concatenate([ids, np.where(field_ids != "", field_ids, field.file[extra])])
-        lasers = np.concatenate([lasers, field_lasers])
+        ids = np.concatenate([ids, np.where(field.rruff_id[extra] != "", field.rruff_id[extra], field.file[extra])])
+        lasers = np.concatenate([lasers, field.laser_nm[extra]])
     return ReferenceLibrary(X, minerals, ids, np.full(len(minerals), "bundle"), lasers)
 
 
@@ -353,11 +351,15 @@ class _Export:
     demo: list[tuple[str, np.ndarray]]
     demo_note: str
     searched: bool  #: one network with an embedding layer: the bundle gets an embedding search
-    field_files: int = 0  #: fair/poor processed files in the library (beside the run's training spectra)
 
     @property
     def run(self) -> Run:
         return self.runs[0]
+
+    @property
+    def field_files(self) -> int:
+        """Fair/poor processed files in the library, beside the run's training spectra."""
+        return len(self.library) - len(self.run.split.train)
 
 
 def _prepare(runs: list[Run], dataset_path: str | Path | None, log, library_field: bool = False) -> _Export:
@@ -391,12 +393,10 @@ def _prepare(runs: list[Run], dataset_path: str | Path | None, log, library_fiel
     if library_field and field is None:
         raise ExportError(f"{run.path}: --library-field-files needs the fair/poor set ({FIELD_SET_FILE}); none found")
     library = reference_library(dataset, run.split.train, field if library_field else None)
-    field_files = len(library) - len(run.split.train)
+    job = _Export(runs, dataset, labels, rows, scored_on, models, float_probas, library, groups, field, demo, demo_note, with_embedding is not None)
     if library_field:
-        log(f"{run.path.name}: library of {len(library)} spectra, {field_files} of them fair/poor processed files of its training specimens")
-    return _Export(
-        runs, dataset, labels, rows, scored_on, models, float_probas, library, groups, field, demo, demo_note, with_embedding is not None, field_files
-    )
+        log(f"{run.path.name}: library of {len(library)} spectra, {job.field_files} of them fair/poor processed files of its training specimens")
+    return job
 
 
 def _convert(
@@ -660,7 +660,7 @@ def export(
         fitted = "with" if gate[1].get("library_field_files") else "without"
         raise ExportError(
             f"{evidence_gate}: its gate was fitted {fitted} the fair/poor files in the library; export "
-            f"{'with' if fitted == 'with' else 'without'} --library-field-files, or rerun `trainer openset` to match"
+            f"{fitted} --library-field-files, or rerun `trainer openset` to match"
         )
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):

@@ -25,7 +25,6 @@ import os
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +69,9 @@ class FieldSet:
     quality: np.ndarray
     kind: np.ndarray
     file: np.ndarray
+    rruff_id: np.ndarray  #: (n,) RRUFF id ("" where the manifest has none)
+    laser_nm: np.ndarray  #: (n,) laser wavelength, nm (nan where unknown)
     skipped: tuple[str, ...] = ()
-    rruff_id: np.ndarray = dataclass_field(default_factory=lambda: np.empty(0, str))  #: (n,) RRUFF id ("" where the manifest has none)
-    laser_nm: np.ndarray = dataclass_field(default_factory=lambda: np.empty(0))  #: (n,) laser wavelength, nm (nan where unknown)
 
     def __len__(self) -> int:
         return len(self.X)
@@ -158,9 +157,9 @@ def _load_field_set(resolved: str, mtime_ns: int, size: int) -> FieldSet:
         quality=column("quality"),
         kind=column("kind"),
         file=column("file"),
-        skipped=tuple(skipped),
         rruff_id=np.array([r.get("rruff_id") or "" for r in keep], dtype=str),
         laser_nm=np.array([_laser(r.get("laser_nm")) for r in keep], dtype=np.float64),
+        skipped=tuple(skipped),
     )
 
 
