@@ -98,6 +98,7 @@ class ReferenceLibrary:
         # them and at most 2 * STRIDE bins at its ends, in a fraction of the memory of full ones
         self._sum = np.zeros((n, bins // STRIDE + 1), np.float64)
         self._sum_sq = np.zeros((n, bins // STRIDE + 1), np.float64)
+        self._last_norms: tuple[tuple[int, int], np.ndarray] | None = None
         for lo in range(0, n, CHUNK):  # in chunks: the temporaries stay small
             rows = self._order[lo : lo + CHUNK]
             binned = bin_spectra(self.spectra[rows].astype(np.float32))
@@ -171,7 +172,16 @@ class ReferenceLibrary:
         return [start + int(i) for i in np.argsort(-r[start:end], kind="stable")[:k]]
 
     def _centred_norms(self, lo: int, hi: int) -> np.ndarray:
-        """Each reference's norm about its mean over bins lo..hi (the block prefix sums, plus the ends)."""
+        """Each reference's norm about its mean over bins lo..hi (the block prefix sums, plus the ends); the last
+        range's kept: an answer and its mixture fit search one spectrum's range several times."""
+        last = self._last_norms
+        if last is not None and last[0] == (lo, hi):
+            return last[1]
+        norms = self._compute_centred_norms(lo, hi)
+        self._last_norms = ((lo, hi), norms)
+        return norms
+
+    def _compute_centred_norms(self, lo: int, hi: int) -> np.ndarray:
         first, last = -(-lo // STRIDE), hi // STRIDE  # whole blocks inside the range
         if first < last:
             ends = np.concatenate([self._binned[:, lo : first * STRIDE], self._binned[:, last * STRIDE : hi]], axis=1)

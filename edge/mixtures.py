@@ -11,12 +11,19 @@ of free sign (a low-order polynomial: the background that preprocessing leaves),
 2. the candidate that leaves the smallest residual is the first component: every spectrum has one;
 3. the residual is searched in the library (a minor mineral hides under the major's bands), its best
    minerals join the candidates, and the one that lowers the residual most (after one pass that lets each
-   component give way to a better one) is added **only if** it removes more than ``min_gain`` of the residual
-   sum of squares left before it: a threshold fitted on pure spectra (``trainer mixtures``), so that a pure
-   spectrum stays one component. Relative to what is left, not to the whole signal: the mismatch between a
-   new specimen and its best reference (a band shifted or broadened) leaves a residual a second reference
-   only partly explains, while a second mineral's bands are most of what the first leaves. Up to
-   ``max_components``.
+   component give way to a better one) is the next component; so again for the third, whose pass is made only
+   where it is reported (its gain before the pass decides: the pass costs as much as the search, and most
+   spectra are not given a third);
+4. how many components are reported is decided from the fractions of the residual sum of squares each step
+   removed of what was left before it (its *gain*), with thresholds fitted by ``trainer mixtures``: three where
+   the second and third together remove more than ``min_pair_gain`` of what the first left and the third alone
+   more than ``min_third_gain`` of what the first two left; otherwise two where the second removes more than
+   ``min_gain``; otherwise one. ``min_gain`` and ``min_pair_gain`` are fitted on pure spectra, so that a pure
+   spectrum stays one component; ``min_third_gain`` on binary mixtures, so that a binary seldom gets a third.
+   Relative to what is left, not to the whole signal: the mismatch between a new specimen and its best
+   reference (a band shifted or broadened) leaves a residual a second reference only partly explains, while
+   a second mineral's bands are most of what the first leaves. Judged as a pair for three: after the first
+   mineral of a ternary, two are left in the residual, and the second alone removes only about half of it.
 
 A component's ``share`` is its part of the fitted signal (its term's area over all components' areas,
 baseline excluded): how much of the *spectrum* it explains, never how much of the *spot* it is: Raman
@@ -34,11 +41,17 @@ import numpy as np
 from edge.library import BIN, MIN_OVERLAP_BINS, ReferenceLibrary, bin_spectra, hqi, measured_bins
 from ramancore.preprocessing import GRID_SIZE
 
-#: Fraction of the residual sum of squares left by the components before it that a further component must
-#: remove to be reported. Fitted by ``trainer mixtures`` on the real pure validation spectra of the shipped
-#: recipe's three grouped runs (RRUFF excellent and the fair/poor files of validation specimens), the mean of
-#: their 96th percentiles of the best refused second component's gain (0.739, 0.707, 0.687): docs/RESULTS.md, "Mixtures".
-MIN_GAIN = 0.71
+#: Fraction of the residual sum of squares left by the first component that a second must remove to be reported.
+#: Fitted by ``trainer mixtures`` on the real pure validation spectra of the shipped recipe's three grouped runs
+#: (RRUFF excellent and the fair/poor files of validation specimens): the mean of their 97th percentiles of the
+#: second component's gain (0.793, 0.715, 0.697); docs/RESULTS.md, "Mixtures: three judged as a pair".
+MIN_GAIN = 0.735
+#: Fraction of the residual left by the first component that the second and third together must remove for three to
+#: be reported (the mean of the same spectra's 97th percentiles of that joint gain: 0.853, 0.817, 0.772), and
+#: fraction of what the first two leave that the third alone must remove (the mean of the 90th percentiles of the
+#: third's gain, before its swap pass, over validation binary mixtures: 0.511, 0.498, 0.428).
+MIN_PAIR_GAIN = 0.814
+MIN_THIRD_GAIN = 0.479
 #: Minerals taken as candidates from each library search (of the spectrum, then of each residual).
 CANDIDATES = 12
 #: References each mineral enters a fit with (those that correlate best with what is left to explain), each with
@@ -75,15 +88,20 @@ class Component:
 @dataclass(frozen=True)
 class MixtureFit:
     """A spectrum explained as a sum: its components (largest share first; one for a pure spectrum), the
-    fit's figures of merit, the fitted sum on the grid, and the gain (fraction of the residual removed) the best
-    candidate refused would have given (0.0 where ``max_components`` were fitted): for fitting ``min_gain``."""
+    fit's figures of merit, the fitted sum on the grid, and the gain (fraction of the residual removed) of each
+    step, accepted or not: for fitting the thresholds."""
 
     components: list[Component]
     residual: float  #: root-mean-square of the residual over that of the spectrum (baseline removed), 0..1
     hqi: float  #: HQI (0-1000) of the fitted sum (components and baseline) against the spectrum
     fitted: np.ndarray  #: (GRID_SIZE,) float32, the fitted sum, zeros outside the measured range
     gains: list[float]  #: the fraction of the residual each accepted step removed, in order (the first: 1 - its residual)
-    refused_gain: float
+    tried_gains: list[float]  #: the same for every step tried, accepted or not (for fitting the thresholds)
+
+    @property
+    def refused_gain(self) -> float:
+        """The gain the first step not accepted would have given (0.0 where every step tried was accepted)."""
+        return self.tried_gains[len(self.gains)] if len(self.tried_gains) > len(self.gains) else 0.0
 
     def records(self) -> list[dict[str, object]]:
         return [c.record() for c in self.components]
@@ -168,7 +186,9 @@ class _Problem:
 class MixtureAnalyser:
     """Fits spectra as sums of ``library`` references (see the module docstring).
 
-    ``min_gain``: fraction (0..1) of the residual left before it that a second or third component must remove;
+    ``min_gain``: fraction (0..1) of the residual left by the first component that a second must remove;
+    ``min_pair_gain``, ``min_third_gain``: the fractions the second and third together (of what the first left) and
+    the third alone (of what the first two left) must remove for three (module docstring, step 4);
     ``max_components``: 1..3; ``candidates``: minerals per library search; ``baseline_degree``: the free
     baseline polynomial's degree (None: no baseline term); ``groups``: Raman-indistinguishable minerals,
     never two of one group in a fit (their difference is the specimen's, not a second mineral); ``references``:
@@ -180,6 +200,8 @@ class MixtureAnalyser:
         library: ReferenceLibrary,
         min_gain: float = MIN_GAIN,
         max_components: int = 3,
+        min_pair_gain: float = MIN_PAIR_GAIN,
+        min_third_gain: float = MIN_THIRD_GAIN,
         candidates: int = CANDIDATES,
         baseline_degree: int | None = BASELINE_DEGREE,
         groups: Sequence[Sequence[str]] = (),
@@ -189,6 +211,8 @@ class MixtureAnalyser:
             raise ValueError(f"max_components {max_components}: 1, 2 or 3")
         self.library = library
         self.min_gain = min_gain
+        self.min_pair_gain = min_pair_gain
+        self.min_third_gain = min_third_gain
         self.max_components = max_components
         self.candidates = candidates
         self.baseline_degree = baseline_degree
@@ -214,24 +238,38 @@ class MixtureAnalyser:
         known = set(library.mineral_names)
         problem = _Problem(library, lo, hi, basis, target, nnls)
         pool = [m for m in named if m in known]
+        steps: list[tuple[list[_Term], np.ndarray]] = []  # the fit after each step: its terms and coefficients
+        gains: list[float] = []
         chosen: list[_Term] = []
         coef = np.zeros(0)
-        rss, gains, refused = energy, [], 0.0
-        while len(_minerals(chosen)) < self.max_components and rss > 1e-9 * energy:  # nothing left to explain: done
+        rss = energy
+        while len(steps) < self.max_components and rss > 1e-9 * energy:  # nothing left to explain: done
             residual = target - problem.project(problem.terms(chosen, coef)).sum(axis=0)
             trial = self._best_with(chosen, pool, residual, problem)
             if trial is None:
                 break
-            trial_chosen, trial_coef, trial_rss = self._refined(*trial, pool=pool, problem=problem)
-            gain = (rss - trial_rss) / rss  # of the residual left before it: a pure spectrum's mismatch is not a mineral
-            if chosen and gain <= self.min_gain:
-                refused = gain
-                break
-            keep = trial_coef > 0  # a term the new one made redundant leaves the fit
-            chosen = [c for c, k in zip(trial_chosen, keep) if k]
-            coef, rss = trial_coef[keep], trial_rss
+            gain = (rss - trial[2]) / rss  # of the residual left before it: a pure spectrum's mismatch is not a mineral
+            if len(steps) < 2 or self.accepted_steps([*gains, gain]) == 3:  # a third is refined only where it is reported
+                trial = self._refined(*trial, pool=pool, problem=problem)
+                gain = gain if len(steps) == 2 else (rss - trial[2]) / rss
             gains.append(gain)
-        return self._result(chosen, coef, x, problem, gains, refused) if chosen else None
+            trial_chosen, trial_coef, trial_rss = trial
+            keep = trial_coef > 0  # a term the new one made redundant leaves the fit
+            chosen, coef, rss = [c for c, k in zip(trial_chosen, keep) if k], trial_coef[keep], trial_rss
+            steps.append((chosen, coef))
+            if len(steps) == 2 and gains[1] <= self.min_gain and self.min_pair_gain >= 1.0:
+                break  # no third can be accepted: spare its search
+        if not steps:
+            return None
+        accepted = self.accepted_steps(gains)
+        return self._result(*steps[accepted - 1], x, problem, gains[:accepted], gains)
+
+    def accepted_steps(self, gains: Sequence[float]) -> int:
+        """How many of the steps that removed ``gains`` (each a fraction of the residual left before it) are
+        reported (module docstring, step 4)."""
+        if len(gains) >= 3 and 1.0 - (1.0 - gains[1]) * (1.0 - gains[2]) > self.min_pair_gain and gains[2] > self.min_third_gain:
+            return 3
+        return 2 if len(gains) >= 2 and gains[1] > self.min_gain else min(len(gains), 1)
 
     def _best_with(
         self, fixed: list[_Term], pool: list[str], residual: np.ndarray, problem: _Problem, search: bool = True
@@ -273,7 +311,7 @@ class MixtureAnalyser:
                 chosen, coef, rss = trial
         return chosen, coef, rss
 
-    def _result(self, chosen: list[_Term], coef: np.ndarray, x: np.ndarray, problem: _Problem, gains: list[float], refused: float) -> MixtureFit:
+    def _result(self, chosen: list[_Term], coef: np.ndarray, x: np.ndarray, problem: _Problem, gains: list[float], tried: list[float]) -> MixtureFit:
         raw = problem.terms(chosen, coef)  # each term, unprojected
         areas = raw.sum(axis=1)
         shares = areas / areas.sum() if areas.sum() > 0 else np.full(len(areas), 1.0 / len(areas))
@@ -293,7 +331,7 @@ class MixtureAnalyser:
             curve = raw[mine].sum(axis=0)
             components.append(Component(mineral, float(shares[mine].sum()), entry["id"], entry["source"], _on_grid(curve, problem.lo), BIN * chosen[main].shift))
         order = np.argsort([-c.share for c in components], kind="stable")
-        return MixtureFit([components[i] for i in order], rel, fit_hqi, _on_grid(fitted, problem.lo), gains, refused)
+        return MixtureFit([components[i] for i in order], rel, fit_hqi, _on_grid(fitted, problem.lo), gains, tried)
 
 
 def _minerals(terms: list[_Term]) -> list[str]:

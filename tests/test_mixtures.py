@@ -81,6 +81,24 @@ def test_the_threshold_decides_whether_a_component_is_reported(library):
     assert len(just_below.components) == 2  # the component the threshold dropped, once it is low enough
 
 
+def test_three_references_summed_are_three_components(library, analyser):
+    spectra = [_reference(library, m) for m in ("Quartz", "Calcite", "Diopside")]
+    fit = analyser.fit(0.4 * spectra[0] + 0.35 * spectra[1] + 0.25 * spectra[2])
+    assert sorted(c.mineral for c in fit.components) == ["Calcite", "Diopside", "Quartz"], fit.tried_gains
+
+
+def test_three_components_are_judged_as_a_pair_after_the_first():
+    """A ternary's second component removes only part of what the first leaves (two minerals are left in it): three
+    are reported where the second and third together remove enough and the third alone does too, whatever the
+    second alone removed; otherwise the second stands or falls by min_gain."""
+    analyser = MixtureAnalyser.__new__(MixtureAnalyser)
+    analyser.min_gain, analyser.min_pair_gain, analyser.min_third_gain = 0.7, 0.85, 0.45
+    assert analyser.accepted_steps([0.9, 0.6, 0.8]) == 3  # joint 0.92, third 0.8: three, though the second alone is short
+    assert analyser.accepted_steps([0.9, 0.6, 0.5]) == 1  # joint 0.80: neither three nor two
+    assert analyser.accepted_steps([0.9, 0.95, 0.3]) == 2  # the third alone too small
+    assert analyser.accepted_steps([0.9, 0.8]) == 2 and analyser.accepted_steps([0.9]) == 1 and analyser.accepted_steps([]) == 0
+
+
 def test_classify_json_gains_components_and_nothing_else(library, tmp_path):
     pure = _reference(library, "Quartz")
     mixed = 0.6 * pure + 0.4 * _reference(library, "Calcite")
@@ -134,3 +152,18 @@ def test_min_gain_is_fitted_on_real_pure_spectra_not_pulled_down_by_synthetic_on
     real = np.concatenate([refused["excellent"], refused["fair_poor_files"]])
     assert np.mean(real > min_gain) <= 0.04  # at most 4 % of the real pure spectra would be given a second component
     assert min_gain > by_kind["field_degraded"]
+
+
+def test_pair_and_third_thresholds_keep_their_promises():
+    """min_gain and min_pair_gain each let at most 3 % of the real pure validation spectra through (field-degraded
+    copies left out), min_third_gain a third to at most a tenth of the binary ones."""
+    from trainer.mixtures import fit_thresholds, joint_gain
+
+    rng = np.random.default_rng(1)
+    pure = {"excellent": rng.uniform(0.2, 0.9, (300, 3)), "fair_poor_files": rng.uniform(0.2, 0.9, (50, 3)), "field_degraded": rng.uniform(0.0, 0.2, (300, 3))}
+    binary = rng.uniform(0.1, 0.7, (300, 3))
+    fitted = fit_thresholds(pure, binary)
+    real = np.concatenate([pure["excellent"], pure["fair_poor_files"]])
+    one_more = 0.03 + 1 / len(real)  # a quantile between two spectra
+    assert np.mean(real[:, 1] > fitted["min_gain"]) <= one_more and np.mean(joint_gain(real) > fitted["min_pair_gain"]) <= one_more
+    assert 0.08 <= np.mean(binary[:, 2] > fitted["min_third_gain"]) <= 0.1

@@ -390,8 +390,8 @@ def mixtures_command(
     summary = summarise(reports)
     if out is not None:
         out.write_text(json.dumps({"reports": reports, "summary": summary}, indent=1) + "\n")
-    gains = ", ".join(f"{g:.3f}" for g in summary["min_gain"])
-    table = Table(title=f"mixture fit on the test parts of {len(runs)} grouped split(s), mean ± sd; min_gain fitted on pure validation spectra: {gains}")
+    fitted = "; ".join(f"{name} " + ", ".join(f"{g:.3f}" for g in summary[name]) for name in ("min_gain", "min_pair_gain", "min_third_gain"))
+    table = Table(title=f"mixture fit on the test parts of {len(runs)} grouped split(s), mean ± sd; thresholds fitted on validation spectra: {fitted}")
     table.add_column("spectra")
     for column in ("n", "all named", "precision", "recall", "more components than true", "share error", "fit ms"):
         table.add_column(column, justify="right")

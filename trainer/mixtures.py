@@ -7,11 +7,15 @@ it: :func:`trainer.embedding.keras_search`) and a fusion fitted on its validatio
 (:func:`trainer.field_set.validation_fusion`) give the fused ranking whose first minerals are candidates,
 as on the device (:meth:`edge.library.Matcher.match`). Then
 
-1. ``min_gain`` is fitted on *pure validation* spectra (:func:`fit_min_gain`): the gain of the best refused second
-   component at its :data:`PURE_QUANTILE` quantile over the real spectra (RRUFF excellent and the fair/poor files
-   of validation specimens, :data:`FITTED_KINDS`); field-degraded copies are probed and reported but left out of
-   the fit: they seldom leave a residual worth a second mineral, and pooled with the real ones they pulled the
-   threshold under what those reach;
+1. the thresholds are fitted on *validation* spectra (:func:`fit_thresholds`), every spectrum fitted with three
+   components whatever they remove: ``min_gain`` is the second component's gain at its :data:`PURE_QUANTILE`
+   quantile over the real pure spectra (RRUFF excellent and the fair/poor files of validation specimens,
+   :data:`FITTED_KINDS`); field-degraded copies are probed and reported but left out of the fit: they seldom
+   leave a residual worth a second mineral, and pooled with the real ones they pulled the threshold under what
+   those reach; ``min_third_gain`` is the third component's gain at its :data:`THIRD_QUANTILE` quantile over
+   binary mixtures of validation spectra, ``min_pair_gain`` the second and third's joint gain at the
+   :data:`PURE_QUANTILE` quantile over the real pure spectra (the two rules together give a second or third
+   component to about 4 % of them);
 2. the fit is scored with it on the *test* part, whose specimens neither model nor library saw: pure spectra
    (excellent, and every fair/poor file of a test specimen), and binary and ternary sums of test spectra of
    different minerals (never of one Raman-indistinguishable group) with random shares of the signal
@@ -45,8 +49,11 @@ from trainer.training import Run, load_run
 SHARES = (0.2, 0.8)
 #: The targets' binary subset: both shares within this range.
 TARGET_SHARES = (0.3, 0.7)
-#: min_gain is this quantile of the pure validation spectra's best refused second-component gain.
-PURE_QUANTILE = 0.96
+#: min_gain is this quantile of the real pure validation spectra's second component's gain.
+PURE_QUANTILE = 0.97
+#: min_third_gain is this quantile of validation binary mixtures' third component's gain: a binary gets a third
+#: on about a tenth of them (of those whose first two pass), the price of naming all three of a ternary.
+THIRD_QUANTILE = 0.90
 #: The kinds of pure validation spectra min_gain is fitted on: real measurements, not synthetic degradations.
 FITTED_KINDS = ("excellent", "fair_poor_files")
 #: Shortest overlap of the mixed spectra's measured ranges, cm^-1 (grid points).
@@ -122,6 +129,38 @@ def fit_min_gain(
     return float(np.quantile(np.concatenate(fitted), quantile)), by_kind
 
 
+def joint_gain(tried: np.ndarray) -> np.ndarray:
+    """(n,) the fraction of the first component's residual that the second and third remove together, from (n, 3)
+    step gains."""
+    return 1.0 - (1.0 - tried[:, 1]) * (1.0 - tried[:, 2])
+
+
+def fit_thresholds(pure_tried: dict[str, np.ndarray], binary_tried: np.ndarray) -> dict[str, Any]:
+    """The mixture fit's three thresholds (edge.mixtures.MixtureAnalyser) from validation fits of three steps each,
+    whatever they removed: ``pure_tried``: kind -> (n, 3) step gains of pure spectra, ``binary_tried``: (n, 3) of
+    binary mixtures. ``min_gain`` and ``min_pair_gain`` by :func:`fit_min_gain` on the pure spectra's second-step
+    and joint gains, ``min_third_gain`` the :data:`THIRD_QUANTILE` quantile of the binaries' third step; also each
+    kind's own quantiles, for the report. (The lowest pair threshold that kept the two rules' union at 4 % was tried
+    first: where few pure spectra pass the third's threshold it falls near 0, and three components then need the
+    third's gain alone.)"""
+    if not len(binary_tried):
+        raise MixtureBenchmarkError("no binary validation mixture was fitted: min_third_gain cannot be fitted")
+    min_gain, by_kind = fit_min_gain({kind: t[:, 1] for kind, t in pure_tried.items()})
+    min_pair_gain, pair_by_kind = fit_min_gain({kind: joint_gain(t) for kind, t in pure_tried.items()})
+    return {
+        "min_gain": min_gain,
+        "min_pair_gain": min_pair_gain,
+        "min_third_gain": float(np.quantile(binary_tried[:, 2], THIRD_QUANTILE)),
+        "min_gain_by_kind": by_kind,
+        "min_pair_gain_by_kind": pair_by_kind,
+    }
+
+
+def _tried(fits: list[Any]) -> np.ndarray:
+    """(n, 3) the gains of each fit's three steps (0 for a step not taken: nothing was left to explain)."""
+    return np.array([(f.tried_gains + [0.0, 0.0, 0.0])[:3] for f in fits if f is not None]).reshape(-1, 3)
+
+
 def score_fits(fits: list[Any], truth: list[list[str]], shares: np.ndarray | None = None) -> dict[str, float]:
     """Figures of mixture fits against the true minerals (and shares, where known)."""
     all_named = named_right = reported = extra = 0
@@ -193,8 +232,8 @@ def mixture_report(
         return field.X[rows], [[str(m)] for m in field.mineral[rows]]
 
     rng = np.random.default_rng(seed)
-    # 1. min_gain from pure validation spectra: the best second component's gain, never accepted here
-    val_X, _ = part(run.split.val)
+    # 1. the thresholds from validation spectra, each fitted with three components whatever they remove
+    val_X, val_truth = part(run.split.val)
     val_field_X, _ = field_part(dataset.specimen[run.split.val])
     excellent_val = val_X[rng.permutation(len(val_X))[: 2 * count]]
     pure_val = {
@@ -202,13 +241,13 @@ def mixture_report(
         "field_degraded": field_degrade(excellent_val[count:], seed=seed + 1),
         "fair_poor_files": val_field_X,
     }
-    probing = MixtureAnalyser(library, min_gain=float("inf"), max_components=2, groups=groups)
-    refused = {}
-    for kind, X in pure_val.items():
-        fits, _ = _fit_all(probing, matcher, predict(X), X) if len(X) else ([], 0.0)
-        refused[kind] = np.array([f.refused_gain for f in fits if f is not None])
-    min_gain, by_kind = fit_min_gain(refused)
-    analyser = MixtureAnalyser(library, min_gain=min_gain, groups=groups)
+    probing = MixtureAnalyser(library, min_gain=-1.0, min_pair_gain=-1.0, min_third_gain=-1.0, groups=groups)
+    tried = {kind: _tried(_fit_all(probing, matcher, predict(X), X)[0]) if len(X) else np.zeros((0, 3)) for kind, X in pure_val.items()}
+    binary_val, _, _ = draw_mixtures(val_X, np.array([t[0] for t in val_truth]), 2, count, np.random.default_rng(seed + 100), group_of)
+    thresholds = fit_thresholds(tried, _tried(_fit_all(probing, matcher, predict(binary_val), binary_val)[0]))
+    analyser = MixtureAnalyser(
+        library, min_gain=thresholds["min_gain"], min_pair_gain=thresholds["min_pair_gain"], min_third_gain=thresholds["min_third_gain"], groups=groups
+    )
 
     # 2. the test part, scored with it
     test_X, test_truth = part(run.split.test)
@@ -233,9 +272,8 @@ def mixture_report(
             figures[f"{name}_0.3-0.7"] = score_fits([fits[i] for i in chosen], [truth[i] for i in chosen], shares[chosen])
     return {
         "run": str(run_dir),
-        "min_gain": min_gain,
-        "min_gain_by_kind": by_kind,
-        "pure_validation_spectra": {kind: int(len(gains)) for kind, gains in refused.items()},
+        **thresholds,
+        "pure_validation_spectra": {kind: int(len(gains)) for kind, gains in tried.items()},
         "library_spectra": len(library),
         "groups": len(groups),
         "figures": figures,
@@ -265,7 +303,8 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard deviation over runs (splits) of each figure: ``{row: {figure: (mean, sd)}}``."""
-    out: dict[str, Any] = {"runs": [r["run"] for r in reports], "min_gain": [r["min_gain"] for r in reports]}
+    out: dict[str, Any] = {"runs": [r["run"] for r in reports]}
+    out.update({name: [r[name] for r in reports] for name in ("min_gain", "min_pair_gain", "min_third_gain")})
     for key, _ in ROWS:
         cells = [r["figures"][key] for r in reports if key in r["figures"]]
         out[key] = {name: _mean_sd([c[name] for c in cells]) for name in cells[0]} if cells else {}
