@@ -251,7 +251,7 @@ class MixtureAnalyser:
             gain = (rss - trial[2]) / rss  # of the residual left before it: a pure spectrum's mismatch is not a mineral
             if len(steps) < 2 or self.accepted_steps([*gains, gain]) == 3:  # a third is refined only where it is reported
                 trial = self._refined(*trial, pool=pool, problem=problem)
-                gain = gain if len(steps) == 2 else (rss - trial[2]) / rss
+                gain = gain if len(steps) == 2 else (rss - trial[2]) / rss  # a third keeps the gain that decided it
             gains.append(gain)
             trial_chosen, trial_coef, trial_rss = trial
             keep = trial_coef > 0  # a term the new one made redundant leaves the fit
