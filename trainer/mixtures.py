@@ -115,18 +115,18 @@ def draw_mixtures(
 
 
 def fit_min_gain(
-    refused_by_kind: dict[str, np.ndarray], quantile: float = PURE_QUANTILE, kinds: tuple[str, ...] = FITTED_KINDS
+    gains_by_kind: dict[str, np.ndarray], quantile: float = PURE_QUANTILE, kinds: tuple[str, ...] = FITTED_KINDS
 ) -> tuple[float, dict[str, float]]:
-    """The gain (fraction of the residual, 0..1) a further component must exceed: the ``quantile`` quantile of the
-    best refused second component's gain of the pure spectra of ``kinds`` together (``refused_by_kind``: kind ->
-    (n,) gains). Kind by kind the fair/poor validation files are too few (about 50 a split) for a 96 % quantile of
-    their own (their second-largest gain); with the field-degraded copies in the pool, which rarely give a second
-    component a gain worth it, a pooled 96 % let 7-9 % of the real test spectra through (docs/RESULTS.md,
-    "Mixtures"). Also returns each kind's own quantile, for the report."""
-    fitted = [refused_by_kind[k] for k in kinds if k in refused_by_kind and len(refused_by_kind[k])]
+    """A gain (fraction of the residual, 0..1) pure spectra seldom exceed: the ``quantile`` quantile of the gains of
+    the pure spectra of ``kinds`` together (``gains_by_kind``: kind -> (n,) gains; the second component's, or the
+    second and third's joint gain). Kind by kind the fair/poor validation files are too few (about 50 a split) for
+    a high quantile of their own (their second-largest gain); with the field-degraded copies in the pool, which
+    rarely give a second component a gain worth it, a pooled 96 % let 7-9 % of the real test spectra through
+    (docs/RESULTS.md, "Mixtures"). Also returns each kind's own quantile, for the report."""
+    fitted = [gains_by_kind[k] for k in kinds if k in gains_by_kind and len(gains_by_kind[k])]
     if not fitted:
         raise MixtureBenchmarkError(f"no pure validation spectrum of {', '.join(kinds)} was fitted: min_gain cannot be fitted")
-    by_kind = {kind: float(np.quantile(gains, quantile)) for kind, gains in refused_by_kind.items() if len(gains)}
+    by_kind = {kind: float(np.quantile(gains, quantile)) for kind, gains in gains_by_kind.items() if len(gains)}
     return float(np.quantile(np.concatenate(fitted), quantile)), by_kind
 
 
