@@ -249,16 +249,16 @@ class MixtureAnalyser:
             if trial is None:
                 break
             gain = (rss - trial[2]) / rss  # of the residual left before it: a pure spectrum's mismatch is not a mineral
-            if len(steps) < 2 or self.accepted_steps([*gains, gain]) == 3:  # a third is refined only where it is reported
+            if len(steps) < 2:
                 trial = self._refined(*trial, pool=pool, problem=problem)
-                gain = gain if len(steps) == 2 else (rss - trial[2]) / rss  # a third keeps the gain that decided it
+                gain = (rss - trial[2]) / rss
+            elif self.accepted_steps([*gains, gain]) == 3:  # a third is refined only where it is reported
+                trial = self._refined(*trial, pool=pool, problem=problem)  # and keeps the gain that decided it
             gains.append(gain)
             trial_chosen, trial_coef, trial_rss = trial
             keep = trial_coef > 0  # a term the new one made redundant leaves the fit
             chosen, coef, rss = [c for c, k in zip(trial_chosen, keep) if k], trial_coef[keep], trial_rss
             steps.append((chosen, coef))
-            if len(steps) == 2 and gains[1] <= self.min_gain and self.min_pair_gain >= 1.0:
-                break  # no third can be accepted: spare its search
         if not steps:
             return None
         accepted = self.accepted_steps(gains)

@@ -381,7 +381,7 @@ def mixtures_command(
     """Mixture fit on new specimens: binary and ternary sums named, and no second mineral invented in pure spectra."""
     import json
 
-    from trainer.mixtures import ROWS, mixture_report, summarise
+    from trainer.mixtures import ROWS, THRESHOLDS, mixture_report, summarise
 
     try:
         reports = [mixture_report(run, field_set, count=count, seed=i) for i, run in enumerate(runs)]
@@ -390,7 +390,7 @@ def mixtures_command(
     summary = summarise(reports)
     if out is not None:
         out.write_text(json.dumps({"reports": reports, "summary": summary}, indent=1) + "\n")
-    fitted = "; ".join(f"{name} " + ", ".join(f"{g:.3f}" for g in summary[name]) for name in ("min_gain", "min_pair_gain", "min_third_gain"))
+    fitted = "; ".join(f"{name} " + ", ".join(f"{g:.3f}" for g in summary[name]) for name in THRESHOLDS)
     table = Table(title=f"mixture fit on the test parts of {len(runs)} grouped split(s), mean ± sd; thresholds fitted on validation spectra: {fitted}")
     table.add_column("spectra")
     for column in ("n", "all named", "precision", "recall", "more components than true", "share error", "fit ms"):

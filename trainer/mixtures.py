@@ -55,6 +55,8 @@ PURE_QUANTILE = 0.97
 #: min_third_gain is this quantile of validation binary mixtures' third component's gain: a binary gets a third
 #: on about a tenth of them (of those whose first two pass), the price of naming all three of a ternary.
 THIRD_QUANTILE = 0.90
+#: The mixture fit's thresholds (edge.mixtures.MixtureAnalyser's arguments), as reported per run.
+THRESHOLDS = ("min_gain", "min_pair_gain", "min_third_gain")
 #: The kinds of pure validation spectra min_gain is fitted on: real measurements, not synthetic degradations.
 FITTED_KINDS = ("excellent", "fair_poor_files")
 #: Shortest overlap of the mixed spectra's measured ranges, cm^-1 (grid points).
@@ -242,13 +244,15 @@ def mixture_report(
         "field_degraded": field_degrade(excellent_val[count:], seed=seed + 1),
         "fair_poor_files": val_field_X,
     }
-    probing = MixtureAnalyser(library, min_gain=-1.0, min_pair_gain=-1.0, min_third_gain=-1.0, groups=groups)
+    def forced(k: int) -> MixtureAnalyser:
+        """The fit with ``k`` components whatever they remove."""
+        return MixtureAnalyser(library, min_gain=-1.0, min_pair_gain=-1.0, min_third_gain=-1.0, max_components=k, groups=groups)
+
+    probing = forced(3)
     tried = {kind: _tried(_fit_all(probing, matcher, predict(X), X)[0]) if len(X) else np.zeros((0, 3)) for kind, X in pure_val.items()}
     binary_val, _, _ = draw_mixtures(val_X, np.array([t[0] for t in val_truth]), 2, count, np.random.default_rng(seed + 100), group_of)
     thresholds = fit_thresholds(tried, _tried(_fit_all(probing, matcher, predict(binary_val), binary_val)[0]))
-    analyser = MixtureAnalyser(
-        library, min_gain=thresholds["min_gain"], min_pair_gain=thresholds["min_pair_gain"], min_third_gain=thresholds["min_third_gain"], groups=groups
-    )
+    analyser = MixtureAnalyser(library, groups=groups, **{name: thresholds[name] for name in THRESHOLDS})
 
     # 2. the test part, scored with it
     test_X, test_truth = part(run.split.test)
@@ -264,8 +268,9 @@ def mixture_report(
         cases[name] = (mixed, drawn, drawn_shares)
         cases[f"{name}_field"] = (field_degrade(mixed, seed=seed + k), drawn, drawn_shares)
     figures: dict[str, Any] = {}
+    probabilities = {name: predict(X) for name, (X, _, _) in cases.items()}
     for name, (X, truth, shares) in cases.items():
-        fits, ms = _fit_all(analyser, matcher, predict(X), X)
+        fits, ms = _fit_all(analyser, matcher, probabilities[name], X)
         figures[name] = {**score_fits(fits, truth, shares), "fit_ms": ms}
         if shares is not None and len(truth) and len(truth[0]) == 2:
             inside = np.all((shares >= TARGET_SHARES[0]) & (shares <= TARGET_SHARES[1]), axis=1)
@@ -274,8 +279,7 @@ def mixture_report(
     # the ceiling no threshold can pass: the same mixtures fitted with as many components as they hold
     for k, name in ((2, "binary"), (3, "ternary")):
         X, truth, shares = cases[name]
-        forced = MixtureAnalyser(library, min_gain=-1.0, min_pair_gain=-1.0, min_third_gain=-1.0, max_components=k, groups=groups)
-        figures[f"{name}_forced"] = score_fits(_fit_all(forced, matcher, predict(X), X)[0], truth, shares)
+        figures[f"{name}_forced"] = score_fits(_fit_all(forced(k), matcher, probabilities[name], X)[0], truth, shares)
     return {
         "run": str(run_dir),
         **thresholds,
@@ -312,7 +316,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard deviation over runs (splits) of each figure: ``{row: {figure: (mean, sd)}}``."""
     out: dict[str, Any] = {"runs": [r["run"] for r in reports]}
-    out.update({name: [r[name] for r in reports] for name in ("min_gain", "min_pair_gain", "min_third_gain")})
+    out.update({name: [r[name] for r in reports] for name in THRESHOLDS})
     for key, _ in ROWS:
         cells = [r["figures"][key] for r in reports if key in r["figures"]]
         out[key] = {name: _mean_sd([c[name] for c in cells]) for name in cells[0]} if cells else {}
