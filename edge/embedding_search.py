@@ -60,6 +60,16 @@ class EmbeddingSearch:
         self.classes = classes[order]
         self._present, self._starts = np.unique(self.classes, return_index=True)
 
+    @classmethod
+    def of_library(cls, vectors: np.ndarray, minerals: list[str], classes: list[str], weight: float = 0.0) -> EmbeddingSearch:
+        """The search over a library's references: ``vectors`` (n, d) their embeddings, ``minerals`` (n,) their
+        mineral names, looked up in ``classes`` (the model's output order); every mineral must be a class."""
+        index = {m: i for i, m in enumerate(classes)}
+        missing = sorted(set(minerals) - set(index))
+        if missing:
+            raise ValueError(f"embedding search: {len(missing)} reference minerals are not model classes ({', '.join(missing[:3])})")
+        return cls(vectors, np.array([index[m] for m in minerals], dtype=np.int64), len(classes), weight)
+
     def _stored(self) -> np.ndarray:
         """For each reference in the order given (the library's), its row as stored (sorted by class)."""
         stored = np.empty_like(self._rows)

@@ -50,6 +50,14 @@ def test_references_with_a_class_outside_the_model_are_refused():
         EmbeddingSearch(np.ones((2, 3)), np.array([0, 5]), n_classes=2)
 
 
+def test_a_library_search_looks_its_minerals_up_in_the_model_classes():
+    search = EmbeddingSearch.of_library(np.array([[1.0, 0.0], [0.0, 1.0]]), ["Quartz", "Albite"], ["Albite", "Calcite", "Quartz"], weight=3.0)
+    np.testing.assert_allclose(search.best_cosine(np.array([1.0, 0.0])), [[0.0, -1.0, 1.0]], atol=1e-6)
+    assert search.weight == 3.0
+    with pytest.raises(ValueError, match="not model classes.*Zircon"):
+        EmbeddingSearch.of_library(np.ones((1, 2)), ["Zircon"], ["Albite"])
+
+
 def test_fit_weight_picks_the_weight_that_explains_validation_best():
     from trainer.embedding import SEARCH_WEIGHTS, fit_weight
 

@@ -98,12 +98,10 @@ def keras_search_outputs(
     labels = dataset.labels(run.classes)
     if library is None:
         _, references = outputs(dataset.X[run.split.train])
-        reference_labels = labels[run.split.train]
+        search = EmbeddingSearch(references, labels[run.split.train], len(run.classes))
     else:
-        index = {m: i for i, m in enumerate(run.classes)}
         _, references = outputs(np.asarray(library.spectra, np.float32))
-        reference_labels = np.array([index[m] for m in library.minerals], dtype=np.int64)
-    search = EmbeddingSearch(references, reference_labels, len(run.classes))
+        search = EmbeddingSearch.of_library(references, list(library.minerals), run.classes)
     X, y, joined = validation_with_field(dataset.X[run.split.val], labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
     P, E = outputs(X)
     search.weight, nll = fit_weight(P, search.best_cosine(E), y, validation_weights(len(y), joined))

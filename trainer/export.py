@@ -499,9 +499,8 @@ def _embedding_search(job: _Export, bundle: Bundle, weight: float | None) -> tup
     those spectra with the search fused in ((n, classes); None where ``weight`` was given)."""
     run = job.run
     classifier = Classifier(bundle, num_threads=1)
-    index = {m: i for i, m in enumerate(run.classes)}
     _, references = _model_outputs(classifier, np.asarray(job.library.spectra, np.float32))
-    search = EmbeddingSearch(references, np.array([index[m] for m in job.library.minerals]), len(run.classes))
+    search = EmbeddingSearch.of_library(references, list(job.library.minerals), run.classes)
     if weight is not None:
         search.weight = weight
         return search, "the grouped run of the same recipe (--other-protocol-run)", None
