@@ -158,6 +158,12 @@ def test_extra_training_spectra_come_only_from_training_specimens(field_archive:
     assert both is not None
     expected_both = [i for i, (m, s, _, k) in enumerate(FILES) if s in trained and m != "Unobtainium"]
     assert len(both[1]) == len(expected_both) and set(both[2]) <= trained
+    # --extra-repeat 3: each of those files three times, nothing else
+    thrice = extra_training_rows(replace(config, extra_kinds="processed,raw", extra_repeat=3), dataset, split, ["Calcite", "Quartz"])
+    assert thrice is not None and len(thrice[1]) == 3 * len(expected_both)
+    assert sorted(thrice[1].tolist()) == sorted(3 * both[1].tolist()) and set(thrice[2]) <= trained
+    with pytest.raises(ConfigError, match="extra-repeat"):
+        FitConfig(extra_repeat=2)  # nothing to repeat without --extra-train
 
 
 def test_the_fusion_is_fitted_on_validation_spectra_and_their_specimens_fair_poor_files(field_archive: Path) -> None:

@@ -96,6 +96,7 @@ def fit_command(
     init_seed: Annotated[int | None, typer.Option(help="seed of the initial weights, batches and augmentation, if not --seed (ensemble members on one split)")] = None,
     extra_kinds: Annotated[str, typer.Option(help="with --extra-train: processed, or processed,raw (RAW files through the device's raw pipeline)")] = "processed",
     contrastive: Annotated[float, typer.Option(help="weight of a supervised contrastive loss across specimens beside the cross-entropy (resnet1d; batches of --batch-size / 4 minerals x 4 spectra); 0: none")] = 0.0,
+    extra_repeat: Annotated[int, typer.Option(help="with --extra-train: how many times each fair/poor file joins the training data")] = 1,
     quiet: Quiet = False,
 ) -> None:
     """Train the paper's CNN (Adam 1e-4, cross-entropy, early stopping) and evaluate it."""
@@ -108,7 +109,7 @@ def fit_command(
             protocol=split, seed=seed, arch=arch, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
             bn_momentum=bn_momentum, learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing,
             augment=augment, init_from=str(init_from) if init_from else None, extra_train=str(extra_train) if extra_train else None, init_seed=init_seed,
-            extra_kinds=extra_kinds, contrastive=contrastive,
+            extra_kinds=extra_kinds, contrastive=contrastive, extra_repeat=extra_repeat,
         )
         run = fit(dataset, out, config, quiet=quiet)
         if config.protocol == "all":

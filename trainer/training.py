@@ -68,6 +68,9 @@ class FitConfig:
     #: which files of the fair/poor set join with ``extra_train``: "processed", or "processed,raw" (RAW files
     #: through the device's raw pipeline)
     extra_kinds: str = "processed"
+    #: how many times each fair/poor file joins the training data (>= 1): a few hundred field-quality spectra among
+    #: thousands of excellent ones, weighted up
+    extra_repeat: int = 1
     #: weight of a supervised contrastive loss (trainer.contrastive) on the network's L2-normalised embedding beside
     #: the cross-entropy, with batches of ``batch_size // SPECTRA_PER_MINERAL`` minerals drawn across specimens;
     #: 0: the cross-entropy alone, shuffled batches
@@ -105,6 +108,10 @@ class FitConfig:
         kinds = self.extra_kinds.split(",")
         if not kinds or not set(kinds) <= {"processed", "raw"}:
             raise ConfigError(f"--extra-kinds {self.extra_kinds!r}: processed, raw or processed,raw")
+        if self.extra_repeat < 1:
+            raise ConfigError(f"--extra-repeat must be 1 or more, not {self.extra_repeat}")
+        if self.extra_repeat > 1 and self.extra_train is None:
+            raise ConfigError("--extra-repeat weights the fair/poor files of --extra-train; give --extra-train too")
         if self.contrastive < 0:
             raise ConfigError(f"--contrastive must be 0 or more, not {self.contrastive}")
         if self.contrastive and self.arch != "resnet1d":
@@ -342,13 +349,13 @@ def extra_training_rows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``(X (n, GRID_SIZE), labels (n,), specimens (n,))`` of the fair/poor set's files (``config.extra_kinds``) of
     the specimens this run trains on (``config.extra_train``), or None. A validation or test specimen's file never
-    joins."""
+    joins. Each file appears ``config.extra_repeat`` times."""
     if config.extra_train is None:
         return None
     from trainer.field_set import load_field_set
 
     field = load_field_set(config.extra_train)
-    rows = field.training_rows(dataset.specimen[split.train], classes, kinds=tuple(config.extra_kinds.split(",")))
+    rows = np.tile(field.training_rows(dataset.specimen[split.train], classes, kinds=tuple(config.extra_kinds.split(","))), config.extra_repeat)
     index = {m: i for i, m in enumerate(classes)}
     return field.X[rows], np.array([index[m] for m in field.mineral[rows]], dtype=np.int64), field.specimen[rows].astype(str)
 
