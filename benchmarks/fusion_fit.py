@@ -80,7 +80,7 @@ def main() -> int:
             ("model alone", None, None),
         )
         for name, fitted_on, sample_weight in choices:
-            temperature, weight = calibration.fit_fusion(fitted_on[0], fitted_on[1], fitted_on[2], sample_weight) if fitted_on is not None else (1.0, 0.0)
+            temperature, weight, _ = calibration.fit_fusion(fitted_on[0], fitted_on[1], fitted_on[2], sample_weight) if fitted_on is not None else (1.0, 0.0, 0.0)
             row = {"run": run.path.name, "temperature": temperature, "library_weight": weight, "excellent": top13(temperature, weight, excellent)}
             for quality in QUALITIES:
                 for kind in ("processed", "raw"):

@@ -72,7 +72,7 @@ def main() -> None:
     y = test[0]
     rows = [("model alone", test[1]), ("correlation alone", test[2]), ("embedding alone", test[3])]
     for name, index in (("model + correlation", 2), ("model + embedding", 3)):
-        t, w = fit_fusion(val[1], val[index], val[0])
+        t, w, _ = fit_fusion(val[1], val[index], val[0])
         rows.append((f"{name} (T {t:.2f}, w {w:.1f}, fitted on validation)", fused_logits(test[1], test[index], t, w)))
     best = max(
         (float(np.mean(np.argmax(np.log(np.maximum(test[1], MODEL_FLOOR)) * a + w * test[2], axis=1) == y)), a, w)

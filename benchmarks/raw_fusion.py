@@ -47,8 +47,8 @@ def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[
     X = np.concatenate([validation[k][0] for k in RAW_KINDS])
     y = np.concatenate([validation[k][1] for k in RAW_KINDS])
     P, R, _ = calibration.features(Matcher(run.classes, library, shipped), predict(X), X)
-    temperature, weight = calibration.fit_fusion(P, R, y)
-    raw_fit = replace(shipped, temperature=temperature, library_weight=weight)
+    temperature, weight, _ = calibration.fit_fusion(P, R, y)
+    raw_fit = replace(shipped, temperature=temperature, library_weight=weight, library_noise_decay=0.0)
     report: dict[str, Any] = {
         "validation_raw_files": len(y),
         "shipped": {"temperature": shipped.temperature, "library_weight": shipped.library_weight},

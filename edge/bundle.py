@@ -158,7 +158,9 @@ class Manifest:
             gate = " and the open-set evidence gate" if cal.get("evidence_gate") else ""
             rows.append((
                 "calibration",
-                f"temperature {cal['temperature']:.3f}, library weight {cal['library_weight']:.2f}; identified from confidence "
+                f"temperature {cal['temperature']:.3f}, library weight {cal['library_weight']:.2f}"
+                + (f" x exp(-{cal['library_noise_decay']:.0f} x noise)" if cal.get("library_noise_decay") else "")
+                + f"; identified from confidence "
                 f"{cal['identified']:.3f}{gate}, not in library under HQI {cal['not_in_library_hqi']:.0f} (fitted on {fitted.get('on', '?')})",
             ))
         # the bundle's own test split (or drift check), then the same recipe trained on the other split protocol

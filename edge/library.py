@@ -6,7 +6,9 @@ entries) by mean-centred correlation over the range the spectrum was measured on
 hit quality index (HQI, 0-1000) as field instruments report it. The best correlation per
 mineral and the model's log-probabilities are fused by :func:`fused_logits` with a
 :class:`Calibration` (temperature and library weight fitted by ``trainer export`` on
-validation spectra of specimens the model never saw); the fused softmax is the confidence the
+validation spectra of specimens the model never saw; the library's weight falls with the spectrum's noise,
+:func:`ramancore.preprocessing.noise_level`, as the correlation with clean references says less of a noisy
+spectrum than the network does); the fused softmax is the confidence the
 answer states (:mod:`edge.answer`) are thresholded on. :class:`Matcher` puts it together for
 ``classify``, ``listen`` and ``demo``.
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from edge.answer import AnswerGate, EvidenceGate, Source
 from edge.ranking import rank
-from ramancore.preprocessing import GRID_SIZE
+from ramancore.preprocessing import GRID_SIZE, noise_level
 
 #: Library spectra are matched at this many grid points per bin (1 cm^-1 each): 2 cm^-1 bins
 #: keep every Raman band (RRUFF bands are wider) and halve the work per spectrum.
@@ -235,7 +237,9 @@ class Calibration:
     """How model and library are fused, and where the answer states begin; written by ``trainer export``.
 
     ``temperature`` divides the model's log-probabilities (temperature scaling, > 0);
-    ``library_weight`` multiplies each mineral's best correlation (-1..1); ``identified``: fused
+    ``library_weight`` multiplies each mineral's best correlation (-1..1), times
+    ``exp(-library_noise_decay * noise)`` (noise: :func:`ramancore.preprocessing.noise_level`, min-max scaled
+    intensity; decay 0: one weight for every spectrum, as bundles before it had); ``identified``: fused
     confidence (0..1) from which an answer is *identified*; ``not_in_library_hqi``: best HQI
     (0-1000) under which the spectrum is *not in library*. ``fitted`` says on what and what each
     threshold gave there (precision, coverage).
@@ -245,6 +249,7 @@ class Calibration:
     library_weight: float = 0.0
     identified: float = 0.5
     not_in_library_hqi: float = 0.0
+    library_noise_decay: float = 0.0
     #: P(a candidate is the mineral | its best correlation r) = sigmoid(user_intercept + user_slope * r): the
     #: probability a user-only mineral enters the fusion with. The defaults were fitted on the grouped
     #: validation spectra of the shipped recipe (trainer.calibration.fit_user_entry_map); bundles carry their own.
@@ -263,6 +268,10 @@ class Calibration:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def library_weight_at(self, noise: float | np.ndarray) -> float | np.ndarray:
+        """The library's weight for a spectrum (or spectra) of that noise (:func:`ramancore.preprocessing.noise_level`)."""
+        return self.library_weight * np.exp(-self.library_noise_decay * np.asarray(noise, dtype=np.float64))
+
     def gate(self, confidence: float | None = None) -> AnswerGate:
         """The answer gate this calibration answers with: its evidence gate where it has one, or with
         ``confidence`` (``--confidence``) the threshold on the fused confidence alone."""
@@ -270,14 +279,17 @@ class Calibration:
         return AnswerGate(self.identified if confidence is None else confidence, self.not_in_library_hqi, evidence_gate=evidence)
 
 
-def fused_logits(probabilities: np.ndarray, best_r: np.ndarray, temperature: float, library_weight: float) -> np.ndarray:
+def fused_logits(probabilities: np.ndarray, best_r: np.ndarray, temperature: float, library_weight: float | np.ndarray) -> np.ndarray:
     """Fused scores: ``log(max(p, MODEL_FLOOR)) / temperature + library_weight * r``, row-wise.
 
     ``probabilities``: (..., m) model outputs for the candidate minerals; ``best_r``: (..., m)
-    each candidate's best library correlation (0 where it has no reference). The softmax of the
-    result is the calibrated confidence.
+    each candidate's best library correlation (0 where it has no reference); ``library_weight``: one, or
+    (n,) one per row (:meth:`Calibration.library_weight_at`). The softmax of the result is the calibrated confidence.
     """
-    return np.log(np.maximum(probabilities, MODEL_FLOOR)) / temperature + library_weight * best_r
+    weight = np.asarray(library_weight, dtype=np.float64)
+    if weight.ndim:
+        weight = weight[:, None]
+    return np.log(np.maximum(probabilities, MODEL_FLOOR)) / temperature + weight * best_r
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -350,7 +362,8 @@ class Matcher:
         r = self.library.correlations(spectrum)
         best = self.library.best_per_mineral(r)
         p, r_best = self.features(probabilities, best)
-        confidence = softmax(fused_logits(p, r_best, self.calibration.temperature, self.calibration.library_weight))
+        weight = self.calibration.library_weight_at(noise_level(spectrum)) if self.calibration.library_noise_decay else self.calibration.library_weight
+        confidence = softmax(fused_logits(p, r_best, self.calibration.temperature, float(weight)))
         order = rank(confidence)
         top = [(self.candidates[i], float(confidence[i])) for i in order[:k]]
         hit, reference, best_hqi, gap = None, None, 0.0, 0.0

@@ -9,6 +9,7 @@ A bundle may also smooth each model input before its network sees it (:func:`smo
 the bundle's manifest, fitted on validation spectra of new specimens by ``trainer export``): field spectra carry
 noise at the grid's own scale that no band of a mineral has, and the network was trained on RRUFF's cleaner spectra.
 It changes what the network sees, never the spectrum the library search, the gate's HQI or the mixture fit read.
+:func:`noise_level` measures that noise: the library fusion weighs the library less on a noisy spectrum.
 """
 
 from __future__ import annotations
@@ -108,6 +109,21 @@ def smooth_measured_span(vector: np.ndarray, window_cm1: float, polyorder: int =
     out = np.zeros_like(x)
     out[first:last] = (smoothed - lo) / (hi - lo)
     return out
+
+
+def noise_level(vector: np.ndarray) -> float:
+    """The noise of a model input (GRID_SIZE,), in its min-max scaled intensity: the robust standard deviation
+    (1.4826 x the median absolute deviation) of its point-to-point differences over the measured span, / sqrt(2).
+
+    Band flanks are a few of a span's differences, so the median ignores them: about 0.002 for RRUFF's excellent
+    spectra, 0.009 for its fair ones and 0.025 for poor ones. 0 for a spectrum of fewer than 3 measured points.
+    """
+    x = np.asarray(vector, dtype=np.float64)
+    measured = np.flatnonzero(x)
+    if len(measured) < 3:
+        return 0.0
+    d = np.diff(x[measured[0] : measured[-1] + 1])
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
 
 
 def is_on_grid(x: np.ndarray, y: np.ndarray) -> bool:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge.library import BIN, Calibration, Matcher, ReferenceLibrary, fused_logits, hqi, softmax
-from ramancore.preprocessing import GRID
+from ramancore.preprocessing import GRID, noise_level
 from trainer.calibration import fit_fusion, not_in_library_floor, threshold_for_precision
 
 
@@ -63,10 +63,36 @@ def test_fusion_weights_are_recovered_from_synthetic_cases():
     P = softmax(rng.normal(0, 2.5, (n, m)))
     R = rng.uniform(-0.2, 1.0, (n, m))
     y = np.array([rng.choice(m, p=p) for p in softmax(fused_logits(P, R, temperature, weight))])
-    t, w = fit_fusion(P, R, y)
-    assert t == pytest.approx(temperature, rel=0.15) and w == pytest.approx(weight, rel=0.15)
-    _, w0 = fit_fusion(P, rng.uniform(-0.2, 1.0, (n, m)), y)  # a library that knows nothing gets no weight
+    t, w, decay = fit_fusion(P, R, y)
+    assert t == pytest.approx(temperature, rel=0.15) and w == pytest.approx(weight, rel=0.15) and decay == 0.0
+    _, w0, _ = fit_fusion(P, rng.uniform(-0.2, 1.0, (n, m)), y)  # a library that knows nothing gets no weight
     assert w0 < 0.5
+
+
+def test_the_library_weight_falling_with_noise_is_recovered_and_applied_by_the_matcher():
+    """Labels drawn from a fusion whose library weight falls with the spectrum's noise are fitted back to it; a
+    fit with no noise to go on keeps one weight; the device's matcher weighs the library by the spectrum's noise."""
+    rng = np.random.default_rng(1)
+    n, m, temperature, weight, decay = 6000, 8, 1.0, 6.0, 200.0
+    P = softmax(rng.normal(0, 2.5, (n, m)))
+    R = rng.uniform(-0.2, 1.0, (n, m))
+    noise = rng.choice([0.002, 0.01, 0.03], n)  # excellent, fair and poor spectra
+    truth = Calibration(temperature=temperature, library_weight=weight, library_noise_decay=decay)
+    y = np.array([rng.choice(m, p=p) for p in softmax(fused_logits(P, R, temperature, truth.library_weight_at(noise)))])
+    t, w, d = fit_fusion(P, R, y, noise=noise)
+    assert t == pytest.approx(temperature, rel=0.15) and w == pytest.approx(weight, rel=0.2) and d == pytest.approx(decay, rel=0.3)
+    assert fit_fusion(P, R, y)[2] == 0.0
+    # the matcher: a quiet spectrum gets the library's full say, the same spectrum with noise hardly any
+    lib = library(("Quartz", QUARTZ), ("Calcite", CALCITE))
+    quiet = QUARTZ.copy()
+    noisy = np.clip(QUARTZ + np.where(QUARTZ > 0, np.random.default_rng(2).normal(0, 0.03, QUARTZ.shape), 0.0), 1e-3, None)
+    matcher = Matcher(["Calcite", "Quartz"], lib, Calibration(temperature=1.0, library_weight=5.0, library_noise_decay=500.0))
+    model_says_calcite = np.array([0.9, 0.1])
+    assert noise_level(quiet) < 0.001 < 0.02 < noise_level(noisy)
+    assert matcher.match(model_says_calcite, quiet).top[0][0] == "Quartz"  # the library overrules the model
+    assert matcher.match(model_says_calcite, noisy).top[0][0] == "Calcite"  # on noise, the model's answer stands
+    flat = Matcher(["Calcite", "Quartz"], lib, Calibration(temperature=1.0, library_weight=5.0))
+    assert flat.match(model_says_calcite, noisy).top[0][0] == "Quartz"  # without the decay, one weight for all
 
 
 def test_identified_threshold_holds_its_precision():

@@ -3,8 +3,8 @@
 Data flow (``trainer export``): the exported bundle's outputs on the validation spectra of a
 grouped split (through the edge interpreter) and, for each spectrum, every mineral's best
 correlation in the bundle's library (training spectra only, :class:`edge.library.Matcher`) ->
-:func:`fit_fusion` (temperature and library weight by least negative log-likelihood of the fused
-softmax) -> :func:`threshold_for_precision` (the *identified* threshold: answers at or above it
+:func:`fit_fusion` (temperature, library weight and the weight's fall with the spectrum's noise, by least
+negative log-likelihood of the fused softmax) -> :func:`threshold_for_precision` (the *identified* threshold: answers at or above it
 were right >= 95 % of the time) and :func:`not_in_library_floor` -> an
 :class:`edge.library.Calibration` for the manifest. :func:`score_answers` measures a bundle the
 way the device answers, for the manifest and docs/RESULTS.md.
@@ -20,6 +20,7 @@ from scipy.special import log_softmax
 
 from edge.library import Calibration, Matcher, fused_logits, hqi, softmax
 from edge.ranking import rank
+from ramancore.preprocessing import noise_level
 
 #: Identified answers must have been right this often on validation.
 IDENTIFIED_PRECISION = 0.95
@@ -41,22 +42,35 @@ def features(matcher: Matcher, probabilities: np.ndarray, spectra: np.ndarray) -
     return np.array(P), np.array(R), np.array(best)
 
 
-def fit_fusion(P: np.ndarray, R: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, float]:
-    """(temperature, library_weight) minimising the fused softmax's mean negative log-likelihood.
+#: Starting points of the noise decay's fit (per unit of noise_level): the likelihood has flat stretches in it.
+NOISE_DECAY_STARTS = (0.0, 10.0, 100.0, 1000.0)
+#: The largest decay fitted: at 1000 the library is off from a noise of about 0.005, between excellent and fair.
+MAX_NOISE_DECAY = 1000.0
+
+
+def fit_fusion(
+    P: np.ndarray, R: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None, noise: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """(temperature, library_weight, library_noise_decay) minimising the fused softmax's mean negative log-likelihood.
 
     ``P``, ``R``: (n, m) candidate probabilities and best correlations; ``y``: (n,) true candidate index;
-    ``sample_weight``: (n,) how much each spectrum counts (None: all alike).
+    ``sample_weight``: (n,) how much each spectrum counts (None: all alike); ``noise``: (n,) each spectrum's
+    :func:`ramancore.preprocessing.noise_level`, the library weight then falling as ``exp(-decay * noise)``
+    (None: decay 0, one weight for all).
     """
     rows = np.arange(len(y))
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    q = np.zeros(len(y)) if noise is None else np.asarray(noise, dtype=np.float64)
 
     def nll(params: np.ndarray) -> float:
-        inverse_t, weight = params
-        log_p = log_softmax(fused_logits(P, R, 1.0 / inverse_t, weight), axis=1)[rows, y]  # the device's formula
+        inverse_t, weight, decay = params
+        log_p = log_softmax(fused_logits(P, R, 1.0 / inverse_t, weight * np.exp(-decay * q)), axis=1)[rows, y]  # the device's formula
         return float(-np.sum(w * log_p) / np.sum(w))
 
-    fit = minimize(nll, np.array([1.0, 1.0]), method="L-BFGS-B", bounds=[(0.02, 50.0), (0.0, 500.0)])
-    return float(1.0 / fit.x[0]), float(fit.x[1])
+    bounds = [(0.02, 50.0), (0.0, 500.0), (0.0, MAX_NOISE_DECAY if noise is not None else 0.0)]
+    starts = NOISE_DECAY_STARTS if noise is not None else (0.0,)
+    fit = min((minimize(nll, np.array([1.0, 1.0, start]), method="L-BFGS-B", bounds=bounds) for start in starts), key=lambda f: f.fun)
+    return float(1.0 / fit.x[0]), float(fit.x[1]), float(fit.x[2])
 
 
 def fit_user_entry_map(R: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -106,9 +120,11 @@ def calibrate(
     outputs, ``spectra`` (n, GRID_SIZE) the model inputs, ``y`` (n,) label indices; ``sample_weight`` (n,): how
     much each spectrum counts in the fusion's fit (None: all alike)."""
     P, R, best_hqi = features(matcher, probabilities, spectra)
-    temperature, weight = fit_fusion(P, R, y, sample_weight)
+    noise = np.array([noise_level(x) for x in spectra])
+    temperature, weight, decay = fit_fusion(P, R, y, sample_weight, noise)
     user_intercept, user_slope = fit_user_entry_map(R, y)
-    confidence = softmax(fused_logits(P, R, temperature, weight))  # the device's fusion, row-wise
+    fusion = Calibration(temperature=temperature, library_weight=weight, library_noise_decay=decay)
+    confidence = softmax(fused_logits(P, R, temperature, fusion.library_weight_at(noise)))  # the device's fusion, row-wise
     answer = rank(confidence)[:, 0]
     top = confidence[np.arange(len(y)), answer]
     t, precision, coverage = threshold_for_precision(top, answer == y, IDENTIFIED_PRECISION)
@@ -118,6 +134,7 @@ def calibrate(
     return Calibration(
         temperature=temperature,
         library_weight=weight,
+        library_noise_decay=decay,
         identified=t,
         not_in_library_hqi=floor,
         user_intercept=user_intercept,
