@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from edge.answer import EVIDENCE, AnswerGate, EvidenceGate
 from trainer.open_set import (
@@ -13,6 +14,7 @@ from trainer.open_set import (
     OPEN_SET_ANSWERS,
     TARGET_PRECISION,
     Answers,
+    OpenSetError,
     Part,
     fit_evidence_gate,
     fit_threshold,
@@ -92,11 +94,13 @@ def test_fit_threshold_is_the_widest_that_keeps_both_promises():
     assert fit_threshold(known, np.zeros(6, bool), unknown) == float("inf")  # nothing ever right: never identified
 
 
-def _saved_run(folder, seed: int, rng: np.random.Generator, unknown_test: list[str], unknown_fit: list[str]):
-    """A fake open-set run folder holding only its saved answers (trainer openset's open_set_answers.npz)."""
-    from trainer.open_set import save_answers
+def _saved_run(folder, seed: int, rng: np.random.Generator, unknown_test: list[str], unknown_fit: list[str], smoothing: float = 21.0):
+    """A fake open-set run folder holding its saved answers (trainer openset's open_set_answers.npz) and what its
+    open_set.json says they were answered with."""
+    from trainer.open_set import OPEN_SET, save_answers
 
     folder.mkdir()
+    (folder / OPEN_SET).write_text(json.dumps({"embedding_search": {"input_smoothing_cm1": smoothing}, "fusion_noise_decay": 150.0}))
     parts, raw = {}, {}
     for name, known, minerals in (
         ("known_fit", True, [f"K{seed}{i % 40:02d}" for i in range(800)]),
@@ -137,3 +141,22 @@ def test_pooled_gate_keeps_its_promises_on_each_test_part_and_is_read_by_export(
     path.write_text(json.dumps(report))
     gate, figures = load_evidence_gate(path)
     assert EvidenceGate.from_dict(gate).threshold == report["evidence_gate"]["threshold"] and "seed 0, 1, 2" in figures["from"]
+    # the pooled gate says what its answers were given with, as a single run's does: export holds a bundle to it
+    assert figures["input_smoothing_cm1"] == 21.0 and figures["fusion_noise_decay"] > 0
+    odd = _saved_run(tmp_path / "odd", 3, rng, unknown_test=["U3a"], unknown_fit=["U3b"], smoothing=0.0)
+    with pytest.raises(OpenSetError, match="answers were given differently"):
+        pooled_gate_report([*runs, odd])
+
+
+def test_export_joins_a_gate_only_to_the_fusion_it_was_fitted_on():
+    from edge.library import Calibration
+    from trainer.export import ExportError, with_evidence_gate
+
+    gate = ({"weights": [1.0], "bias": 0.0, "threshold": 0.9}, {"from": "open-c (open-set seed 0)", "fusion_noise_decay": 150.0})
+    falling = Calibration(library_weight=3.0, library_noise_decay=150.0)
+    assert with_evidence_gate(falling, gate).evidence_gate == gate[0]
+    with pytest.raises(ExportError, match="fitted on answers fused with a library weight falling with noise"):
+        with_evidence_gate(Calibration(library_weight=3.0), gate)
+    older = (gate[0], {"from": "open-c (open-set seed 0)"})  # a report written before the noise-falling weight
+    with pytest.raises(ExportError, match="fused without"):
+        with_evidence_gate(falling, older)

@@ -558,6 +558,18 @@ def _score_answers(job: _Export, matcher: Matcher, proba: np.ndarray, field_prob
     return metrics
 
 
+def with_evidence_gate(fusion: Calibration, gate: tuple[dict, dict]) -> Calibration:
+    """The calibration answering with an open-set evidence gate (:func:`trainer.open_set.load_evidence_gate`), which
+    holds only for answers fused as the ones it was fitted on: with or without a library weight falling with noise."""
+    if bool(gate[1].get("fusion_noise_decay")) != bool(fusion.library_noise_decay):
+        fitted = "with" if gate[1].get("fusion_noise_decay") else "without"
+        raise ExportError(
+            f"{gate[1]['from']}: its gate was fitted on answers fused {fitted} a library weight falling with noise, this "
+            f"bundle's fusion is {'with' if fusion.library_noise_decay else 'without'} one; rerun `trainer openset` with this code"
+        )
+    return replace(fusion, evidence_gate=gate[0], fitted={**fusion.fitted, "evidence_gate": gate[1]})
+
+
 def _convert_and_score(
     runs: list[Run],
     dataset_path: str | Path | None,
@@ -585,7 +597,7 @@ def _convert_and_score(
     metrics, proba, field_proba = _convert(job, precision, out, scratch, log, search_weight, smoothing)
     fusion = fusion if fusion is not None else _calibrate(job, out, log)
     if gate is not None:
-        fusion = replace(fusion, evidence_gate=gate[0], fitted={**fusion.fitted, "evidence_gate": gate[1]})
+        fusion = with_evidence_gate(fusion, gate)
     metrics.update(_score_answers(job, Matcher(job.run.classes, job.library, fusion, job.groups), proba, field_proba, out, precision, log))
     written = load_bundle(out).manifest
     search = written.embedding_search

@@ -259,6 +259,8 @@ def open_set_report(
         "groups": len(groups),
         "embedding_search": search,
         "library_field_files": len(library) - len(run.split.train),
+        # the fusion the answers were given with: a bundle must weigh its library the same way for the gate to hold
+        "fusion_noise_decay": matcher.calibration.library_noise_decay,
         "gates": {},
         "evidence_gate": gate.as_dict(),
     }
@@ -336,6 +338,29 @@ def _own_gate_test(run_dir: Path) -> dict[str, Any] | None:
     return {k: v for k, v in figures.items() if k != "curve"}
 
 
+def _answered_with(run_dirs: list[Path]) -> dict[str, Any]:
+    """What the runs' answers were given with (input smoothing, fair/poor files in the library, a library weight
+    falling with noise), from their ``open_set.json``: one gate for all of them needs the same in every run."""
+    seen = []
+    for run_dir in run_dirs:
+        try:
+            report = json.loads((run_dir / OPEN_SET).read_text())
+        except (OSError, ValueError) as exc:
+            raise OpenSetError(f"{run_dir}: no open-set report of `trainer openset` ({exc})") from None
+        seen.append((
+            float((report.get("embedding_search") or {}).get("input_smoothing_cm1", 0.0)),
+            int(report.get("library_field_files", 0)) > 0,
+            float(report.get("fusion_noise_decay", 0.0)) > 0,
+        ))
+    if len(set(seen)) > 1:
+        raise OpenSetError(
+            "the runs' answers were given differently (input smoothing, fair/poor files in the library, noise-falling library "
+            f"weight: {', '.join(f'{d.name} {s}' for d, s in zip(run_dirs, seen))}); rerun `trainer openset` on them alike"
+        )
+    smoothing, field_files, decay = seen[0]
+    return {"embedding_search": {"input_smoothing_cm1": smoothing}, "library_field_files": int(field_files), "fusion_noise_decay": float(decay)}
+
+
 def pooled_gate_report(run_dirs: list[str | Path]) -> dict[str, Any]:
     """One evidence gate fitted on the fit parts of several open-set runs (seeds) together: about three times the
     unknown minerals a single split's fit part holds, so that the 2 % promise rests on more than the few minerals
@@ -349,6 +374,7 @@ def pooled_gate_report(run_dirs: list[str | Path]) -> dict[str, Any]:
     loaded: Loaded = [(Path(d), *load_answers(d)) for d in run_dirs]
     if len(loaded) < 2:
         raise OpenSetError("a pooled gate needs the answers of at least two open-set runs")
+    answered_with = _answered_with([path for path, _, _, _ in loaded])
 
     per_run: dict[str, Any] = {}
     decided: dict[str, list[np.ndarray]] = {"known": [], "correct": [], "fair": [], "unknown": []}
@@ -371,6 +397,7 @@ def pooled_gate_report(run_dirs: list[str | Path]) -> dict[str, Any]:
         "seed": ", ".join(str(seed) for _, _, _, seed in loaded),
         "targets": {"precision": TARGET_PRECISION, "max_unknown_identified": MAX_UNKNOWN_IDENTIFIED},
         "evidence_gate": shipped.as_dict(),
+        **answered_with,
         "per_run_test": per_run,
         "gates": {
             "evidence (logistic)": {
@@ -405,4 +432,5 @@ def load_evidence_gate(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]
         "test": summary,
         "input_smoothing_cm1": smoothing,
         "library_field_files": int(report.get("library_field_files", 0)),
+        "fusion_noise_decay": float(report.get("fusion_noise_decay", 0.0)),
     }
