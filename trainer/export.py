@@ -527,7 +527,7 @@ def _calibrate(job: _Export, out: Path, log) -> Calibration:
         )
     log(
         f"{run.path.name}: fusion calibrated on {fusion.fitted['spectra']} validation spectra: temperature {fusion.temperature:.3f}, "
-        f"library weight {fusion.library_weight:.2f}, identified from {fusion.identified:.3f}, not in library under HQI {fusion.not_in_library_hqi:.0f}"
+        f"library weight {fusion.library_weight:.2f} x exp(-{fusion.library_noise_decay:.0f} x noise), identified from {fusion.identified:.3f}, not in library under HQI {fusion.not_in_library_hqi:.0f}"
     )
     return fusion
 
