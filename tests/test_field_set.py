@@ -121,6 +121,15 @@ def test_split_all_refuses_early_stopping_and_bad_recipes_are_refused_when_built
     with pytest.raises(ConfigError, match="patience"):
         FitConfig(protocol="all", epochs=30, patience=10)
     FitConfig(protocol="all", epochs=30, patience=30)
+
+
+def test_a_run_keeps_its_last_epoch_without_validation_or_with_no_early_stopping() -> None:
+    from trainer.training import early_stopper
+
+    stopper = early_stopper(FitConfig(protocol="grouped", patience=5), "val_accuracy", has_validation=True)
+    assert stopper is not None and stopper.restore_best_weights and stopper.patience == 5
+    assert early_stopper(FitConfig(protocol="grouped", early_stopping=False), "val_accuracy", has_validation=True) is None
+    assert early_stopper(FitConfig(protocol="all", epochs=8, patience=8), "val_accuracy", has_validation=False) is None
     with pytest.raises(ConfigError, match="augmentation"):
         FitConfig(augment="phsyical")  # the typo `trainer repeat` used to run N x P times
     with pytest.raises(ConfigError, match="augmentation"):

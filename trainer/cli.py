@@ -97,6 +97,9 @@ def fit_command(
     extra_kinds: Annotated[str, typer.Option(help="with --extra-train: processed, or processed,raw (RAW files through the device's raw pipeline)")] = "processed",
     contrastive: Annotated[float, typer.Option(help="weight of a supervised contrastive loss across specimens beside the cross-entropy (resnet1d; batches of --batch-size / 4 minerals x 4 spectra); 0: none")] = 0.0,
     extra_repeat: Annotated[int, typer.Option(help="with --extra-train: how many times each fair/poor file joins the training data")] = 1,
+    early_stopping: Annotated[
+        bool, typer.Option(help="stop on validation accuracy and keep its best epoch; --no-early-stopping: every epoch, the last kept (as --split all)")
+    ] = True,
     quiet: Quiet = False,
 ) -> None:
     """Train the paper's CNN (Adam 1e-4, cross-entropy, early stopping) and evaluate it."""
@@ -109,7 +112,7 @@ def fit_command(
             protocol=split, seed=seed, arch=arch, width=width, epochs=epochs, patience=patience, batch_size=batch_size,
             bn_momentum=bn_momentum, learning_rate=learning_rate, schedule=schedule, label_smoothing=label_smoothing,
             augment=augment, init_from=str(init_from) if init_from else None, extra_train=str(extra_train) if extra_train else None, init_seed=init_seed,
-            extra_kinds=extra_kinds, contrastive=contrastive, extra_repeat=extra_repeat,
+            extra_kinds=extra_kinds, contrastive=contrastive, extra_repeat=extra_repeat, early_stopping=early_stopping,
         )
         run = fit(dataset, out, config, quiet=quiet)
         if config.protocol == "all":

@@ -68,6 +68,9 @@ class FitConfig:
     #: which files of the fair/poor set join with ``extra_train``: "processed", or "processed,raw" (RAW files
     #: through the device's raw pipeline)
     extra_kinds: str = "processed"
+    #: stop on the validation monitor and restore its best epoch's weights; False: train every epoch and keep the
+    #: last, as the production fit (``--split all``, no validation) does: the grouped twin of a production fit
+    early_stopping: bool = True
     #: how many times each fair/poor file joins the training data (>= 1): a few hundred field-quality spectra among
     #: thousands of excellent ones, weighted up
     extra_repeat: int = 1
@@ -293,12 +296,7 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
         def xy(rows: np.ndarray) -> tuple[np.ndarray, Any]:
             return dataset.X[rows, :, None], keras.utils.to_categorical(labels[rows], len(classes))
 
-    # no early stopping without held-out data (--split all): FitConfig already refused a patience that would ask for it
-    stopper = (
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=config.patience, restore_best_weights=True)
-        if len(split.val)
-        else None
-    )
+    stopper = early_stopper(config, monitor, has_validation=bool(len(split.val)))
     started = time.perf_counter()
     history = train_loop(
         trained,
@@ -342,6 +340,15 @@ def fit(dataset_path: str | Path, run_dir: str | Path, config: FitConfig, quiet:
     (run_dir / CONFIG).write_text(json.dumps(record.as_json(), indent=2))
     (run_dir / HISTORY).write_text(json.dumps({k: [float(v) for v in vals] for k, vals in history.items()}))
     return run_dir
+
+
+def early_stopper(config: FitConfig, monitor: str, has_validation: bool):  # -> keras.callbacks.EarlyStopping | None
+    """The callback that stops on ``monitor`` and restores its best epoch's weights, or None where the last epoch is
+    kept: without held-out data (``--split all``: FitConfig already refused a patience that would ask for it) or with
+    ``--no-early-stopping`` (a production fit's grouped twin, whose figures are those of what ships)."""
+    if not (has_validation and config.early_stopping):
+        return None
+    return keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=config.patience, restore_best_weights=True)
 
 
 def extra_training_rows(
