@@ -38,6 +38,12 @@ def noises(X: np.ndarray) -> np.ndarray:
     return np.array([noise_level(x) for x in X])
 
 
+def fusion_of(fit: tuple[float, float, float]) -> Calibration:
+    """The calibration of a (temperature, library_weight, library_noise_decay) fit."""
+    temperature, weight, decay = fit
+    return Calibration(temperature=temperature, library_weight=weight, library_noise_decay=decay)
+
+
 def fused(P: np.ndarray, R: np.ndarray, noise: np.ndarray, fusion: Calibration) -> np.ndarray:
     """The device's fused logits, row by row, each with its spectrum's library weight."""
     return fused_logits(P, R, fusion.temperature, fusion.library_weight_at(noise))
@@ -55,8 +61,8 @@ def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[
     weights = validation_weights(len(y), joined)
     P, R, _ = calibration.features(matcher, predict(X), X)
     noise = noises(X)
-    one = Calibration(*calibration.fit_fusion(P, R, y, weights)[:2])
-    falling = Calibration(*calibration.fit_fusion(P, R, y, weights, noise))
+    one = fusion_of(calibration.fit_fusion(P, R, y, weights))
+    falling = fusion_of(calibration.fit_fusion(P, R, y, weights, noise))
     report: dict[str, Any] = {
         "input_smoothing_cm1": window,
         "shipped": {"temperature": one.temperature, "library_weight": one.library_weight},
