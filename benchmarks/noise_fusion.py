@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.library import Calibration, Matcher, fused_logits
+from edge.library import Calibration, Matcher
 from edge.ranking import top_k_hits
 from ramancore.preprocessing import noise_level
 from trainer import calibration
@@ -42,11 +42,6 @@ def fusion_of(fit: tuple[float, float, float]) -> Calibration:
     """The calibration of a (temperature, library_weight, library_noise_decay) fit."""
     temperature, weight, decay = fit
     return Calibration(temperature=temperature, library_weight=weight, library_noise_decay=decay)
-
-
-def fused(P: np.ndarray, R: np.ndarray, noise: np.ndarray, fusion: Calibration) -> np.ndarray:
-    """The device's fused logits, row by row, each with its spectrum's library weight."""
-    return fused_logits(P, R, fusion.temperature, fusion.library_weight_at(noise))
 
 
 def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
@@ -73,7 +68,7 @@ def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[
         Pt, Rt, _ = calibration.features(matcher, predict(Xt), Xt)
         nt = noises(Xt)
         cell: dict[str, Any] = {"n": len(yt), "noise_median": float(np.median(nt))}
-        for name, scores in (("model", Pt), ("shipped", fused(Pt, Rt, nt, one)), ("noise_fit", fused(Pt, Rt, nt, falling))):
+        for name, scores in (("model", Pt), ("shipped", one.fused_logits(Pt, Rt, nt)), ("noise_fit", falling.fused_logits(Pt, Rt, nt))):
             cell[name] = {"top1": float(top_k_hits(yt, scores, 1).mean()), "top3": float(top_k_hits(yt, scores, 3).mean())}
         report[kind] = cell
     print(

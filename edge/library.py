@@ -272,6 +272,10 @@ class Calibration:
         """The library's weight for a spectrum (or spectra) of that noise (:func:`ramancore.preprocessing.noise_level`)."""
         return self.library_weight * np.exp(-self.library_noise_decay * np.asarray(noise, dtype=np.float64))
 
+    def fused_logits(self, probabilities: np.ndarray, best_r: np.ndarray, noise: float | np.ndarray = 0.0) -> np.ndarray:
+        """:func:`fused_logits` with this calibration: ``noise`` the spectrum's (or (n,), the rows')."""
+        return fused_logits(probabilities, best_r, self.temperature, self.library_weight_at(noise))
+
     def gate(self, confidence: float | None = None) -> AnswerGate:
         """The answer gate this calibration answers with: its evidence gate where it has one, or with
         ``confidence`` (``--confidence``) the threshold on the fused confidence alone."""
@@ -362,8 +366,8 @@ class Matcher:
         r = self.library.correlations(spectrum)
         best = self.library.best_per_mineral(r)
         p, r_best = self.features(probabilities, best)
-        weight = self.calibration.library_weight_at(noise_level(spectrum)) if self.calibration.library_noise_decay else self.calibration.library_weight
-        confidence = softmax(fused_logits(p, r_best, self.calibration.temperature, float(weight)))
+        noise = noise_level(spectrum) if self.calibration.library_noise_decay else 0.0  # measured only where it counts
+        confidence = softmax(self.calibration.fused_logits(p, r_best, noise))
         order = rank(confidence)
         top = [(self.candidates[i], float(confidence[i])) for i in order[:k]]
         hit, reference, best_hqi, gap = None, None, 0.0, 0.0

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
-from edge.library import Calibration, Matcher, fused_logits, hqi, softmax
+from edge.library import Calibration, Matcher, hqi, softmax
 from edge.ranking import rank
 from ramancore.preprocessing import noise_level
 
@@ -64,7 +64,8 @@ def fit_fusion(
 
     def nll(params: np.ndarray) -> float:
         inverse_t, weight, decay = params
-        log_p = log_softmax(fused_logits(P, R, 1.0 / inverse_t, weight * np.exp(-decay * q)), axis=1)[rows, y]  # the device's formula
+        fusion = Calibration(temperature=1.0 / inverse_t, library_weight=weight, library_noise_decay=decay)
+        log_p = log_softmax(fusion.fused_logits(P, R, q), axis=1)[rows, y]  # the device's formula
         return float(-np.sum(w * log_p) / np.sum(w))
 
     bounds = [(0.02, 50.0), (0.0, 500.0), (0.0, MAX_NOISE_DECAY if noise is not None else 0.0)]
@@ -124,7 +125,7 @@ def calibrate(
     temperature, weight, decay = fit_fusion(P, R, y, sample_weight, noise)
     user_intercept, user_slope = fit_user_entry_map(R, y)
     fusion = Calibration(temperature=temperature, library_weight=weight, library_noise_decay=decay)
-    confidence = softmax(fused_logits(P, R, temperature, fusion.library_weight_at(noise)))  # the device's fusion, row-wise
+    confidence = softmax(fusion.fused_logits(P, R, noise))  # the device's fusion, row-wise
     answer = rank(confidence)[:, 0]
     top = confidence[np.arange(len(y)), answer]
     t, precision, coverage = threshold_for_precision(top, answer == y, IDENTIFIED_PRECISION)
