@@ -142,7 +142,8 @@ def test_pooled_gate_keeps_its_promises_on_each_test_part_and_is_read_by_export(
     gate, figures = load_evidence_gate(path)
     assert EvidenceGate.from_dict(gate).threshold == report["evidence_gate"]["threshold"] and "seed 0, 1, 2" in figures["from"]
     # the pooled gate says what its answers were given with, as a single run's does: export holds a bundle to it
-    assert figures["input_smoothing_cm1"] == 21.0 and figures["fusion_noise_decay"] > 0
+    assert figures["input_smoothing_cm1"] == 21.0 and figures["fusion_noise_falling"] is True
+    assert report["fusion_noise_decays"] == {"r0": 150.0, "r1": 150.0, "r2": 150.0}  # each run's own, not a flag
     odd = _saved_run(tmp_path / "odd", 3, rng, unknown_test=["U3a"], unknown_fit=["U3b"], smoothing=0.0)
     with pytest.raises(OpenSetError, match="answers were given differently"):
         pooled_gate_report([*runs, odd])
@@ -152,11 +153,14 @@ def test_export_joins_a_gate_only_to_the_fusion_it_was_fitted_on():
     from edge.library import Calibration
     from trainer.export import ExportError, with_evidence_gate
 
-    gate = ({"weights": [1.0], "bias": 0.0, "threshold": 0.9}, {"from": "open-c (open-set seed 0)", "fusion_noise_decay": 150.0})
+    gate = ({"weights": [1.0], "bias": 0.0, "threshold": 0.9}, {"from": "open-c (open-set seed 0)", "fusion_noise_falling": True})
     falling = Calibration(library_weight=3.0, library_noise_decay=150.0)
     assert with_evidence_gate(falling, gate).evidence_gate == gate[0]
     with pytest.raises(ExportError, match="fitted on answers fused with a library weight falling with noise"):
         with_evidence_gate(Calibration(library_weight=3.0), gate)
     older = (gate[0], {"from": "open-c (open-set seed 0)"})  # a report written before the noise-falling weight
+    from trainer.open_set import noise_falling
+
+    assert noise_falling({"fusion_noise_decay": 150.0}) and not noise_falling({}) and not noise_falling({"fusion_noise_falling": False})
     with pytest.raises(ExportError, match="fused without"):
         with_evidence_gate(falling, older)

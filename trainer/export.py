@@ -561,8 +561,8 @@ def _score_answers(job: _Export, matcher: Matcher, proba: np.ndarray, field_prob
 def with_evidence_gate(fusion: Calibration, gate: tuple[dict, dict]) -> Calibration:
     """The calibration answering with an open-set evidence gate (:func:`trainer.open_set.load_evidence_gate`), which
     holds only for answers fused as the ones it was fitted on: with or without a library weight falling with noise."""
-    if bool(gate[1].get("fusion_noise_decay")) != bool(fusion.library_noise_decay):
-        fitted = "with" if gate[1].get("fusion_noise_decay") else "without"
+    if bool(gate[1].get("fusion_noise_falling")) != bool(fusion.library_noise_decay):
+        fitted = "with" if gate[1].get("fusion_noise_falling") else "without"
         raise ExportError(
             f"{gate[1]['from']}: its gate was fitted on answers fused {fitted} a library weight falling with noise, this "
             f"bundle's fusion is {'with' if fusion.library_noise_decay else 'without'} one; rerun `trainer openset` with this code"

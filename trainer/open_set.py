@@ -24,7 +24,7 @@ everything the device knows of the answer) is what ``trainer export --evidence-g
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -341,24 +341,38 @@ def _own_gate_test(run_dir: Path) -> dict[str, Any] | None:
 def _answered_with(run_dirs: list[Path]) -> dict[str, Any]:
     """What the runs' answers were given with (input smoothing, fair/poor files in the library, a library weight
     falling with noise), from their ``open_set.json``: one gate for all of them needs the same in every run."""
-    seen = []
+    seen, decays = [], {}
     for run_dir in run_dirs:
         try:
             report = json.loads((run_dir / OPEN_SET).read_text())
         except (OSError, ValueError) as exc:
             raise OpenSetError(f"{run_dir}: no open-set report of `trainer openset` ({exc})") from None
+        decays[run_dir.name] = float(report.get("fusion_noise_decay", 0.0))
         seen.append((
             float((report.get("embedding_search") or {}).get("input_smoothing_cm1", 0.0)),
             int(report.get("library_field_files", 0)) > 0,
-            float(report.get("fusion_noise_decay", 0.0)) > 0,
+            noise_falling(report),
         ))
     if len(set(seen)) > 1:
         raise OpenSetError(
             "the runs' answers were given differently (input smoothing, fair/poor files in the library, noise-falling library "
             f"weight: {', '.join(f'{d.name} {s}' for d, s in zip(run_dirs, seen))}); rerun `trainer openset` on them alike"
         )
-    smoothing, field_files, decay = seen[0]
-    return {"embedding_search": {"input_smoothing_cm1": smoothing}, "library_field_files": int(field_files), "fusion_noise_decay": float(decay)}
+    smoothing, field_files, falling = seen[0]
+    return {
+        "embedding_search": {"input_smoothing_cm1": smoothing},
+        "library_field_files": int(field_files),
+        "fusion_noise_falling": falling,
+        "fusion_noise_decays": decays,  # each run's own fitted decay (per unit of noise_level)
+    }
+
+
+def noise_falling(report: Mapping[str, Any]) -> bool:
+    """Were an open-set report's answers fused with a library weight falling with noise? A run's report records its
+    fitted decay, a pooled one whether its runs' fusions fell (each run's decay is its own)."""
+    if "fusion_noise_falling" in report:
+        return bool(report["fusion_noise_falling"])
+    return float(report.get("fusion_noise_decay", 0.0)) > 0
 
 
 def pooled_gate_report(run_dirs: list[str | Path]) -> dict[str, Any]:
@@ -432,5 +446,5 @@ def load_evidence_gate(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]
         "test": summary,
         "input_smoothing_cm1": smoothing,
         "library_field_files": int(report.get("library_field_files", 0)),
-        "fusion_noise_decay": float(report.get("fusion_noise_decay", 0.0)),
+        "fusion_noise_falling": noise_falling(report),
     }
