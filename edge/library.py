@@ -358,7 +358,8 @@ class Matcher:
         p = np.empty(len(self.candidates), np.float64)
         p[: self._model_classes] = probabilities
         user_only = r[self._model_classes :]
-        p[self._model_classes :] = 1.0 / (1.0 + np.exp(-(self.calibration.user_intercept + self.calibration.user_slope * user_only)))
+        z = self.calibration.user_intercept + self.calibration.user_slope * user_only
+        p[self._model_classes :] = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic, without exp's overflow at large |z|
         return p, r
 
     def match(self, probabilities: np.ndarray, spectrum: np.ndarray, k: int = 3, started: float | None = None) -> Match:
