@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -313,10 +314,19 @@ def test_listen_on_a_silent_port_says_so_and_keeps_trying(edge_bundle):
             [sys.executable, "-m", "edge", "listen", os.ttyname(slave), "--protocol", "frame", "--json", "--model", str(edge_bundle)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        time.sleep(4.0)
+        lines: list[str] = []  # stderr as it comes: on a busy machine the start alone may take seconds
+        reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        deadline = time.monotonic() + 60.0
+        while not any("retrying every" in line for line in lines) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.5)  # a retry or two more: the line must not repeat
         assert process.poll() is None  # still trying
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=20)
+        out = process.stdout.read()  # type: ignore[union-attr]
+        process.wait(timeout=20)
+        reader.join(timeout=5)
+        err = "".join(lines)
     finally:
         os.close(master)
         os.close(slave)
