@@ -304,6 +304,10 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
     assert len(bundle.library()) == len(dataset) == bundle.manifest.library["spectra"]
     assert bundle.manifest.metrics_other_protocol["protocol"] == "grouped" and "every spectrum" in bundle.manifest.training["data"]
     assert bundle.manifest.calibration["fitted"]["on"].startswith("grouped validation")
+    # which epoch each kept: the twin speaks for the shipped model only if they kept alike
+    assert bundle.manifest.training["epochs_kept"] == "3 of 3"  # no validation: the last
+    twin_config = load_run(tmp_path / "grouped").config
+    assert bundle.manifest.metrics_other_protocol["epochs_kept"] == f"{twin_config.best_epoch} of {twin_config.epochs_run}"
     # resnet1d has an embedding layer: the bundle searches every spectrum's embedding, with its grouped twin's weight
     search = bundle.embedding_search()
     assert search is not None and len(search.classes) == len(dataset)

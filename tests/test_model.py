@@ -103,6 +103,11 @@ def test_a_run_can_continue_from_another(small_run, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "more" / "metrics.json").read_text())["test"]["accuracy"] >= base - 0.1  # not from scratch
+    from trainer.export import epochs_kept
+    from trainer.training import load_run
+
+    start = load_run(small_run).config  # what a bundle's manifest says each part kept
+    assert epochs_kept(load_run(tmp_path / "more")) == f"1 of 1, from {small_run.name}: {start.best_epoch} of {start.epochs_run}"
     other = runner.invoke(
         app, ["fit", dataset, "--out", str(tmp_path / "x"), "--width", "0.125", "--seed", "9", "--init-from", str(small_run), "--quiet"]
     )

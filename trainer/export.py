@@ -234,6 +234,7 @@ def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "", f
             "started_from": Path(run.fit_config.init_from).name if run.fit_config.init_from else None,
             "augmentation": run.config.augmentation,
             "epochs_run": run.config.epochs_run,
+            "epochs_kept": epochs_kept(run),
             "train_seconds": run.config.train_seconds,
             "parameters": run.config.parameters,
             "device": run.config.device,
@@ -243,6 +244,19 @@ def bundle_manifest(runs: list[Run], precision: str, io: dict, demo: str = "", f
         library={"holds": _library_holds(run, field_files), "demo": demo},
         files={},
     )
+
+
+def epochs_kept(run: Run) -> str:
+    """Which epoch's weights a run kept, and the run it started from where its folder is still there: a grouped twin's
+    figures speak for the shipped model only if both kept the same (its best validation epoch, or its last)."""
+    kept = f"{run.config.best_epoch} of {run.config.epochs_run}"
+    if not run.fit_config.init_from:
+        return kept
+    try:
+        start = load_run(run.fit_config.init_from)
+    except TrainerError:
+        return f"{kept}, from {Path(run.fit_config.init_from).name} (its folder not found)"
+    return f"{kept}, from {start.path.name}: {start.config.best_epoch} of {start.config.epochs_run}"
 
 
 def _training_data(run: Run) -> str:
@@ -609,6 +623,7 @@ def _convert_and_score(
         "n_classes": len(job.run.classes),
         "protocol": job.run.split.protocol,
         "run": job.run.path.name,
+        "epochs_kept": epochs_kept(job.run),
         "embedding_search": search,
         "input_smoothing_cm1": written.smoothing_cm1,
     }, fusion, search.get("weight"), written.input_smoothing
