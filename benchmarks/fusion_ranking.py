@@ -28,12 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from edge.library import Calibration, Matcher
+from edge.library import Calibration
 from edge.ranking import top_k_hits
-from ramancore.preprocessing import noise_level
 from trainer import calibration
-from trainer.embedding import keras_search
-from trainer.field_set import FieldSet, validation_weights, validation_with_field
+from trainer.field_set import FieldSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_reports  # noqa: E402  (benchmarks/ is on the path when run as a script)
@@ -44,22 +42,7 @@ WEIGHTS = np.concatenate([[0.0], np.geomspace(0.05, 50.0, 40)])
 DECAYS = np.concatenate([[0.0], np.geomspace(10.0, 1000.0, 15)])
 FIXED_DECAYS = (0.0, 200.0, 1000.0)
 
-Features = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # P (n, m), R (n, m), y (n,), noise (n,)
-
-
-def member_features(run_dir: str, window: float, field: FieldSet) -> tuple[Features, np.ndarray, dict[str, Features]]:
-    """One member's validation features and weights, and its test part's features kind by kind."""
-    g = run_reports.load_grouped(run_dir, field)
-    predict, _ = keras_search(g.run, g.dataset, g.model, field, smoothing_cm1=window)
-    matcher = Matcher(g.run.classes, g.library, Calibration())
-    rows = g.run.split.val
-    X, y, joined = validation_with_field(g.dataset.X[rows], g.labels[rows], field, g.dataset.specimen[rows], g.run.classes)
-
-    def of(X: np.ndarray, y: np.ndarray) -> Features:
-        P, R, _ = calibration.features(matcher, predict(X), X)
-        return P, R, y, np.array([noise_level(x) for x in X])
-
-    return of(X, y), validation_weights(len(y), joined), {kind: of(*g.test_parts[kind]) for kind in KINDS}
+Features = run_reports.FusionFeatures  # P (n, m), R (n, m), y (n,), noise (n,)
 
 
 def averaged(members: list[Features]) -> Features:
@@ -100,7 +83,7 @@ def fit_fixed_decay(features: Features, weights: np.ndarray, decay: float) -> tu
 def run_report(entry: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
     windows = [float(w) for w in args.input_smoothing.split(",")]
     window = windows[args.runs.index(entry)] if len(windows) > 1 else windows[0]
-    parts = [member_features(run_dir, window, field) for run_dir in entry.split("+")]
+    parts = [run_reports.fusion_features(run_dir, field, window) for run_dir in entry.split("+")]
     validation = averaged([p[0] for p in parts])
     weights = parts[0][1]
     P, R, y, noise = validation

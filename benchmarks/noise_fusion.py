@@ -21,21 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from edge.library import Calibration, Matcher
+from edge.library import Calibration
 from edge.ranking import top_k_hits
-from ramancore.preprocessing import noise_level
 from trainer import calibration
-from trainer.embedding import keras_search
-from trainer.field_set import FieldSet, validation_weights, validation_with_field
+from trainer.field_set import FieldSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_reports  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 KINDS = ("excellent", "fair_processed", "fair_raw", "poor_processed", "poor_raw")
-
-
-def noises(X: np.ndarray) -> np.ndarray:
-    return np.array([noise_level(x) for x in X])
 
 
 def fusion_of(fit: tuple[float, float, float]) -> Calibration:
@@ -46,16 +40,8 @@ def fusion_of(fit: tuple[float, float, float]) -> Calibration:
 
 def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
     windows = [float(w) for w in args.input_smoothing.split(",")]
-    g = run_reports.load_grouped(run_dir, field)
-    run = g.run
     window = windows[args.runs.index(run_dir)] if len(windows) > 1 else windows[0]
-    predict, _ = keras_search(run, g.dataset, g.model, field, smoothing_cm1=window)
-    matcher = Matcher(run.classes, g.library, Calibration())
-    rows = run.split.val
-    X, y, joined = validation_with_field(g.dataset.X[rows], g.labels[rows], field, g.dataset.specimen[rows], run.classes)
-    weights = validation_weights(len(y), joined)
-    P, R, _ = calibration.features(matcher, predict(X), X)
-    noise = noises(X)
+    (P, R, y, noise), weights, test_parts = run_reports.fusion_features(run_dir, field, window)
     one = fusion_of(calibration.fit_fusion(P, R, y, weights))
     falling = fusion_of(calibration.fit_fusion(P, R, y, weights, noise))
     report: dict[str, Any] = {
@@ -64,9 +50,7 @@ def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[
         "noise_fit": {"temperature": falling.temperature, "library_weight": falling.library_weight, "decay": falling.library_noise_decay},
     }
     for kind in KINDS:
-        Xt, yt = g.test_parts[kind]
-        Pt, Rt, _ = calibration.features(matcher, predict(Xt), Xt)
-        nt = noises(Xt)
+        Pt, Rt, yt, nt = test_parts[kind]
         cell: dict[str, Any] = {"n": len(yt), "noise_median": float(np.median(nt))}
         for name, scores in (("model", Pt), ("shipped", one.fused_logits(Pt, Rt, nt)), ("noise_fit", falling.fused_logits(Pt, Rt, nt))):
             cell[name] = {"top1": float(top_k_hits(yt, scores, 1).mean()), "top3": float(top_k_hits(yt, scores, 3).mean())}
