@@ -17,6 +17,18 @@ DATASET2_NPZ = DATA / "rruff_dataset2_1570.npz"
 SAMPLE_TAR = DATA / "rruff_excellent_sample.tar.xz"
 
 
+#: Session fixtures worth building once: the tests that use one run in one pytest-xdist worker (`--dist loadgroup`).
+SHARED_EXPENSIVE = {"small_run": "small-run", "int8_bundle": "small-run", "local_ray": "ray"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests on a trained run or a Ray cluster, so that two workers do not each train or start one."""
+    for item in items:
+        groups = {SHARED_EXPENSIVE[name] for name in getattr(item, "fixturenames", ()) if name in SHARED_EXPENSIVE}
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(min(groups)))
+
+
 @pytest.fixture(autouse=True)
 def _own_user_library(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the real user library: each gets an empty one of its own."""
