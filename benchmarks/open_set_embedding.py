@@ -25,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.embedding_search import unit
 from edge.library import Matcher
-from trainer.embedding import keras_search_outputs, smoothed_inputs, with_embedding_output
+from trainer.embedding import keras_search_outputs
 from trainer.export import reference_library
 from trainer.field_set import FieldSet, validation_fusion
 from trainer.groups import derive_groups
@@ -62,12 +61,11 @@ def run_report(run_dir: str, field: FieldSet, args: argparse.Namespace) -> dict[
     run = load_run(run_dir)
     dataset = run.load_dataset()
     model = run.build_trained_model()
-    predict, search = keras_search_outputs(run, dataset, model, field, args.input_smoothing)
-    if not search:
+    predict, search, fitted = keras_search_outputs(run, dataset, model, field, args.input_smoothing)
+    if fitted is None:
         raise SystemExit(f"{run_dir}: the network has no embedding layer")
-    two = with_embedding_output(model)
     train = run.split.train
-    E = unit(two.predict(smoothed_inputs(dataset.X[train], args.input_smoothing)[:, :, None], batch_size=256, verbose=0)[1])
+    E = fitted.in_given_order()[0]  # the training spectra's unit embeddings, in the split's order
     spread = own_spread(E, dataset.labels(run.classes)[train], dataset.specimen[train].astype(str), len(run.classes))
     library = reference_library(dataset, run.split.train)
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])

@@ -78,18 +78,19 @@ def keras_search(
     model input smoothing (cm^-1, 0: none), applied to every spectrum the model sees, references included.
     ``library``: the bundle's library, whose spectra are then the references (default: the training spectra). Also
     returns what was fitted."""
-    searched, info = keras_search_outputs(run, dataset, model, field, smoothing_cm1, library)
+    searched, info, _ = keras_search_outputs(run, dataset, model, field, smoothing_cm1, library)
     return (lambda X: searched(X)[0]), info
 
 
 def keras_search_outputs(
     run: Run, dataset: SpectraDataset, model, field: FieldSet | None, smoothing_cm1: float = 0.0, library: ReferenceLibrary | None = None
-) -> tuple[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]], dict[str, Any]]:
+) -> tuple[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]], dict[str, Any], EmbeddingSearch | None]:
     """:func:`keras_search`, its ``predict`` also giving each spectrum's best cosine per class ((n, classes), None
-    without an embedding layer): what a benchmark of the search's evidence needs."""
+    without an embedding layer), and the fitted search itself (its references' embeddings: ``in_given_order()``,
+    the training rows' or the library's order): what a benchmark of the search's evidence needs."""
     two = with_embedding_output(model)
     if two is None:
-        return (lambda X: (model.predict(smoothed_inputs(X, smoothing_cm1)[:, :, None], batch_size=256, verbose=0), None)), {}
+        return (lambda X: (model.predict(smoothed_inputs(X, smoothing_cm1)[:, :, None], batch_size=256, verbose=0), None)), {}, None
 
     def outputs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         P, E = two.predict(smoothed_inputs(X, smoothing_cm1)[:, :, None], batch_size=256, verbose=0)
@@ -110,7 +111,8 @@ def keras_search_outputs(
         P, E = outputs(X)
         return search.fuse(P, E), search.best_cosine(E)
 
-    return predict, {"weight": search.weight, "references": len(references), "layer": SEARCH_LAYER, "validation_nll": nll, "input_smoothing_cm1": smoothing_cm1}
+    info = {"weight": search.weight, "references": len(references), "layer": SEARCH_LAYER, "validation_nll": nll, "input_smoothing_cm1": smoothing_cm1}
+    return predict, info, search
 
 
 #: The kinds of test spectra reported, in order.
