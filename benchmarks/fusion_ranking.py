@@ -13,7 +13,8 @@ scores each on the test part, kind by kind, beside the model alone:
   noise of about 0.005, between RRUFF's excellent spectra and fair ones).
 
 An entry ``RUN+RUN...`` averages its members' probabilities (each with its own search, the device's per-member
-step) before the fusion: fine-tunes of one 30-epoch run, one split. Keras float; each entry's own validation.
+step) before the fusion: runs of one split (fine-tunes of one 30-epoch run, or independent members: ``--init-seed``).
+A run named by several entries is computed once. Keras float; each entry's own validation.
 Per kind: top-1 / top-3 and the files the fused answer gained and lost against the model.
 
     python benchmarks/fusion_ranking.py ENTRY [ENTRY ...] [--input-smoothing W[,W...]] [--out FILE.json]
@@ -80,10 +81,20 @@ def fit_fixed_decay(features: Features, weights: np.ndarray, decay: float) -> tu
     return weight * temperature, decay
 
 
+_computed: dict[tuple[str, float], tuple[Features, np.ndarray, dict[str, Features]]] = {}
+
+
+def _features(run_dir: str, field: FieldSet, window: float) -> tuple[Features, np.ndarray, dict[str, Features]]:
+    """A run's fusion inputs, computed once however many entries name it (a member alone and in a pair)."""
+    if (run_dir, window) not in _computed:
+        _computed[run_dir, window] = run_reports.fusion_features(run_dir, field, window)
+    return _computed[run_dir, window]
+
+
 def run_report(entry: str, field: FieldSet, args: argparse.Namespace) -> dict[str, Any]:
     windows = [float(w) for w in args.input_smoothing.split(",")]
     window = windows[args.runs.index(entry)] if len(windows) > 1 else windows[0]
-    parts = [run_reports.fusion_features(run_dir, field, window) for run_dir in entry.split("+")]
+    parts = [_features(run_dir, field, window) for run_dir in entry.split("+")]
     validation = averaged([p[0] for p in parts])
     weights = parts[0][1]
     P, R, y, noise = validation
