@@ -308,6 +308,8 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
     assert bundle.manifest.training["epochs_kept"] == "3 of 3"  # no validation: the last
     twin_config = load_run(tmp_path / "grouped").config
     assert bundle.manifest.metrics_other_protocol["epochs_kept"] == f"{twin_config.best_epoch} of {twin_config.epochs_run}"
+    kept = f"3 of 3; its grouped twin: {twin_config.best_epoch} of {twin_config.epochs_run}"
+    assert dict(bundle.manifest.summary_rows())["epochs kept"] == kept  # what `ramanedge info` shows
     # resnet1d has an embedding layer: the bundle searches every spectrum's embedding, with its grouped twin's weight
     search = bundle.embedding_search()
     assert search is not None and len(search.classes) == len(dataset)
