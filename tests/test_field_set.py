@@ -121,6 +121,10 @@ def test_split_all_refuses_early_stopping_and_bad_recipes_are_refused_when_built
     with pytest.raises(ConfigError, match="patience"):
         FitConfig(protocol="all", epochs=30, patience=10)
     FitConfig(protocol="all", epochs=30, patience=30)
+    # an ensemble member's init seed equal to its split's seed would train the same run again
+    with pytest.raises(ConfigError, match="init-seed 1 is the split's --seed"):
+        FitConfig(seed=1, init_seed=1)
+    assert FitConfig(seed=1, init_seed=11).training_seed == 11 and FitConfig(seed=1).training_seed == 1
 
 
 def test_a_run_keeps_its_last_epoch_without_validation_or_with_no_early_stopping() -> None:

@@ -106,6 +106,11 @@ class FitConfig:
                 "--split all trains on every spectrum: there is no held-out data to stop early on, and stopping on "
                 f"training data would be a lie; set --patience to --epochs ({self.epochs}) and fix --epochs from the grouped runs"
             )
+        if self.init_seed is not None and self.init_seed == self.seed:
+            raise ConfigError(
+                f"--init-seed {self.init_seed} is the split's --seed: that trains the run --seed alone trains, not another "
+                "ensemble member; give another init seed"
+            )
         if self.extra_train is not None and not Path(self.extra_train).exists():
             raise ConfigError(f"--extra-train {self.extra_train}: no such file")
         kinds = self.extra_kinds.split(",")
