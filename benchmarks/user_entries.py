@@ -36,8 +36,9 @@ from edge.user_library import UserLibrary
 NEW_NAME = "Novelite"  #: the user's name for the entry: not a mineral of the bundle
 
 
-def entry_figures(identifier: Identifier, entry: ModelInput, files: list[ModelInput], mineral: str) -> dict[str, list[bool]]:
-    """Per answered file: the entry in the top-3, first, first and *identified*; split by unrelated / own mineral."""
+def entry_figures(identifier: Identifier, entry: ModelInput, files: list[ModelInput]) -> dict[str, list[bool]]:
+    """Per answered file: the entry in the top-3, first, first and *identified*; split by unrelated / the entry's own
+    mineral."""
     with tempfile.TemporaryDirectory() as folder:
         identifier.user_library = UserLibrary(Path(folder))
         identifier.add_to_user_library(NEW_NAME, entry.vector, entry.spectrum.source)
@@ -47,7 +48,7 @@ def entry_figures(identifier: Identifier, entry: ModelInput, files: list[ModelIn
                 continue
             answer = identifier.answer(read.y, read.vector)
             names = [name for name, _ in answer.top]
-            part = "own" if read.spectrum.mineral == mineral else "unrelated"
+            part = "own" if read.spectrum.mineral == entry.spectrum.mineral else "unrelated"
             out[f"{part} top3"].append(NEW_NAME in names)
             out[f"{part} first"].append(names[:1] == [NEW_NAME])
             out[f"{part} identified"].append(names[:1] == [NEW_NAME] and answer.state == "identified")
@@ -71,8 +72,8 @@ def main() -> None:
         if "Processed" in read.spectrum.source and read.spectrum.mineral not in entries:
             entries[str(read.spectrum.mineral)] = read
     totals: dict[str, list[bool]] = defaultdict(list)
-    for mineral, entry in entries.items():
-        for key, values in entry_figures(identifier, entry, files, mineral).items():
+    for entry in entries.values():
+        for key, values in entry_figures(identifier, entry, files).items():
             totals[key] += values
     report = {
         "bundle": bundle.model_id,

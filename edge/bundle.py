@@ -141,9 +141,9 @@ class Manifest:
             ("trained with", str(training.get("device"))),
         ]
         if training.get("epochs_kept"):  # the twin's figures speak for this model only if both kept alike
-            twin = (self.metrics_other_protocol or {}).get("epochs_kept")
-            twin_protocol = (self.metrics_other_protocol or {}).get("protocol")
-            rows.append(("epochs kept", str(training["epochs_kept"]) + (f"; its {twin_protocol} twin: {twin}" if twin else "")))
+            twin = self.metrics_other_protocol or {}
+            said = f"; its {twin.get('protocol')} twin: {twin['epochs_kept']}" if twin.get("epochs_kept") else ""
+            rows.append(("epochs kept", str(training["epochs_kept"]) + said))
         if library:
             rows.append(("library", f"{library.get('spectra')} reference spectra of {library.get('minerals')} minerals: {library.get('holds', '')}"))
         if self.embedding_search:
