@@ -12,6 +12,8 @@ A bundle is a folder::
     demo.npz         held-out spectra (the run's test split) the demo's emulator plays
     embeddings.npz   optional: every library reference's embedding (the model's second output) and class, in the
                      library's order, for the embedding search fused into the model's probabilities (edge.embedding_search)
+    embeddings-N.npz the same for ensemble member N (each member embeds differently, so each has its own search:
+                     the device fuses each member's search into that member's probabilities, then averages)
 
 The format is read and written here only: :class:`Manifest` is its typed record,
 :func:`write_bundle` the writer (``trainer export`` calls it), :func:`load_bundle` the reader.
@@ -91,7 +93,8 @@ class Manifest:
     members: list[str] = field(default_factory=lambda: [MODEL])
     #: Raman-indistinguishable groups of minerals (trainer.groups), answered together where the evidence cannot separate them
     groups: list[list[str]] = field(default_factory=list)
-    #: the embedding search (edge.embedding_search): weight, references, dim, layer, fitted on; empty: none
+    #: the embedding search (edge.embedding_search): weight, references, dim, layer, fitted on; an ensemble's also
+    #: ``weights``, one per member (``weight`` is the first's); empty: none
     embedding_search: dict[str, Any] = field(default_factory=dict)
     #: the model input's smoothing (ramancore.preprocessing.smooth_measured_span): window_cm1 (0 or absent: none),
     #: polyorder, what the window was fitted on and its validation scores
@@ -148,9 +151,11 @@ class Manifest:
             rows.append(("library", f"{library.get('spectra')} reference spectra of {library.get('minerals')} minerals: {library.get('holds', '')}"))
         if self.embedding_search:
             search = self.embedding_search
+            weights = search.get("weights", [search.get("weight")])
+            each = f"each member's, weights {', '.join(f'{w:g}' for w in weights)}" if len(weights) > 1 else f"weight {weights[0]}"
             rows.append((
                 "embedding search",
-                f"{search.get('references')} references in its {search.get('layer')} layer ({search.get('dim')} values), weight {search.get('weight')}",
+                f"{search.get('references')} references in its {search.get('layer')} layer ({search.get('dim')} values), {each}",
             ))
         if self.smoothing_cm1:
             rows.append(("input smoothing", f"Savitzky-Golay over {self.smoothing_cm1:g} cm^-1 (order {self.input_smoothing.get('polyorder')}), "
@@ -262,16 +267,22 @@ class Bundle:
         a = self._arrays(DEMO, ("spectra", "minerals"))
         return [(str(m), s.astype(np.float32)) for m, s in zip(a["minerals"], a["spectra"])]
 
-    def embedding_search(self) -> EmbeddingSearch | None:
-        """The references' embeddings and their weight, or None for a bundle without an embedding search."""
+    def embedding_searches(self) -> list[EmbeddingSearch]:
+        """Each member's references' embeddings and their weight, in the members' order; empty for a bundle without
+        an embedding search."""
         if EMBEDDINGS not in self.manifest.files:
-            return None
-        try:
-            with np.load(self.path / EMBEDDINGS, allow_pickle=False) as data:
-                vectors, classes = data["vectors"].astype(np.float32), data["classes"]
-            return EmbeddingSearch(vectors, classes, self.manifest.n_classes, float(self.manifest.embedding_search.get("weight", 0.0)))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise BundleError(f"{self.path}: unreadable {EMBEDDINGS} ({exc})") from None
+            return []
+        weights = search_weights(self.manifest.embedding_search)
+        searches = []
+        for i, weight in enumerate(weights):
+            name = embeddings_name(i)
+            try:
+                with np.load(self.path / name, allow_pickle=False) as data:
+                    vectors, classes = data["vectors"].astype(np.float32), data["classes"]
+                searches.append(EmbeddingSearch(vectors, classes, self.manifest.n_classes, weight))
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                raise BundleError(f"{self.path}: unreadable {name} ({exc})") from None
+        return searches
 
     def calibration(self) -> Calibration:
         return Calibration.from_dict(self.manifest.calibration) if self.manifest.calibration else Calibration()
@@ -312,8 +323,10 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     for name, keys in ((LIBRARY, ("spectra", "minerals", "ids", "lasers")), (DEMO, ("spectra", "minerals"))):
         if name in manifest.files:
             bundle._arrays(name, keys)  # a damaged library is refused now, not in the middle of a live session
-    if len(manifest.members) > 1 and EMBEDDINGS in manifest.files:
-        raise BundleError(f"{path}: an ensemble with an embedding search (each member embeds differently); not supported")
+    if EMBEDDINGS in manifest.files:  # each member embeds differently: a search (file and weight) per member
+        wanted = [embeddings_name(i) for i in range(len(manifest.members))]
+        if len(search_weights(manifest.embedding_search)) != len(wanted) or any(n not in manifest.files for n in wanted):
+            raise BundleError(f"{path}: an embedding search for {len(wanted)} model(s) needs one per member ({', '.join(wanted)}, a weight each)")
     grid = manifest.grid_cm1 if isinstance(manifest.grid_cm1, dict) else {}
     if (grid.get("start"), grid.get("stop"), grid.get("size")) != (GRID[0], GRID[-1], GRID.size):
         raise BundleError(f"{path}: model grid {grid} is not this ramanedge's {GRID[0]:.0f}..{GRID[-1]:.0f} cm^-1")
@@ -323,6 +336,17 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
 def member_name(i: int) -> str:
     """File name of an ensemble's ``i``-th model (0: model.tflite)."""
     return MODEL if i == 0 else f"model-{i}.tflite"
+
+
+def embeddings_name(i: int) -> str:
+    """File name of the embedding search of an ensemble's ``i``-th model (0: embeddings.npz)."""
+    return EMBEDDINGS if i == 0 else f"embeddings-{i}.npz"
+
+
+def search_weights(record: dict[str, Any]) -> list[float]:
+    """Each member's search weight from a manifest's ``embedding_search`` block (one weight: a single model's)."""
+    weights = record.get("weights", [record.get("weight", 0.0)])
+    return [float(w) for w in weights]
 
 
 def write_bundle(
@@ -356,8 +380,8 @@ def write_bundle(
             spectra=np.array([s for _, s in demo], dtype=np.float16).reshape(len(demo), GRID.size),
             minerals=np.array([m for m, _ in demo], dtype=str),
         )
-    if (out / EMBEDDINGS).exists():
-        (out / EMBEDDINGS).unlink()  # a bundle rewritten must not keep an old search beside its new model
+    for stale in out.glob("embeddings*.npz"):
+        stale.unlink()  # a bundle rewritten must not keep an old search beside its new model
     manifest = replace(
         manifest,
         library={**manifest.library, "spectra": len(library), "minerals": len(library.mineral_names), "stored_as": "uint8, steps of 1/255"},
@@ -384,19 +408,25 @@ def with_metrics(
     return load_bundle(bundle.path)
 
 
-def with_embedding_search(bundle: Bundle, search: EmbeddingSearch, **record: Any) -> Bundle:
-    """The bundle with ``search`` (its library's embeddings, float16, and their weight) as ``embeddings.npz`` and in
-    the manifest, with ``record`` (the layer, what the weight was fitted on); only the new file and the manifest are
-    written."""
-    if len(bundle.manifest.members) > 1:
-        raise BundleError(f"{bundle.path}: an ensemble cannot carry an embedding search (each member embeds differently)")
-    vectors, classes = search.in_given_order()  # row i: the library's reference i
-    with (bundle.path / EMBEDDINGS).open("wb") as fh:
-        np.savez_compressed(fh, vectors=vectors.astype(np.float16), classes=classes.astype(np.int32))
+def with_embedding_search(bundle: Bundle, searches: EmbeddingSearch | list[EmbeddingSearch], **record: Any) -> Bundle:
+    """The bundle with ``searches`` (one per member: its library's embeddings by that member, float16, and their
+    weight) as ``embeddings.npz``, ``embeddings-1.npz``, ... and in the manifest, with ``record`` (the layer, what the
+    weights were fitted on); only the new files and the manifest are written."""
+    searches = [searches] if isinstance(searches, EmbeddingSearch) else list(searches)
+    if len(searches) != len(bundle.manifest.members):
+        raise BundleError(f"{bundle.path}: {len(searches)} embedding search(es) for {len(bundle.manifest.members)} model(s): an ensemble needs one per member")
+    files = dict(bundle.manifest.files)
+    for i, search in enumerate(searches):
+        vectors, classes = search.in_given_order()  # row i: the library's reference i
+        with (bundle.path / embeddings_name(i)).open("wb") as fh:
+            np.savez_compressed(fh, vectors=vectors.astype(np.float16), classes=classes.astype(np.int32))
+        files[embeddings_name(i)] = sha256_of(bundle.path / embeddings_name(i))
+    first = searches[0]
+    each = {"weights": [float(s.weight) for s in searches]} if len(searches) > 1 else {}
     manifest = replace(
         bundle.manifest,
-        files={**bundle.manifest.files, EMBEDDINGS: sha256_of(bundle.path / EMBEDDINGS)},
-        embedding_search={**record, "weight": float(search.weight), "references": len(search.classes), "dim": search.dim},
+        files=files,
+        embedding_search={**record, "weight": float(first.weight), **each, "references": len(first.classes), "dim": first.dim},
     )
     _write_manifest(bundle.path, manifest)
     return load_bundle(bundle.path)

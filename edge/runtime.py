@@ -127,33 +127,33 @@ class _Member:
 
 class Classifier:
     """A bundle's model (or the mean of an ensemble's members), ready to classify preprocessed spectra one at a time;
-    with the bundle's embedding search (:mod:`edge.embedding_search`) fused into its probabilities where it has one."""
+    with the bundle's embedding search (:mod:`edge.embedding_search`) fused into each member's probabilities where it
+    has one."""
 
     def __init__(self, bundle: Bundle, num_threads: int | None = None) -> None:
         cls, self.runtime = interpreter_class()
         self.bundle = bundle
         self.labels = bundle.labels
         self.members = [_Member(cls, path, bundle, num_threads) for path in bundle.member_paths]
-        self.embedding_search = bundle.embedding_search()
+        self.embedding_searches = bundle.embedding_searches()  # one per member, or none
         self.smoothing_cm1 = bundle.manifest.smoothing_cm1
-        if self.embedding_search is not None and not self.members[0].gives_embedding:
-            raise BundleError(f"{bundle.path}: has an embedding search but its model gives no embedding")
+        if self.embedding_searches and not all(member.gives_embedding for member in self.members):
+            raise BundleError(f"{bundle.path}: has an embedding search but a model of it gives no embedding")
 
-    def model_outputs(self, spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(the model's own class probabilities: the members' mean, its embedding or None) for one preprocessed
-        spectrum (GRID_SIZE values), smoothed first where the bundle says so; what export embeds the library with
-        and fits the search's weight on."""
+    def member_outputs(self, spectrum: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Each member's own (class probabilities, embedding or None) for one preprocessed spectrum (GRID_SIZE
+        values), smoothed first where the bundle says so; what export embeds the library with and fits each member's
+        search weight on."""
         x = smooth_measured_span(spectrum, self.smoothing_cm1) if self.smoothing_cm1 else np.asarray(spectrum, dtype=np.float32)
-        if len(self.members) == 1:
-            return self.members[0].outputs(x)
-        return np.mean([member.outputs(x)[0] for member in self.members], axis=0), None
+        return [member.outputs(x) for member in self.members]
 
     def probabilities(self, spectrum: np.ndarray) -> np.ndarray:
-        """Class probabilities for one preprocessed spectrum: the model's, with its embedding search fused in."""
-        probabilities, embedding = self.model_outputs(spectrum)
-        if self.embedding_search is None or embedding is None:
-            return probabilities
-        return self.embedding_search.fuse(probabilities, embedding)
+        """Class probabilities for one preprocessed spectrum: each member's, with its embedding search fused in, averaged."""
+        outputs = self.member_outputs(spectrum)
+        if not self.embedding_searches:
+            return outputs[0][0] if len(outputs) == 1 else np.mean([p for p, _ in outputs], axis=0)
+        fused = [search.fuse(p, e) for search, (p, e) in zip(self.embedding_searches, outputs) if e is not None]  # every member has one
+        return fused[0] if len(fused) == 1 else np.mean(fused, axis=0)
 
     def classify(self, spectrum: np.ndarray, k: int = 3) -> Prediction:
         """Top-k minerals of one preprocessed spectrum."""

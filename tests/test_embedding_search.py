@@ -3,6 +3,8 @@ bundle that carries one gives the fused probabilities on the device, and export 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -97,7 +99,7 @@ def test_a_bundle_with_an_embedding_search_answers_with_it(tmp_path):
     classifier = Classifier(load_bundle(tmp_path / "b"), num_threads=1)
     on_b = np.zeros(GRID.size, np.float32)
     on_b[1] = 1.0  # embeds exactly onto B's reference
-    own, emb = classifier.model_outputs(on_b)
+    ((own, emb),) = classifier.member_outputs(on_b)
     np.testing.assert_allclose(own, [0.8, 0.2], atol=1e-5)
     np.testing.assert_allclose(emb, [0.0, 1.0, 0.0], atol=1e-5)
     np.testing.assert_allclose(classifier.probabilities(on_b), softmax(np.log([0.8, 0.2]) + 6.0 * np.array([0.0, 1.0])), rtol=1e-4)
@@ -106,3 +108,51 @@ def test_a_bundle_with_an_embedding_search_answers_with_it(tmp_path):
     plain = two_mineral_bundle(tmp_path / "b", model_bytes)
     assert EMBEDDINGS not in plain.manifest.files and not (tmp_path / "b" / EMBEDDINGS).exists()
     np.testing.assert_allclose(Classifier(plain, num_threads=1).probabilities(on_b), [0.8, 0.2], atol=1e-5)
+
+
+def _two_output_model(p: list[float], embed_from: int):
+    """A tiny model: class probabilities fixed at ``p``, embedding = the spectrum's values ``embed_from``, +1, +2
+    (three values: the device tells its outputs apart by their length)."""
+    import keras
+
+    from ramancore.preprocessing import GRID
+
+    inputs = keras.Input((GRID.size, 1))
+    flat = keras.layers.Flatten()(inputs)
+    probabilities = keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(np.log(p)))(flat)
+    pick = np.zeros((GRID.size, 3), np.float32)
+    pick[embed_from, 0] = pick[embed_from + 1, 1] = pick[embed_from + 2, 2] = 1.0
+    embedding = keras.layers.Dense(3, use_bias=False, kernel_initializer=keras.initializers.Constant(pick), name="embedding_dense")(flat)
+    return keras.Model(inputs, [probabilities, embedding])
+
+
+def test_an_ensemble_fuses_each_members_search_into_its_own_probabilities(tmp_path):
+    """Two members that embed differently (values 0-2 and 3-5 of the spectrum), each with its own references and
+    weight: the device fuses each member's search into that member's probabilities, then averages them."""
+    from edge.bundle import EMBEDDINGS, BundleError, embeddings_name, load_bundle
+    from edge.runtime import Classifier
+    from ramancore.preprocessing import GRID
+    from trainer.export import convert
+
+    representative = np.random.default_rng(0).uniform(0, 1, (4, GRID.size)).astype(np.float32)
+    members = [convert(_two_output_model([0.8, 0.2], 0), "float32", representative), convert(_two_output_model([0.3, 0.7], 3), "float32", representative)]
+    references = np.eye(3)[:2]
+    searches = [EmbeddingSearch(references, np.array([0, 1]), n_classes=2, weight=w) for w in (6.0, 2.0)]
+    bundle = two_mineral_bundle(tmp_path / "e", members, embeddings=searches)
+    assert bundle.manifest.embedding_search["weights"] == [6.0, 2.0] and embeddings_name(1) in bundle.manifest.files
+    x = np.zeros(GRID.size, np.float32)
+    x[1] = 1.0  # member 0 embeds onto B's reference
+    x[3] = 1.0  # member 1 embeds onto A's
+    first = softmax(np.log([0.8, 0.2]) + 6.0 * np.array([0.0, 1.0]))
+    second = softmax(np.log([0.3, 0.7]) + 2.0 * np.array([1.0, 0.0]))
+    classifier = Classifier(load_bundle(tmp_path / "e"), num_threads=1)
+    np.testing.assert_allclose(classifier.probabilities(x), (first + second) / 2, rtol=1e-4)
+    # a search for one member only is refused where the bundle is opened, in one line
+    with pytest.raises(BundleError, match="an ensemble needs one per member"):
+        two_mineral_bundle(tmp_path / "one", members, embeddings=searches[:1])
+    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    manifest["embedding_search"].pop("weights")
+    (tmp_path / "e" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"an embedding search for 2 model\(s\) needs one per member \(embeddings.npz, embeddings-1.npz"):
+        load_bundle(tmp_path / "e")
+    assert EMBEDDINGS in manifest["files"]

@@ -311,8 +311,8 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
     kept = f"3 of 3; its grouped twin: {twin_config.best_epoch} of {twin_config.epochs_run}"
     assert dict(bundle.manifest.summary_rows())["epochs kept"] == kept  # what `ramanedge info` shows
     # resnet1d has an embedding layer: the bundle searches every spectrum's embedding, with its grouped twin's weight
-    search = bundle.embedding_search()
-    assert search is not None and len(search.classes) == len(dataset)
+    (search,) = bundle.embedding_searches()
+    assert len(search.classes) == len(dataset)
     twin = bundle.manifest.metrics_other_protocol["embedding_search"]
     assert twin["fitted_on"].startswith("grouped validation") and "grouped run" in bundle.manifest.embedding_search["fitted_on"]
     assert search.weight == twin["weight"]
@@ -330,3 +330,19 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
     )
     assert refused.exit_code == 1 and "fitted with the fair/poor files in the library" in refused.output
     assert not (tmp_path / "gated").exists()
+    # and a gate fitted on two members' averaged answers, for a bundle of one model
+    (tmp_path / "open_set.json").write_text(json.dumps({**report, "library_field_files": 0, "members": 2}))
+    refused = runner.invoke(
+        trainer_app,
+        ["export", str(tmp_path / "all"), "--float32", "--other-protocol-run", str(tmp_path / "grouped"),
+         "--evidence-gate", str(tmp_path / "open_set.json"), "--out", str(tmp_path / "gated")],
+    )
+    assert refused.exit_code == 1 and "fitted on the answers of 2 model(s) averaged, this bundle averages 1" in refused.output
+    assert not (tmp_path / "gated").exists()
+    # a grouped twin of two members for an exported model of one: its figures would not speak for it
+    refused = runner.invoke(
+        trainer_app,
+        ["export", str(tmp_path / "all"), "--float32", "--other-protocol-run", str(tmp_path / "grouped"),
+         "--other-protocol-run", str(tmp_path / "grouped"), "--out", str(tmp_path / "gated")],
+    )
+    assert refused.exit_code == 1 and "the other protocol's ensemble has 2 member(s), this one 1" in refused.output

@@ -312,6 +312,10 @@ def openset_command(
         bool,
         typer.Option("--library-field-files", help="the bundle's library will hold fair/poor files (`trainer export --library-field-files`): this run's holds its training specimens'"),
     ] = False,
+    member: Annotated[
+        list[Path] | None,
+        typer.Option(metavar="RUN", help="a further run of the same open-set split, averaged with the one RUN as an ensemble bundle averages (repeatable)"),
+    ] = None,
 ) -> None:
     """Open-set gates: identified right on new specimens of known minerals vs. fired on unknown minerals."""
     import json
@@ -320,8 +324,10 @@ def openset_command(
 
     if pooled is not None and pooled.exists():
         _fail(f"{pooled}: exists; the pooled gate's report is not written over a file")
+    if member and (len(runs) > 1 or pooled is not None):
+        _fail("--member makes one ensemble of the one RUN and its members; give one RUN and no --pooled")
     for run in runs:
-        _openset_one(run, field_set, input_smoothing, library_field_files)
+        _openset_one(run, field_set, input_smoothing, library_field_files, list(member or []))
     if pooled is not None:
         try:
             report = pooled_gate_report(list(runs))
@@ -346,11 +352,11 @@ def openset_command(
         )
 
 
-def _openset_one(run: Path, field_set: Path | None, smoothing_cm1: float = 0.0, library_field: bool = False) -> None:
-    from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, OPEN_SET, TARGET_PRECISION, open_set_report
+def _openset_one(run: Path, field_set: Path | None, smoothing_cm1: float = 0.0, library_field: bool = False, members: list[Path] | None = None) -> None:
+    from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, TARGET_PRECISION, open_set_report
 
     try:
-        report = open_set_report(run, field_set, smoothing_cm1=smoothing_cm1, library_field=library_field)
+        report = open_set_report(run, field_set, smoothing_cm1=smoothing_cm1, library_field=library_field, members=list(members or []))
     except EXPECTED as exc:
         _fail(str(exc))
     sizes = report["spectra"]
@@ -370,7 +376,7 @@ def _openset_one(run: Path, field_set: Path | None, smoothing_cm1: float = 0.0, 
     console.print(table)
     console.print(
         f"known-new top-1 (fused) {100 * report['known_test_top1']:.1f} %, group level {100 * report['known_test_group_top1']:.1f} % "
-        f"({report['groups']} groups; an answer is right where it holds the mineral); {OPEN_SET} in {run}",
+        f"({report['groups']} groups; an answer is right where it holds the mineral); {report['written']}",
         highlight=False,
     )
 

@@ -10,10 +10,11 @@ training-mode accuracy: BatchNorm folds its moving statistics into the exported 
 they lag the batch statistics the exported model is wrong however well training looked.
 After converting, the bundle is scored with the edge interpreter on the run's test split.
 
-A single network with an ``embedding_dense`` layer is exported with that layer as a second output, and the bundle
+A network with an ``embedding_dense`` layer is exported with that layer as a second output, and the bundle
 gets an embedding search (:mod:`edge.embedding_search`): its library's embeddings, computed by the exported model
 itself through the edge interpreter, and a weight fitted on the grouped run's validation spectra and their fair/poor
-files (a run on every spectrum ships its grouped twin's weight, as it ships its fusion). Everything scored after
+files (a run on every spectrum ships its grouped twin's weight, as it ships its fusion). In an ensemble each member
+gets its own search and weight (member i of a run on every spectrum takes member i's of its grouped twin). Everything scored after
 that (fusion, gate, figures) sees the probabilities the device gives.
 
 Before the search, the model input's smoothing (:func:`ramancore.preprocessing.smooth_measured_span`) is chosen
@@ -32,7 +33,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from edge.bundle import MANIFEST, Bundle, Manifest, load_bundle, with_embedding_search, with_input_smoothing, with_metrics, write_bundle
+from edge.bundle import (
+    MANIFEST,
+    Bundle,
+    Manifest,
+    load_bundle,
+    with_embedding_search,
+    with_input_smoothing,
+    with_metrics,
+    write_bundle,
+)
+from edge.bundle import search_weights as search_weights_of
 from edge.embedding_search import EmbeddingSearch
 from edge.library import Calibration, Matcher, ReferenceLibrary
 from edge.ranking import top_k_hits
@@ -364,7 +375,7 @@ class _Export:
     field: FieldSet | None
     demo: list[tuple[str, np.ndarray]]
     demo_note: str
-    searched: bool  #: one network with an embedding layer: the bundle gets an embedding search
+    searched: bool  #: every member has an embedding layer: the bundle gets an embedding search per member
 
     @property
     def run(self) -> Run:
@@ -396,10 +407,11 @@ def _prepare(runs: list[Run], dataset_path: str | Path | None, log, library_fiel
         )
         models.append(model)
         float_probas.append(member_proba)
-    with_embedding = with_embedding_output(models[0]) if len(models) == 1 else None
-    if with_embedding is not None:
-        models = [with_embedding]
-        log(f"{run.path.name}: exported with its {SEARCH_LAYER} layer as a second output, for the embedding search")
+    with_embedding = [with_embedding_output(model) for model in models]
+    searched = all(model is not None for model in with_embedding)
+    if searched:
+        models = [model for model in with_embedding if model is not None]
+        log(f"{', '.join(r.path.name for r in runs)}: exported with the {SEARCH_LAYER} layer as a second output, for the embedding search")
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     log(f"{run.path.name}: {len(groups)} Raman-indistinguishable groups of {sum(map(len, groups))} minerals among its training spectra")
     field = _field_set_for(run)
@@ -407,18 +419,18 @@ def _prepare(runs: list[Run], dataset_path: str | Path | None, log, library_fiel
     if library_field and field is None:
         raise ExportError(f"{run.path}: --library-field-files needs the fair/poor set ({FIELD_SET_FILE}); none found")
     library = reference_library(dataset, run.split.train, field if library_field else None)
-    job = _Export(runs, dataset, labels, rows, scored_on, models, float_probas, library, groups, field, demo, demo_note, with_embedding is not None)
+    job = _Export(runs, dataset, labels, rows, scored_on, models, float_probas, library, groups, field, demo, demo_note, searched)
     if library_field:
         log(f"{run.path.name}: library of {len(library)} spectra, {job.field_files} of them fair/poor processed files of its training specimens")
     return job
 
 
 def _convert(
-    job: _Export, precision: str, out: Path, scratch: Path, log, search_weight: float | None = None, smoothing: dict | None = None
+    job: _Export, precision: str, out: Path, scratch: Path, log, search_weights: list[float] | None = None, smoothing: dict | None = None
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Convert the members at float32 and ``precision``, write each bundle (``precision``'s to ``out``, with its
-    input smoothing: ``smoothing`` given, or fitted on the float32 bundle; and its embedding search where it has one:
-    ``search_weight`` given, or fitted) and score it through the edge interpreter on the scored rows, clean and
+    input smoothing: ``smoothing`` given, or fitted on the float32 bundle; and its embedding searches where it has
+    them: ``search_weights`` given, one per member, or fitted) and score it through the edge interpreter on the scored rows, clean and
     field-degraded; refuse a drifted or degenerate model. Returns the metrics and ``precision``'s probabilities on
     both."""
     run, rows = job.run, job.rows
@@ -438,9 +450,12 @@ def _convert(
             smoothing = _fit_input_smoothing(job, bundle, log)
         bundle = with_input_smoothing(bundle, smoothing)
         if job.searched:
-            search, fitted_on, _ = _embedding_search(job, bundle, search_weight)
-            with_embedding_search(bundle, search, layer=SEARCH_LAYER, fitted_on=fitted_on)
-            log(f"{run.path.name}: {p} embedding search over {len(search.classes)} references, weight {search.weight:g} ({fitted_on})")
+            searches, fitted_on, _ = _embedding_searches(job, bundle, search_weights)
+            with_embedding_search(bundle, searches, layer=SEARCH_LAYER, fitted_on=fitted_on)
+            log(
+                f"{run.path.name}: {p} embedding search over {len(searches[0].classes)} references, "
+                f"weight {', '.join(f'{s.weight:g}' for s in searches)} ({fitted_on})"
+            )
         proba = bundle_probabilities(target, X_test)
         metrics[p] = topk(proba, y_test)
         field_proba = bundle_probabilities(target, X_field)
@@ -454,16 +469,20 @@ def _convert(
     return metrics, proba, field_proba
 
 
-def _model_outputs(classifier: Classifier, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, classes) the model's own probabilities and (n, d) its embeddings of the (n, GRID_SIZE) spectra ``X``."""
-    P, E = [], []
-    for x in X:
-        p, e = classifier.model_outputs(x)
-        if e is None:
-            raise ExportError(f"{classifier.bundle.path}: the exported model gives no embedding output")
-        P.append(p)
-        E.append(e)
-    return np.stack(P), np.stack(E)
+def _member_outputs(classifier: Classifier, X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each member's (n, classes) own probabilities and (n, d) embeddings of the (n, GRID_SIZE) spectra ``X``."""
+    per_spectrum = [classifier.member_outputs(x) for x in X]
+    outputs = []
+    for i in range(len(classifier.members)):
+        P, E = [], []
+        for member_outputs in per_spectrum:
+            p, e = member_outputs[i]
+            if e is None:
+                raise ExportError(f"{classifier.bundle.path}: its model {i} gives no embedding output")
+            P.append(p)
+            E.append(e)
+        outputs.append((np.stack(P), np.stack(E)))
+    return outputs
 
 
 def _fit_input_smoothing(job: _Export, bundle: Bundle, log) -> dict:
@@ -479,7 +498,7 @@ def _fit_input_smoothing(job: _Export, bundle: Bundle, log) -> dict:
     for window in SMOOTHING_WINDOWS_CM1:
         bundle = with_input_smoothing(bundle, {"window_cm1": window, "polyorder": SMOOTHING_POLYORDER})
         if job.searched:
-            _, _, fitted = _embedding_search(job, bundle, None)  # the model's validation answers, its search refitted
+            _, _, fitted = _embedding_searches(job, bundle, None)  # the model's validation answers, its searches refitted
             assert fitted is not None  # no weight was given, so it was fitted on these spectra
             P = fitted
         else:
@@ -506,24 +525,36 @@ def _validation(job: _Export) -> tuple[np.ndarray, np.ndarray, int]:
     return validation_with_field(dataset.X[run.split.val], job.labels[run.split.val], field, dataset.specimen[run.split.val], run.classes)
 
 
-def _embedding_search(job: _Export, bundle: Bundle, weight: float | None) -> tuple[EmbeddingSearch, str, np.ndarray | None]:
-    """The library's embeddings by the written bundle's own model (the device's numbers) and the search's weight:
-    ``weight`` (a grouped twin's), or fitted on the run's validation spectra (and their specimens' fair/poor files,
-    for a grouped run) through the bundle; what it was fitted on; and, where it was fitted, the model's answers on
-    those spectra with the search fused in ((n, classes); None where ``weight`` was given)."""
+def _embedding_searches(
+    job: _Export, bundle: Bundle, weights: list[float] | None
+) -> tuple[list[EmbeddingSearch], str, np.ndarray | None]:
+    """Each member's search: the library's embeddings by that member of the written bundle (the device's numbers) and
+    its weight: ``weights`` (a grouped twin's, one per member), or fitted on the run's validation spectra (and their
+    specimens' fair/poor files, for a grouped run) through the bundle; what they were fitted on; and, where they were
+    fitted, the ensemble's answers on those spectra with the searches fused in ((n, classes); None where ``weights``
+    were given)."""
     run = job.run
     classifier = Classifier(bundle, num_threads=1)
-    _, references = _model_outputs(classifier, np.asarray(job.library.spectra, np.float32))
-    search = EmbeddingSearch.of_library(references, list(job.library.minerals), run.classes)
-    if weight is not None:
-        search.weight = weight
-        return search, "the grouped run of the same recipe (--other-protocol-run)", None
+    references = _member_outputs(classifier, np.asarray(job.library.spectra, np.float32))
+    searches = [EmbeddingSearch.of_library(E, list(job.library.minerals), run.classes) for _, E in references]
+    if weights is not None:
+        if len(weights) != len(searches):
+            raise ExportError(
+                f"{run.path}: its grouped twin has {len(weights)} member(s) and this export {len(searches)}; "
+                "export the twin as an ensemble of as many members (--other-protocol-run, once per member)"
+            )
+        for search, weight in zip(searches, weights):
+            search.weight = weight
+        return searches, "the grouped run of the same recipe (--other-protocol-run)", None
     if not len(run.split.val):
         raise ExportError(f"{run.path}: no validation spectra to fit the embedding search on; pass --other-protocol-run GROUPED_RUN")
     X, y, joined = _validation(job)
-    P, E = _model_outputs(classifier, X)
-    search.weight, _ = fit_weight(P, search.best_cosine(E), y, validation_weights(len(y), joined))
-    return search, f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files among {len(y)})", search.fuse(P, E)
+    fused = []
+    for search, (P, E) in zip(searches, _member_outputs(classifier, X)):
+        search.weight, _ = fit_weight(P, search.best_cosine(E), y, validation_weights(len(y), joined))
+        fused.append(search.fuse(P, E))
+    fitted_on = f"{run.path.name} validation ({run.split.protocol} split; {joined} fair/poor files among {len(y)})"
+    return searches, fitted_on + (", each member's weight its own" if len(searches) > 1 else ""), np.mean(fused, axis=0)
 
 
 def _calibrate(job: _Export, out: Path, log) -> Calibration:
@@ -593,22 +624,22 @@ def _convert_and_score(
     log,
     fusion: Calibration | None = None,
     gate: tuple[dict, dict] | None = None,
-    search_weight: float | None = None,
+    search_weights: list[float] | None = None,
     smoothing: dict | None = None,
     library_field: bool = False,
-) -> tuple[dict, Calibration, float | None, dict]:
+) -> tuple[dict, Calibration, list[float] | None, dict]:
     """Prepare, convert, calibrate and score one run (or an ensemble's member runs, the first giving the library
     and recipe); its bundle is written to ``out``.
 
     The fusion of model and library is calibrated on this run's validation spectra unless ``fusion`` (fitted on a
     grouped run of the same recipe) is given, and so are the embedding search's weight and the input smoothing unless
-    ``search_weight`` and ``smoothing`` are; ``gate`` (an open-set evidence gate and its record) joins the calibration
-    before any answer is scored. Returns the metrics block of the manifest, the calibration, the search's weight
-    (None: no search) and the input smoothing record. ``library_field``: the fair/poor processed files of the
+    ``search_weights`` (one per member) and ``smoothing`` are; ``gate`` (an open-set evidence gate and its record) joins the calibration
+    before any answer is scored. Returns the metrics block of the manifest, the calibration, the searches' weights,
+    one per member (None: no search), and the input smoothing record. ``library_field``: the fair/poor processed files of the
     training specimens join the library.
     """
     job = _prepare(runs, dataset_path, log, library_field)
-    metrics, proba, field_proba = _convert(job, precision, out, scratch, log, search_weight, smoothing)
+    metrics, proba, field_proba = _convert(job, precision, out, scratch, log, search_weights, smoothing)
     fusion = fusion if fusion is not None else _calibrate(job, out, log)
     if gate is not None:
         fusion = with_evidence_gate(fusion, gate)
@@ -626,7 +657,7 @@ def _convert_and_score(
         "epochs_kept": epochs_kept(job.run),
         "embedding_search": search,
         "input_smoothing_cm1": written.smoothing_cm1,
-    }, fusion, search.get("weight"), written.input_smoothing
+    }, fusion, (search_weights_of(search) if search else None), written.input_smoothing
 
 
 def export(
@@ -667,7 +698,17 @@ def export(
             f"{run.path}: trained on every spectrum, so it has no held-out spectra for its figures and calibration; "
             "pass --other-protocol-run GROUPED_RUN (the same recipe on the grouped split)"
         )
+    if others and len(others) != len(runs):
+        raise ExportError(
+            f"{others[0].path}: the other protocol's ensemble has {len(others)} member(s), this one {len(runs)}: its fusion and "
+            "figures speak for as many members only (--other-protocol-run once per member)"
+        )
     gate = load_evidence_gate(evidence_gate) if evidence_gate else None
+    if gate is not None and gate[1]["members"] != len(runs):
+        raise ExportError(
+            f"{evidence_gate}: its gate was fitted on the answers of {gate[1]['members']} model(s) averaged, this bundle averages "
+            f"{len(runs)}; rerun `trainer openset` with as many (--member)"
+        )
     if gate is not None and (other is None or other.split.protocol != "grouped"):
         raise ExportError("--evidence-gate needs --other-protocol-run GROUPED_RUN: the gate is fitted with the grouped run's fusion")
     smoothing_from = "given (--input-smoothing)"
@@ -697,7 +738,7 @@ def export(
     try:
         with tempfile.TemporaryDirectory() as tmp:
             given = None if input_smoothing_cm1 is None else {"window_cm1": input_smoothing_cm1, "polyorder": SMOOTHING_POLYORDER, "fitted_on": smoothing_from}
-            other_metrics, other_fusion, other_weight, other_smoothing = (
+            other_metrics, other_fusion, other_weights, other_smoothing = (
                 _convert_and_score(
                     others, None, precision, Path(tmp) / "other", Path(tmp), log, gate=gate, smoothing=given, library_field=library_field
                 )
@@ -705,9 +746,9 @@ def export(
             )
             # a grouped run's calibration was fitted on specimens its model never saw: the honest one to ship
             twin = other is not None and other.split.protocol == "grouped"
-            fusion, weight, smoothing = (other_fusion, other_weight, other_smoothing) if twin else (None, None, given)
+            fusion, weights, smoothing = (other_fusion, other_weights, other_smoothing) if twin else (None, None, given)
             metrics, fusion, _, _ = _convert_and_score(
-                runs, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion, search_weight=weight, smoothing=smoothing,
+                runs, dataset_path, precision, staging / "bundle", Path(tmp), log, fusion, search_weights=weights, smoothing=smoothing,
                 library_field=library_field,
             )
         with_metrics(load_bundle(staging / "bundle"), metrics, other_metrics, fusion)

@@ -210,12 +210,15 @@ def open_set_report(
     dataset_path: str | Path | None = None,
     smoothing_cm1: float = 0.0,
     library_field: bool = False,
+    members: list[str | Path] | None = None,
 ) -> dict[str, Any]:
     """Fit the candidate gates on the fit parts of an open-set run and report them on its test parts;
     writes ``open_set.json`` (figures, curves and the evidence gate) into the run folder. ``smoothing_cm1``: the
     model input smoothing of the bundle the gate will ship in (cm^-1, 0: none), so that the gate sees its answers;
     ``library_field``: that bundle's library holds the fair/poor processed files of its training specimens
-    (``trainer export --library-field-files``), so this run's library holds those of its own."""
+    (``trainer export --library-field-files``), so this run's library holds those of its own. ``members``: further
+    runs of the same open-set split, averaged with it as an ensemble bundle averages (each with its own embedding
+    search); the files then go into the run folder as ``open_set+MEMBER.json`` and alike (:func:`report_names`)."""
     import keras  # noqa: F401  (the run's model is a Keras one; imported here so `trainer --help` stays light)
 
     from trainer.embedding import keras_search
@@ -223,25 +226,36 @@ def open_set_report(
     from trainer.training import load_run
 
     run = load_run(run_dir)
-    if run.split.protocol != "open":
-        raise OpenSetError(f"{run.path}: trained on the {run.split.protocol} split; the open-set report needs `trainer fit --split open`")
+    others = [load_run(m) for m in members or []]
+    for member in (run, *others):
+        if member.split.protocol != "open":
+            raise OpenSetError(f"{member.path}: trained on the {member.split.protocol} split; the open-set report needs `trainer fit --split open`")
+    for member in others:
+        if (member.split.seed, member.classes, member.config.dataset_sha256) != (run.split.seed, run.classes, run.config.dataset_sha256):
+            raise OpenSetError(f"{member.path}: not the same dataset, classes and open-set split as {run.path}; cannot be one ensemble")
     dataset = run.load_dataset(dataset_path)
-    model = run.build_trained_model()
     if field_set is None:
         field_set = default_path()
     field = field_set if isinstance(field_set, FieldSet) or field_set is None else load_field_set(field_set)
     if library_field and field is None:
         raise OpenSetError(f"{run.path}: --library-field-files needs the fair/poor set; none found")
     library = reference_library(dataset, run.split.train, field if library_field else None)
-    # the model's probabilities as the device will give them: with its embedding search over the library, where it has one
-    predict, search = keras_search(run, dataset, model, field, smoothing_cm1, library)
+    # the model's probabilities as the device will give them: with its embedding search over the library, where it
+    # has one; an ensemble's members each with their own, averaged
+    searched = [keras_search(member, dataset, member.build_trained_model(), field, smoothing_cm1, library) for member in (run, *others)]
+    search = {**searched[0][1], **({"weights": [info["weight"] for _, info in searched]} if others else {})}
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        return np.mean([member_predict(X) for member_predict, _ in searched], axis=0)
+
     # the device's path: the fusion as export fits it, and the groups export ships (from the training spectra)
     groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
     matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups)
     unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
     raw_parts = open_set_parts(run, dataset, field)
     parts = {name: answer_part(matcher, predict(p.X), p.X, p.y, p.fair) for name, p in raw_parts.items()}
-    save_answers(run.path / OPEN_SET_ANSWERS, parts, raw_parts, run.split.seed)
+    names = report_names(others)
+    save_answers(run.path / names[OPEN_SET_ANSWERS], parts, raw_parts, run.split.seed)
     gate = fit_evidence_gate(parts["known_fit"], parts["unknown_fit"])
     candidates: dict[str, Candidate] = {
         "fused confidence (today's gate)": lambda a: a.confidence,
@@ -249,7 +263,8 @@ def open_set_report(
         "evidence (logistic)": lambda a: _scores(gate, a),
     }
     report: dict[str, Any] = {
-        "run": run.path.name,
+        "run": "+".join(member.path.name for member in (run, *others)),
+        "members": 1 + len(others),
         "seed": run.split.seed,
         "targets": {"precision": TARGET_PRECISION, "max_unknown_identified": MAX_UNKNOWN_IDENTIFIED},
         "spectra": {name: {"all": len(a), "fair_poor_files": int(a.fair.sum())} for name, a in parts.items()},
@@ -272,12 +287,20 @@ def open_set_report(
             "fit": {k: v for k, v in gate_figures(score(parts["known_fit"]), parts["known_fit"], score(parts["unknown_fit"]), threshold).items() if k != "curve"},
             "test": gate_figures(score(parts["known_test"]), parts["known_test"], score(parts["unknown_test"]), threshold),
         }
-    (run.path / OPEN_SET).write_text(json.dumps(report, indent=2))
+    report["written"] = str(run.path / names[OPEN_SET])
+    (run.path / names[OPEN_SET]).write_text(json.dumps(report, indent=2))
     plots.risk_coverage(
-        {name: figures["test"]["curve"] for name, figures in report["gates"].items()}, run.path / RISK_COVERAGE,
+        {name: figures["test"]["curve"] for name, figures in report["gates"].items()}, run.path / names[RISK_COVERAGE],
         f"{run.path.name}: open-set test parts (thresholds fitted on the fit parts)",
     )
     return report
+
+
+def report_names(members: list[Run]) -> dict[str, str]:
+    """The names of a report's files in the run folder: :data:`OPEN_SET` and alike for the run alone, with
+    ``+MEMBER...`` before the suffix for an ensemble, so that a run's own report is never written over."""
+    tag = "".join(f"+{m.path.name}" for m in members)
+    return {name: f"{Path(name).stem}{tag}{Path(name).suffix}" for name in (OPEN_SET, OPEN_SET_ANSWERS, RISK_COVERAGE)}
 
 
 def save_answers(path: Path, parts: dict[str, Answers], raw: dict[str, Part], seed: int) -> None:
@@ -447,4 +470,5 @@ def load_evidence_gate(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]
         "input_smoothing_cm1": smoothing,
         "library_field_files": int(report.get("library_field_files", 0)),
         "fusion_noise_falling": noise_falling(report),
+        "members": int(report.get("members", 1)),
     }
