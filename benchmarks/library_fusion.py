@@ -87,8 +87,8 @@ def twin_answers(bundle_path: Path | None, folder: Path) -> list[str]:
     keep = np.array([specimen_of(i) not in specimens for i in library.ids])
     held = ReferenceLibrary(library.spectra[keep], library.minerals[keep], library.ids[keep], library.sources[keep])
     identifier = Identifier(bundle, None, num_threads=1)
-    if identifier.classifier.embedding_search is not None:  # its references are the library's: the same ones leave
-        identifier.classifier.embedding_search = identifier.classifier.embedding_search.subset(keep)
+    classifier = identifier.classifier  # each member's search's references are the library's: the same ones leave
+    classifier.embedding_searches = [search.subset(keep) for search in classifier.embedding_searches]
     matcher = Matcher(bundle.labels, held, identifier.calibration)
     head = (
         f"\nRAW twins: {len(pairs)} pairs; library (and embedding search) without their {len(specimens)} specimens "

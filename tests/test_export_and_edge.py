@@ -346,3 +346,19 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
          "--other-protocol-run", str(tmp_path / "grouped"), "--out", str(tmp_path / "gated")],
     )
     assert refused.exit_code == 1 and "the other protocol's ensemble has 2 member(s), this one 1" in refused.output
+    # an ensemble of two members (a second of each, from init seed 1): an embedding search per member, each member's
+    # weight its grouped twin member's, and the device's answer their fused probabilities averaged
+    for split, out in (("all", "all-1"), ("grouped", "grouped-1")):
+        result = runner.invoke(trainer_app, ["fit", str(six_classes), "--out", str(tmp_path / out), "--split", split, "--init-seed", "1", *recipe])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        trainer_app,
+        ["export", str(tmp_path / "all"), str(tmp_path / "all-1"), "--float32", "--other-protocol-run", str(tmp_path / "grouped"),
+         "--other-protocol-run", str(tmp_path / "grouped-1"), "--out", str(tmp_path / "pair")],
+    )
+    assert result.exit_code == 0, result.output
+    pair = load_bundle(tmp_path / "pair")
+    searches = pair.embedding_searches()
+    twin_weights = pair.manifest.metrics_other_protocol["embedding_search"]["weights"]
+    assert pair.manifest.training["ensemble"] == ["all", "all-1"] and [s.weight for s in searches] == twin_weights
+    assert all(len(s.classes) == len(dataset) for s in searches) and not np.allclose(searches[0].vectors, searches[1].vectors)
