@@ -40,11 +40,11 @@ def test_the_device_feeds_its_network_the_smoothed_input(smoothed_bundle, plain_
     x = _demo_spectrum()
     plain = Classifier(plain_bundle, num_threads=1)
     smoothed = Classifier(smoothed_bundle, num_threads=1)
-    p_smoothed, e_smoothed = smoothed.model_outputs(x)
-    p_by_hand, e_by_hand = plain.model_outputs(smooth_measured_span(x, 21.0))
+    ((p_smoothed, e_smoothed),) = smoothed.member_outputs(x)
+    ((p_by_hand, e_by_hand),) = plain.member_outputs(smooth_measured_span(x, 21.0))
     np.testing.assert_array_equal(p_smoothed, p_by_hand)
     np.testing.assert_array_equal(e_smoothed, e_by_hand)
-    assert not np.array_equal(p_smoothed, plain.model_outputs(x)[0])
+    assert not np.array_equal(p_smoothed, plain.member_outputs(x)[0][0])
 
 
 def test_the_smoothing_is_recorded_named_and_can_be_switched_off(smoothed_bundle, plain_bundle, tmp_path):
