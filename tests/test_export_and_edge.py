@@ -347,14 +347,14 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
     )
     assert refused.exit_code == 1 and "the other protocol's ensemble has 2 member(s), this one 1" in refused.output
     # an ensemble of two members (a second of each, from init seed 1): an embedding search per member, each member's
-    # weight its grouped twin member's, and the device's answer their fused probabilities averaged
+    # weight its grouped twin member's (the smoothing given: its window fit would refit both searches seven times)
     for split, out in (("all", "all-1"), ("grouped", "grouped-1")):
         result = runner.invoke(trainer_app, ["fit", str(six_classes), "--out", str(tmp_path / out), "--split", split, "--init-seed", "1", *recipe])
         assert result.exit_code == 0, result.output
     result = runner.invoke(
         trainer_app,
         ["export", str(tmp_path / "all"), str(tmp_path / "all-1"), "--float32", "--other-protocol-run", str(tmp_path / "grouped"),
-         "--other-protocol-run", str(tmp_path / "grouped-1"), "--out", str(tmp_path / "pair")],
+         "--other-protocol-run", str(tmp_path / "grouped-1"), "--input-smoothing", "0", "--out", str(tmp_path / "pair")],
     )
     assert result.exit_code == 0, result.output
     pair = load_bundle(tmp_path / "pair")
