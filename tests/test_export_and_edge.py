@@ -323,29 +323,21 @@ def test_a_production_bundle_holds_every_spectrum_and_its_grouped_twins_figures(
     figures = {"threshold": 0.5, "precision": 1.0, "coverage": 0.5, "fair_precision": 1.0, "fair_coverage": 0.5, "unknown_identified": 0.0}
     report = {"run": "open", "seed": 0, "evidence_gate": {}, "gates": {"evidence (logistic)": {"test": figures}}, "library_field_files": 12}
     (tmp_path / "open_set.json").write_text(json.dumps(report))
-    refused = runner.invoke(
-        trainer_app,
-        ["export", str(tmp_path / "all"), "--float32", "--other-protocol-run", str(tmp_path / "grouped"),
-         "--evidence-gate", str(tmp_path / "open_set.json"), "--out", str(tmp_path / "gated")],
-    )
-    assert refused.exit_code == 1 and "fitted with the fair/poor files in the library" in refused.output
-    assert not (tmp_path / "gated").exists()
+
+    def refused_export(*extra: str) -> str:
+        """The output of an export of run "all" with its grouped twin and ``extra`` options, which must be refused."""
+        twin = ["--other-protocol-run", str(tmp_path / "grouped")]
+        result = runner.invoke(trainer_app, ["export", str(tmp_path / "all"), "--float32", *twin, *extra, "--out", str(tmp_path / "gated")])
+        assert result.exit_code == 1 and not (tmp_path / "gated").exists()
+        return result.output
+
+    gated = ("--evidence-gate", str(tmp_path / "open_set.json"))
+    assert "fitted with the fair/poor files in the library" in refused_export(*gated)
     # and a gate fitted on two members' averaged answers, for a bundle of one model
     (tmp_path / "open_set.json").write_text(json.dumps({**report, "library_field_files": 0, "members": 2}))
-    refused = runner.invoke(
-        trainer_app,
-        ["export", str(tmp_path / "all"), "--float32", "--other-protocol-run", str(tmp_path / "grouped"),
-         "--evidence-gate", str(tmp_path / "open_set.json"), "--out", str(tmp_path / "gated")],
-    )
-    assert refused.exit_code == 1 and "fitted on the answers of 2 model(s) averaged, this bundle averages 1" in refused.output
-    assert not (tmp_path / "gated").exists()
+    assert "fitted on the answers of 2 model(s) averaged, this bundle averages 1" in refused_export(*gated)
     # a grouped twin of two members for an exported model of one: its figures would not speak for it
-    refused = runner.invoke(
-        trainer_app,
-        ["export", str(tmp_path / "all"), "--float32", "--other-protocol-run", str(tmp_path / "grouped"),
-         "--other-protocol-run", str(tmp_path / "grouped"), "--out", str(tmp_path / "gated")],
-    )
-    assert refused.exit_code == 1 and "the other protocol's ensemble has 2 member(s), this one 1" in refused.output
+    assert "the other protocol's ensemble has 2 member(s), this one 1" in refused_export("--other-protocol-run", str(tmp_path / "grouped"))
     # an ensemble of two members (a second of each, from init seed 1): an embedding search per member, each member's
     # weight its grouped twin member's (the smoothing given: its window fit would refit both searches seven times)
     for split, out in (("all", "all-1"), ("grouped", "grouped-1")):
