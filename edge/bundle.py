@@ -151,8 +151,8 @@ class Manifest:
             rows.append(("library", f"{library.get('spectra')} reference spectra of {library.get('minerals')} minerals: {library.get('holds', '')}"))
         if self.embedding_search:
             search = self.embedding_search
-            weights = search.get("weights", [search.get("weight")])
-            each = f"each member's, weights {', '.join(f'{w:g}' for w in weights)}" if len(weights) > 1 else f"weight {weights[0]}"
+            weights = search_weights(search)
+            each = f"each member's, weights {', '.join(f'{w:g}' for w in weights)}" if len(weights) > 1 else f"weight {weights[0]:g}"
             rows.append((
                 "embedding search",
                 f"{search.get('references')} references in its {search.get('layer')} layer ({search.get('dim')} values), {each}",
