@@ -84,25 +84,23 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    from edge.library import Matcher
-    from trainer.embedding import keras_search
     from trainer.export import reference_library
-    from trainer.field_set import default_path, load_field_set, validation_fusion
-    from trainer.groups import derive_groups
-    from trainer.training import load_run
+    from trainer.field_set import default_path, load_field_set
+    from trainer.open_set import device_matcher, member_searches
+    from trainer.training import check_one_split, load_run
 
     run, member = load_run(args.run), load_run(args.member)
+    check_one_split([run, member])
     dataset = run.load_dataset(None)
     field_path = default_path()
     field = load_field_set(field_path) if field_path else None
     library = reference_library(dataset, run.split.train)
-    searched = [keras_search(r, dataset, r.build_trained_model(), field, args.input_smoothing, library)[0] for r in (run, member)]
+    searched, _ = member_searches([run, member], dataset, field, args.input_smoothing, library)
 
     def predict(X: np.ndarray) -> np.ndarray:
         return np.mean([p(X) for p in searched], axis=0)
 
-    groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
-    matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups)
+    matcher, _ = device_matcher(run, dataset, library, field, predict)
     answers, extra = {}, {}
     for name, part in open_set_parts(run, dataset, field).items():
         members = [p(part.X) for p in searched]

@@ -353,7 +353,7 @@ def openset_command(
 
 
 def _openset_one(run: Path, field_set: Path | None, smoothing_cm1: float = 0.0, library_field: bool = False, members: list[Path] | None = None) -> None:
-    from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, TARGET_PRECISION, open_set_report
+    from trainer.open_set import MAX_UNKNOWN_IDENTIFIED, OPEN_SET, TARGET_PRECISION, open_set_report, report_names
 
     try:
         report = open_set_report(run, field_set, smoothing_cm1=smoothing_cm1, library_field=library_field, members=list(members or []))
@@ -376,7 +376,8 @@ def _openset_one(run: Path, field_set: Path | None, smoothing_cm1: float = 0.0, 
     console.print(table)
     console.print(
         f"known-new top-1 (fused) {100 * report['known_test_top1']:.1f} %, group level {100 * report['known_test_group_top1']:.1f} % "
-        f"({report['groups']} groups; an answer is right where it holds the mineral); {report['written']}",
+        f"({report['groups']} groups; an answer is right where it holds the mineral); "
+        f"{run / report_names([m.name for m in members or []])[OPEN_SET]}",
         highlight=False,
     )
 

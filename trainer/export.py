@@ -68,7 +68,7 @@ from trainer.field_set import (
 from trainer.groups import derive_groups
 from trainer.metrics import top_k_accuracy
 from trainer.open_set import load_evidence_gate
-from trainer.training import SPLIT_FIELDS, Run, load_run
+from trainer.training import SPLIT_FIELDS, Run, check_one_split, load_run
 
 PRECISIONS = ("int8", "float16", "float32")
 #: What a geologist expects a demo to know first: rock-forming and gem minerals, in this order.
@@ -349,16 +349,6 @@ def _demo_for(run: Run, dataset: SpectraDataset, field: FieldSet | None) -> tupl
     )
 
 
-def _same_members(runs: list[Run]) -> None:
-    """An ensemble's members must share dataset, classes and split; only their initial weights may differ."""
-    first = runs[0]
-    for run in runs[1:]:
-        if (run.config.dataset_sha256, run.classes, run.split.protocol, run.split.seed) != (
-            first.config.dataset_sha256, first.classes, first.split.protocol, first.split.seed
-        ):
-            raise ExportError(f"{run.path}: not the same dataset, classes and split as {first.path}; cannot be one ensemble")
-
-
 @dataclass
 class _Export:
     """What converting and scoring one run (or an ensemble of runs on one split) works from, prepared once."""
@@ -390,7 +380,7 @@ class _Export:
 def _prepare(runs: list[Run], dataset_path: str | Path | None, log, library_field: bool = False) -> _Export:
     """Load and check the members (inference mode), and gather the library (with ``library_field``, the fair/poor
     processed files of the training specimens too), the groups, the field set and the demo."""
-    _same_members(runs)
+    check_one_split(runs)
     run = runs[0]
     dataset = run.load_dataset(dataset_path)
     labels = dataset.labels(run.classes)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from edge.answer import EVIDENCE, EvidenceGate, gate_features
-from edge.library import Matcher
+from edge.library import Matcher, ReferenceLibrary
 from trainer import plots
 from trainer.errors import TrainerError
 from trainer.field_set import FieldSet, default_path, load_field_set, validation_fusion
@@ -221,18 +221,15 @@ def open_set_report(
     search); the files then go into the run folder as ``open_set+MEMBER.json`` and alike (:func:`report_names`)."""
     import keras  # noqa: F401  (the run's model is a Keras one; imported here so `trainer --help` stays light)
 
-    from trainer.embedding import keras_search
     from trainer.export import reference_library
-    from trainer.training import load_run
+    from trainer.training import check_one_split, load_run
 
     run = load_run(run_dir)
     others = [load_run(m) for m in members or []]
     for member in (run, *others):
         if member.split.protocol != "open":
             raise OpenSetError(f"{member.path}: trained on the {member.split.protocol} split; the open-set report needs `trainer fit --split open`")
-    for member in others:
-        if (member.split.seed, member.classes, member.config.dataset_sha256) != (run.split.seed, run.classes, run.config.dataset_sha256):
-            raise OpenSetError(f"{member.path}: not the same dataset, classes and open-set split as {run.path}; cannot be one ensemble")
+    check_one_split([run, *others])
     dataset = run.load_dataset(dataset_path)
     if field_set is None:
         field_set = default_path()
@@ -240,21 +237,16 @@ def open_set_report(
     if library_field and field is None:
         raise OpenSetError(f"{run.path}: --library-field-files needs the fair/poor set; none found")
     library = reference_library(dataset, run.split.train, field if library_field else None)
-    # the model's probabilities as the device will give them: with its embedding search over the library, where it
-    # has one; an ensemble's members each with their own, averaged
-    searched = [keras_search(member, dataset, member.build_trained_model(), field, smoothing_cm1, library) for member in (run, *others)]
-    search = {**searched[0][1], **({"weights": [info["weight"] for _, info in searched]} if others else {})}
+    member_predicts, search = member_searches([run, *others], dataset, field, smoothing_cm1, library)
 
     def predict(X: np.ndarray) -> np.ndarray:
-        return np.mean([member_predict(X) for member_predict, _ in searched], axis=0)
+        return np.mean([member_predict(X) for member_predict in member_predicts], axis=0)
 
-    # the device's path: the fusion as export fits it, and the groups export ships (from the training spectra)
-    groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
-    matcher = Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups)
+    matcher, groups = device_matcher(run, dataset, library, field, predict)
     unknown_fit, unknown_test = open_set_minerals(dataset.mineral, run.split.seed)
     raw_parts = open_set_parts(run, dataset, field)
     parts = {name: answer_part(matcher, predict(p.X), p.X, p.y, p.fair) for name, p in raw_parts.items()}
-    names = report_names(others)
+    names = report_names([m.path.name for m in others])
     save_answers(run.path / names[OPEN_SET_ANSWERS], parts, raw_parts, run.split.seed)
     gate = fit_evidence_gate(parts["known_fit"], parts["unknown_fit"])
     candidates: dict[str, Candidate] = {
@@ -287,7 +279,6 @@ def open_set_report(
             "fit": {k: v for k, v in gate_figures(score(parts["known_fit"]), parts["known_fit"], score(parts["unknown_fit"]), threshold).items() if k != "curve"},
             "test": gate_figures(score(parts["known_test"]), parts["known_test"], score(parts["unknown_test"]), threshold),
         }
-    report["written"] = str(run.path / names[OPEN_SET])
     (run.path / names[OPEN_SET]).write_text(json.dumps(report, indent=2))
     plots.risk_coverage(
         {name: figures["test"]["curve"] for name, figures in report["gates"].items()}, run.path / names[RISK_COVERAGE],
@@ -296,10 +287,33 @@ def open_set_report(
     return report
 
 
-def report_names(members: list[Run]) -> dict[str, str]:
+def member_searches(
+    runs: list[Run], dataset: SpectraDataset, field: FieldSet | None, smoothing_cm1: float, library: ReferenceLibrary
+) -> tuple[list[Callable[[np.ndarray], np.ndarray]], dict[str, Any]]:
+    """Each run's ``predict`` ((n, GRID_SIZE) -> (n, classes)) as the device gives its probabilities: with its own
+    embedding search over ``library`` (:func:`trainer.embedding.keras_search`), smoothed by ``smoothing_cm1``; an
+    ensemble averages them. And the search's record (an ensemble's with ``weights``, one per member)."""
+    from trainer.embedding import keras_search
+
+    searched = [keras_search(run, dataset, run.build_trained_model(), field, smoothing_cm1, library) for run in runs]
+    record = {**searched[0][1], **({"weights": [info["weight"] for _, info in searched]} if len(runs) > 1 else {})}
+    return [predict for predict, _ in searched], record
+
+
+def device_matcher(
+    run: Run, dataset: SpectraDataset, library: ReferenceLibrary, field: FieldSet | None, predict: Callable[[np.ndarray], np.ndarray]
+) -> tuple[Matcher, list[list[str]]]:
+    """The device's answering path for ``run``: the fusion as export fits it (``predict``: the model's probabilities)
+    and the groups export ships (from the training spectra); with those groups."""
+    groups = derive_groups(dataset.X[run.split.train], dataset.mineral[run.split.train], dataset.specimen[run.split.train])
+    return Matcher(run.classes, library, validation_fusion(run, dataset, library, field, predict), groups), groups
+
+
+def report_names(members: list[str]) -> dict[str, str]:
     """The names of a report's files in the run folder: :data:`OPEN_SET` and alike for the run alone, with
-    ``+MEMBER...`` before the suffix for an ensemble, so that a run's own report is never written over."""
-    tag = "".join(f"+{m.path.name}" for m in members)
+    ``+MEMBER...`` (the members' folder names) before the suffix for an ensemble, so that a run's own report is never
+    written over."""
+    tag = "".join(f"+{name}" for name in members)
     return {name: f"{Path(name).stem}{tag}{Path(name).suffix}" for name in (OPEN_SET, OPEN_SET_ANSWERS, RISK_COVERAGE)}
 
 

@@ -407,6 +407,16 @@ class Run:
         return dataset
 
 
+def check_one_split(runs: list[Run]) -> None:
+    """An ensemble's members must share dataset, classes and split; only their initial weights may differ."""
+    first = runs[0]
+    for run in runs[1:]:
+        if (run.config.dataset_sha256, run.classes, run.split.protocol, run.split.seed) != (
+            first.config.dataset_sha256, first.classes, first.split.protocol, first.split.seed
+        ):
+            raise RunError(f"{run.path}: not the same dataset, classes and split as {first.path}; cannot be one ensemble")
+
+
 def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
